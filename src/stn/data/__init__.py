@@ -1,0 +1,24 @@
+"""Data sets as uint8 tensors: ``stn.data.load(name, root)``.
+
+Registered: ``cifar10``, ``mnist``, ``fashion-mnist``, ``folder`` (your own ``train/<class>/``
+and ``test/<class>/`` images), and the distorted MNIST variants of the paper.
+"""
+
+from stn.data import builtin  # noqa: F401  (registers the built-in data sets)
+from stn.data.dataset import Dataset, channel_stats
+from stn.data.formats import DataError
+from stn.data.registry import Recipe, cache_dir, data_root, load, names, recipe, register, summary
+
+__all__ = [
+    "DataError",
+    "Dataset",
+    "Recipe",
+    "cache_dir",
+    "channel_stats",
+    "data_root",
+    "load",
+    "names",
+    "recipe",
+    "register",
+    "summary",
+]

@@ -1,0 +1,87 @@
+"""The built-in data sets: ``cifar10``, ``mnist``, ``fashion-mnist`` and ``folder``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stn.data.formats import DataError
+from stn.data.official import (
+    DEBIAN_FASHION,
+    FASHION_CLASSES,
+    MNIST_CLASSES,
+    Source,
+    download,
+    downloads_allowed,
+    find_cifar10,
+    find_folder,
+    find_idx,
+    read_source,
+)
+from stn.data.registry import Recipe, register
+
+
+def _official(name: str, root: Path, find, how: str) -> Recipe:
+    source, looked = find(root)
+    if source is None:
+        reason = "downloads are off (STN_NO_DOWNLOAD)"
+        if downloads_allowed():
+            try:
+                download(name, root)
+                source, _ = find(root)
+            except Exception as err:  # network, permissions, checksum: all mean "not fetched"
+                reason = f"download failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+        if source is None:
+            raise DataError(
+                f"{name} not found; looked for {'; '.join(looked)}; {reason}. {how} under --data-root (or $STN_DATA)"
+            )
+    return _recipe(name, source)
+
+
+def _recipe(name: str, source: Source) -> Recipe:
+    return Recipe(f"{name}-{source.fingerprint()}", lambda: read_source(name, source))
+
+
+@register("cifar10", "CIFAR-10: 50,000 + 10,000 colour 32x32 images, 10 classes")
+def cifar10(root: Path) -> Recipe:
+    return _official(
+        "cifar10",
+        root,
+        find_cifar10,
+        "Provide cifar-10-python.tar.gz, its cifar-10-batches-py/ folder, or train/<class>/ and test/<class>/ images",
+    )
+
+
+@register("mnist", "MNIST: 60,000 + 10,000 grayscale 28x28 digits")
+def mnist(root: Path) -> Recipe:
+    return _official(
+        "mnist",
+        root,
+        lambda r: find_idx(r, ("mnist", "MNIST/raw", "mnist/MNIST/raw"), MNIST_CLASSES),
+        "Provide the four IDX files (train-images-idx3-ubyte.gz, ...)",
+    )
+
+
+@register("fashion-mnist", "Fashion-MNIST: 60,000 + 10,000 grayscale 28x28 clothes")
+def fashion_mnist(root: Path) -> Recipe:
+    def find(r: Path):
+        return find_idx(
+            r,
+            ("fashion-mnist", "FashionMNIST/raw", "fashion-mnist/FashionMNIST/raw"),
+            FASHION_CLASSES,
+            extra=(DEBIAN_FASHION,),
+        )
+
+    return _official(
+        "fashion-mnist",
+        root,
+        find,
+        "Install Debian's dataset-fashion-mnist, or provide the four IDX files",
+    )
+
+
+@register("folder", "your own images: --data-root holds train/<class>/* and test/<class>/*")
+def folder(root: Path, image_size: tuple[int, int] | None = None) -> Recipe:
+    source, looked = find_folder(root, image_size)
+    if source is None:
+        raise DataError(f"no image folder at {root}: looked for {looked[0]}; pass --data-root DIR")
+    return _recipe(f"folder-{root.resolve().name}", source)

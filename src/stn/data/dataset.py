@@ -1,0 +1,79 @@
+"""The in-memory data set every loader returns: uint8 image tensors and int64 labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+__all__ = ["Dataset", "channel_stats"]
+
+
+@dataclass
+class Dataset:
+    """A decoded data set.
+
+    Attributes:
+        train_images, test_images: ``(N, C, H, W)`` uint8.
+        train_labels, test_labels: ``(N,)`` int64 in ``[0, len(classes))``.
+        classes: class names, index = label.
+        mean, std: per-channel statistics of the training images on ``[0, 1]``, used to normalise.
+        source: where it was read from, for messages and run configs.
+    """
+
+    name: str
+    train_images: Tensor
+    train_labels: Tensor
+    test_images: Tensor
+    test_labels: Tensor
+    classes: list[str]
+    mean: tuple[float, ...] = field(default=())
+    std: tuple[float, ...] = field(default=())
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+            if images.dtype != torch.uint8 or images.dim() != 4:
+                raise ValueError(
+                    f"{self.name}: {split} images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+                )
+            if labels.shape != (images.shape[0],):
+                raise ValueError(f"{self.name}: {len(labels)} {split} labels for {images.shape[0]} images")
+        if self.train_images.shape[1:] != self.test_images.shape[1:]:
+            raise ValueError(f"{self.name}: train and test images differ in shape")
+        if not self.mean:
+            self.mean, self.std = channel_stats(self.train_images)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image."""
+        c, h, w = self.train_images.shape[1:]
+        return int(c), int(h), int(w)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}, train={len(self.train_labels)}, test={len(self.test_labels)}, "
+            f"shape={self.input_shape}, classes={self.num_classes})"
+        )
+
+
+def channel_stats(images: Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std on ``[0, 1]`` of uint8 images ``(N, C, H, W)``."""
+    c = images.shape[1]
+    total = torch.zeros(c, dtype=torch.float64)
+    squares = torch.zeros(c, dtype=torch.float64)
+    for start in range(0, images.shape[0], chunk):
+        x = images[start : start + chunk].to(torch.float64).div_(255).transpose(0, 1).reshape(c, -1)
+        total += x.sum(1)
+        squares += x.square().sum(1)
+    count = images.numel() / c
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(0).sqrt()
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)

@@ -1,0 +1,196 @@
+"""``nn.Module`` forms: :class:`SpatialTransformer`, :class:`ParallelSpatialTransformers` and the
+usual convolutional localisation network (:func:`conv_localization`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from stn import transforms as T
+from stn.functional import Fill, warp
+
+__all__ = ["ParallelSpatialTransformers", "SpatialTransformer", "conv_localization"]
+
+
+class _LazyParamsHead(nn.LazyLinear):
+    """A ``LazyLinear`` that starts at the identity map once it knows its input size."""
+
+    def __init__(self, out_features: int, identity: Tensor) -> None:
+        super().__init__(out_features)
+        self.register_buffer("_identity", identity, persistent=False)
+
+    def reset_parameters(self) -> None:
+        if self.in_features and not self.has_uninitialized_params():
+            _init_identity(self, self._identity)
+
+
+def _init_identity(linear: nn.Linear, identity: Tensor) -> None:
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.bias.copy_(identity)
+
+
+def _params_head(in_features: int | None, hidden: Sequence[int], identity: Tensor) -> nn.Module:
+    """``Linear -> ReLU`` for each hidden width, then a linear layer that outputs the identity."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_features, width) if in_features else nn.LazyLinear(width), nn.ReLU(True)]
+        in_features = width
+    if in_features:
+        last = nn.Linear(in_features, identity.numel())
+        _init_identity(last, identity)
+    else:
+        last = _LazyParamsHead(identity.numel(), identity)
+    layers.append(last)
+    return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
+
+
+class SpatialTransformer(nn.Module):
+    """A spatial transformer: localisation net -> parameters θ -> grid -> sampled output.
+
+    ``fc_loc`` (built here) maps the localisation net's flattened output to θ. Its last layer
+    starts with zero weights and the identity as bias, so every family starts as the identity.
+
+    Args:
+        localization: any module taking the transformer's input ``(N, C, H, W)``; its output is
+            flattened to ``(N, F)``.
+        transform: a family name or :class:`~stn.transforms.Transform` (see :mod:`stn.transforms`).
+        output_size: ``(H_out, W_out)`` of the output; defaults to the input's size.
+        in_features: ``F``; inferred on the first call when omitted (create the optimizer after
+            one forward pass, as with any lazy module).
+        hidden: widths of hidden ``Linear + ReLU`` layers of ``fc_loc`` before the last layer.
+        mode, padding_mode, fill, align_corners, check_finite: as in :func:`stn.functional.warp`.
+
+    Shapes: input ``(N, C, H, W)`` (images or feature maps, any ``C``), output
+    ``(N, C, H_out, W_out)``. After each call, :attr:`last_params` holds the detached ``(N, P)``
+    parameters that were predicted.
+    """
+
+    def __init__(
+        self,
+        localization: nn.Module,
+        transform: str | T.Transform = "affine",
+        output_size: Sequence[int] | None = None,
+        *,
+        in_features: int | None = None,
+        hidden: Sequence[int] = (),
+        mode: str = "bilinear",
+        padding_mode: str = "zeros",
+        fill: Fill = None,
+        align_corners: bool = False,
+        check_finite: bool = True,
+    ) -> None:
+        super().__init__()
+        self.transform = T.get(transform)
+        self.output_size = None if output_size is None else T.check_size(output_size, "output_size")
+        self.localization = localization
+        self.fc_loc = _params_head(in_features, hidden, self._initial_params())
+        self.mode, self.padding_mode, self.fill = mode, padding_mode, fill
+        self.align_corners, self.check_finite = align_corners, check_finite
+        self.last_params: Tensor | None = None
+
+    def _initial_params(self) -> Tensor:
+        """The bias of ``fc_loc``'s last layer: the identity map."""
+        return self.transform.identity(1)[0]
+
+    def predict(self, x: Tensor) -> Tensor:
+        """Parameters θ, ``(N, P)``, for an input ``(N, C, H, W)``."""
+        if not isinstance(x, Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"{type(self).__name__} expects input of shape (N, C, H, W), got {shape}")
+        return self.fc_loc(self.localization(x).flatten(1))
+
+    def sample(self, x: Tensor, params: Tensor) -> Tensor:
+        """Warp ``x`` by given parameters with this layer's sampling settings."""
+        return warp(
+            x,
+            self.transform,
+            params,
+            self.output_size,
+            self.mode,
+            self.padding_mode,
+            self.fill,
+            self.align_corners,
+            self.check_finite,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        params = self.predict(x)
+        self.last_params = params.detach()
+        return self.sample(x, params)
+
+    def extra_repr(self) -> str:
+        return f"transform={self.transform!r}, output_size={self.output_size}"
+
+
+class ParallelSpatialTransformers(SpatialTransformer):
+    """``k`` spatial transformers on one input, outputs concatenated along channels (the
+    paper's 2xST / 4xST).
+
+    The localisation net is shared; ``fc_loc`` predicts ``k`` parameter sets, each starting at the
+    identity. Input ``(N, C, H, W)``; output ``(N, k*C, H_out, W_out)``, transformer ``i``'s output
+    in channels ``i*C:(i+1)*C``. :attr:`last_params` is ``(N, k, P)``.
+
+    Args: ``k``, then those of :class:`SpatialTransformer`.
+    """
+
+    def __init__(
+        self,
+        k: int,
+        localization: nn.Module,
+        transform: str | T.Transform = "attention",
+        output_size: Sequence[int] | None = None,
+        **kwargs: object,
+    ) -> None:
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        self.k = k  # read by _initial_params during SpatialTransformer.__init__
+        super().__init__(localization, transform, output_size, **kwargs)
+
+    def _initial_params(self) -> Tensor:
+        return self.transform.identity(self.k).flatten()
+
+    def predict(self, x: Tensor) -> Tensor:
+        """Parameters ``(N, k, P)`` for an input ``(N, C, H, W)``."""
+        return super().predict(x).view(x.shape[0], self.k, -1)
+
+    def sample(self, x: Tensor, params: Tensor) -> Tensor:
+        """Warp ``x`` ``(N, C, H, W)`` by each of ``params`` ``(N, k, P)``; ``(N, k*C, H', W')``."""
+        n, c = x.shape[:2]
+        # All k warps in one grid_sample: repeat the input k times along the batch.
+        flat = x.unsqueeze(1).expand(n, self.k, *x.shape[1:]).reshape(n * self.k, *x.shape[1:])
+        out = super().sample(flat, params.reshape(n * self.k, -1))
+        return out.view(n, self.k * c, *out.shape[-2:])
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}, {super().extra_repr()}"
+
+
+def conv_localization(
+    input_shape: Sequence[int],
+    channels: Sequence[int] = (8, 10),
+    kernel_sizes: Sequence[int] = (7, 5),
+) -> tuple[nn.Sequential, int]:
+    """The usual localisation net: ``[Conv2d(k) -> MaxPool2d(2) -> ReLU]`` per entry of
+    ``channels``, as in the PyTorch tutorial (defaults) and the seed CIFAR-10 model.
+
+    Args:
+        input_shape: ``(C, H, W)`` of the images it will see.
+
+    Returns:
+        The net and its flattened output size ``F``, to pass as ``in_features``.
+    """
+    if len(input_shape) != 3 or any(int(v) <= 0 for v in input_shape):
+        raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)}")
+    if len(channels) != len(kernel_sizes):
+        raise ValueError("channels and kernel_sizes must have the same length")
+    layers: list[nn.Module] = []
+    c_in, h, w = (int(v) for v in input_shape)
+    for c_out, k in zip(channels, kernel_sizes, strict=True):
+        layers += [nn.Conv2d(c_in, c_out, kernel_size=k), nn.MaxPool2d(2, stride=2), nn.ReLU(True)]
+        c_in, h, w = c_out, (h - k + 1) // 2, (w - k + 1) // 2
+        if h < 1 or w < 1:
+            raise ValueError(f"input {tuple(input_shape)} is too small for kernels {tuple(kernel_sizes)}")
+    return nn.Sequential(*layers), c_in * h * w

@@ -1,0 +1,92 @@
+"""The PyTorch STN tutorial's network family: ``tutorial-mnist`` and the seed ``seed-cifar``.
+
+Both are ``STN -> conv -> pool -> relu -> conv -> dropout2d -> pool -> relu -> fc -> relu ->
+dropout -> fc -> log_softmax``; they differ only in widths. With the data sets they were made
+for, every layer has exactly the reference shape (``print(model)`` shows it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from stn.layers import SpatialTransformer, conv_localization
+from stn.models.registry import register
+from stn.transforms import Transform
+
+__all__ = ["TutorialNet", "seed_cifar", "tutorial_mnist"]
+
+
+class TutorialNet(nn.Module):
+    """Classifier with an optional spatial transformer in front.
+
+    Args:
+        input_shape: ``(C, H, W)`` of the (normalised) input images.
+        num_classes: outputs of ``fc2``.
+        conv: output channels of ``conv1`` and ``conv2`` (kernel 5).
+        fc: width of ``fc1``.
+        loc_channels: channels of the localisation convs (kernels 7 and 5).
+        loc_hidden: width of the hidden layer of ``fc_loc``.
+        stn: ``False`` gives the same network without the transformer.
+        transform, **st_options: the transformer's family and the other arguments of
+            :class:`~stn.layers.SpatialTransformer` (``padding_mode``, ``fill``, ...).
+
+    Returns log-probabilities ``(N, num_classes)``.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        conv: tuple[int, int],
+        fc: int,
+        loc_channels: tuple[int, int],
+        loc_hidden: int,
+        stn: bool = True,
+        transform: str | Transform = "affine",
+        **st_options: object,
+    ) -> None:
+        super().__init__()
+        c, h, w = input_shape
+        self.conv1 = nn.Conv2d(c, conv[0], kernel_size=5)
+        self.conv2 = nn.Conv2d(conv[0], conv[1], kernel_size=5)
+        self.conv2_drop = nn.Dropout2d()
+        features = conv[1] * (((h - 4) // 2 - 4) // 2) * (((w - 4) // 2 - 4) // 2)
+        if features <= 0:
+            raise ValueError(f"input {tuple(input_shape)} is too small for this network")
+        self.fc1 = nn.Linear(features, fc)
+        self.fc2 = nn.Linear(fc, num_classes)
+        self.stn: SpatialTransformer | None = None
+        if stn:
+            localization, loc_features = conv_localization(input_shape, loc_channels, (7, 5))
+            self.stn = SpatialTransformer(
+                localization, transform, in_features=loc_features, hidden=(loc_hidden,), **st_options
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stn is not None:
+            x = self.stn(x)
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.dropout(x, training=self.training)
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+@register("seed-cifar", "cifar10", "the seed CIFAR-10 network: affine STN + conv 16/32, fc 1024")
+def seed_cifar(input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10, **options: object) -> TutorialNet:
+    """conv1 3->16 k5, conv2 16->32 k5, fc1 800->1024, fc2 1024->10; localisation conv 3->64 k7,
+    64->128 k5, fc_loc 2048->256->6."""
+    return TutorialNet(
+        input_shape, num_classes, conv=(16, 32), fc=1024, loc_channels=(64, 128), loc_hidden=256, **options
+    )
+
+
+@register("tutorial-mnist", "mnist", "the PyTorch tutorial's MNIST network: affine STN + conv 10/20, fc 50")
+def tutorial_mnist(input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10, **options: object) -> TutorialNet:
+    """conv 1->10, 10->20 (k5), fc 320->50->10; localisation conv 1->8 k7, 8->10 k5, fc_loc 90->32->6."""
+    return TutorialNet(input_shape, num_classes, conv=(10, 20), fc=50, loc_channels=(8, 10), loc_hidden=32, **options)

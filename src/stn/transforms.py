@@ -1,0 +1,488 @@
+"""Transform families: parameters θ -> matrix, sampling grid and point map.
+
+The convention (one for the whole library)
+------------------------------------------
+* Coordinates are **normalised**: ``x`` runs along the width and ``y`` along the height, both in
+  ``[-1, 1]``. Points are ``(x, y)`` pairs, in that order, exactly as
+  :func:`torch.nn.functional.grid_sample` reads them; ``y`` grows downwards (row index).
+* With ``align_corners=False`` (the default everywhere) ``-1`` and ``1`` are the outer *edges* of
+  the image, so pixel ``i`` of ``W`` has centre ``(2 i + 1) / W - 1``; with ``align_corners=True``
+  they are the *centres* of the corner pixels. This is the meaning ``grid_sample`` gives them.
+* Parameters map an **output** location to the **input** location it reads (the direction of
+  :func:`torch.nn.functional.affine_grid`): output pixel ``p`` takes the input's value at
+  ``T_θ(p)``. A zoom *in* therefore has scale ``< 1``.
+* Shapes: parameters ``(N, num_params)``, points ``(N, P, 2)``, grids ``(N, H, W, 2)``,
+  matrices ``(N, 3, 3)`` acting on homogeneous column vectors ``(x, y, 1)``.
+
+Every family has ``num_params``, :meth:`~Transform.identity`, :meth:`~Transform.grid` and
+:meth:`~Transform.transform_points`; the matrix families also have :meth:`~MatrixTransform.matrix`.
+Families are looked up by name with :func:`get`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "Affine",
+    "Attention",
+    "MatrixTransform",
+    "Projective",
+    "Similarity",
+    "ThinPlateSpline",
+    "Transform",
+    "Translation",
+    "base_grid",
+    "compose",
+    "get",
+    "invert",
+    "names",
+]
+
+Size2 = tuple[int, int]
+
+
+def check_size(size: Sequence[int] | int, what: str = "size") -> Size2:
+    """Return ``size`` as a pair ``(H, W)`` of positive ints, or raise ``ValueError``."""
+    if isinstance(size, int):
+        size = (size, size)
+    if isinstance(size, torch.Size):
+        size = tuple(size)
+    if not isinstance(size, Sequence) or len(size) != 2:
+        raise ValueError(f"{what} must be (H, W), got {size!r}")
+    h, w = size
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (h, w)) or h <= 0 or w <= 0:
+        raise ValueError(f"{what} must be two positive integers (H, W), got {tuple(size)!r}")
+    return int(h), int(w)
+
+
+def base_grid(
+    size: Sequence[int],
+    align_corners: bool = False,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """Normalised ``(x, y)`` coordinates of the pixel centres of an ``(H, W)`` image.
+
+    Returns:
+        ``(H, W, 2)``; the identity grid for ``grid_sample`` under the library's convention.
+    """
+    h, w = check_size(size)
+    dtype = dtype or torch.get_default_dtype()
+
+    def axis(n: int) -> Tensor:
+        line = torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype)
+        return line if align_corners else line * ((n - 1) / n)
+
+    ys, xs = torch.meshgrid(axis(h), axis(w), indexing="ij")
+    return torch.stack((xs, ys), dim=-1)
+
+
+class Transform:
+    """A family of spatial transformations ``T_θ`` with ``num_params`` parameters.
+
+    Subclasses implement :meth:`_points`; the public methods validate their inputs and raise
+    ``ValueError`` with a message naming the problem.
+    """
+
+    name: str = ""
+    num_params: int = 0
+
+    def identity(
+        self, batch: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> Tensor:
+        """Parameters of the identity map, ``(batch, num_params)``."""
+        if not isinstance(batch, int) or batch < 0:
+            raise ValueError(f"batch must be a non-negative int, got {batch!r}")
+        row = torch.tensor(self._identity_row(), device=device, dtype=dtype or torch.get_default_dtype())
+        return row.expand(batch, -1).clone()
+
+    def grid(self, params: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
+        """Sampling grid for ``grid_sample``: ``(N, H, W, 2)`` input locations read by each
+        output pixel of an output of ``size = (H, W)``."""
+        params = self.check_params(params)
+        h, w = check_size(size, "output size")
+        points = base_grid((h, w), align_corners, params.device, params.dtype).view(1, h * w, 2)
+        return self._points(params, points.expand(params.shape[0], -1, -1)).view(-1, h, w, 2)
+
+    def transform_points(self, params: Tensor, points: Tensor) -> Tensor:
+        """Map normalised output locations ``(N, P, 2)`` to the input locations they read."""
+        params = self.check_params(params)
+        if not isinstance(points, Tensor) or points.dim() != 3 or points.shape[-1] != 2:
+            shape = tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__
+            raise ValueError(f"points must have shape (N, P, 2), got {shape}")
+        if points.shape[0] != params.shape[0]:
+            raise ValueError(f"points batch {points.shape[0]} does not match parameter batch {params.shape[0]}")
+        return self._points(params, points.to(params.dtype))
+
+    def check_params(self, params: Tensor) -> Tensor:
+        """Return ``params`` if it is a floating ``(N, num_params)`` tensor, else raise."""
+        if not isinstance(params, Tensor):
+            raise ValueError(f"{self.name} parameters must be a tensor, got {type(params).__name__}")
+        if params.dim() != 2 or params.shape[1] != self.num_params:
+            raise ValueError(
+                f"{self.name} transform expects parameters of shape (N, {self.num_params}), got {tuple(params.shape)}"
+            )
+        if not params.is_floating_point():
+            raise ValueError(f"{self.name} parameters must be floating point, got {params.dtype}")
+        return params
+
+    def _identity_row(self) -> list[float]:
+        raise NotImplementedError
+
+    def _points(self, params: Tensor, points: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    @property
+    def options(self) -> dict[str, object]:
+        """Constructor options: ``get(t.name, **t.options)`` rebuilds an equal transform."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}({args})"
+
+
+class MatrixTransform(Transform):
+    """A family whose maps are 3x3 matrices on homogeneous coordinates."""
+
+    projective = False
+
+    def matrix(self, params: Tensor) -> Tensor:
+        """The ``(N, 3, 3)`` matrix ``M`` with ``(x_in, y_in, 1) ~ M (x_out, y_out, 1)``."""
+        return self._matrix(self.check_params(params))
+
+    def _matrix(self, params: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def grid(self, params: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
+        if self.projective:
+            return super().grid(params, size, align_corners)
+        h, w = check_size(size, "output size")
+        theta = self.matrix(params)[:, :2, :]
+        return F.affine_grid(theta, [theta.shape[0], 1, h, w], align_corners=align_corners)
+
+    def _points(self, params: Tensor, points: Tensor) -> Tensor:
+        return apply_matrix(self._matrix(params), points, projective=self.projective)
+
+
+def apply_matrix(matrix: Tensor, points: Tensor, projective: bool = True, eps: float = 1e-8) -> Tensor:
+    """Apply ``(N, 3, 3)`` matrices to ``(N, P, 2)`` points.
+
+    With ``projective`` the result is divided by the homogeneous coordinate, which is held at
+    ``±eps`` where it is closer to zero, so that points sent to infinity stay finite. Without
+    it the last row is taken to be ``(0, 0, 1)``.
+    """
+    out = points @ matrix[:, :2, :2].transpose(1, 2) + matrix[:, None, :2, 2]
+    if not projective:
+        return out
+    w = points @ matrix[:, 2:, :2].transpose(1, 2) + matrix[:, None, 2:, 2]
+    w = torch.where(w.abs() < eps, torch.where(w < 0, -eps, eps), w)
+    return out / w
+
+
+def _rows_to_matrix(top: Tensor, bottom: Tensor | None = None) -> Tensor:
+    """``(N, 6)`` top two rows (+ optional ``(N, 3)`` last row) -> ``(N, 3, 3)``."""
+    if bottom is None:
+        bottom = top.new_tensor([0.0, 0.0, 1.0]).expand(top.shape[0], 3)
+    return torch.cat((top, bottom), dim=1).view(-1, 3, 3)
+
+
+class Translation(MatrixTransform):
+    """``(tx, ty)``: a shift; output point ``p`` reads input ``p + t``.
+
+    Args:
+        max_shift: if given, ``t = max_shift * tanh(θ)`` keeps the shift bounded.
+    """
+
+    name = "translation"
+    num_params = 2
+
+    def __init__(self, max_shift: float | None = None) -> None:
+        if max_shift is not None and max_shift <= 0:
+            raise ValueError(f"max_shift must be positive, got {max_shift}")
+        self.max_shift = max_shift
+
+    def _identity_row(self) -> list[float]:
+        return [0.0, 0.0]
+
+    def _matrix(self, params: Tensor) -> Tensor:
+        t = params if self.max_shift is None else self.max_shift * torch.tanh(params)
+        one, zero = torch.ones_like(t[:, 0]), torch.zeros_like(t[:, 0])
+        return _rows_to_matrix(torch.stack((one, zero, t[:, 0], zero, one, t[:, 1]), dim=1))
+
+    @property
+    def options(self) -> dict[str, object]:
+        return {"max_shift": self.max_shift}
+
+
+class Attention(MatrixTransform):
+    """``(s, tx, ty)``: isotropic scale and translation, the paper's attention (CUB) transform.
+
+    Output point ``p`` reads input ``s * p + t``: ``s < 1`` zooms in on a window of relative size
+    ``s`` centred at ``t``.
+
+    Args:
+        scale_range: ``(lo, hi)`` with ``lo < 1 < hi``; if given, ``s = lo + (hi - lo) σ(θ_0)``
+            keeps the scale in range (the identity stays reachable).
+    """
+
+    name = "attention"
+    num_params = 3
+
+    def __init__(self, scale_range: tuple[float, float] | None = None) -> None:
+        if scale_range is not None:
+            lo, hi = scale_range
+            if not 0 <= lo < 1 < hi:
+                raise ValueError(f"scale_range must satisfy 0 <= lo < 1 < hi, got {scale_range}")
+        self.scale_range = scale_range
+
+    def _identity_row(self) -> list[float]:
+        if self.scale_range is None:
+            return [1.0, 0.0, 0.0]
+        lo, hi = self.scale_range
+        q = (1 - lo) / (hi - lo)
+        return [math.log(q / (1 - q)), 0.0, 0.0]
+
+    def scale(self, params: Tensor) -> Tensor:
+        """The scale ``s`` of each map, ``(N,)``."""
+        if self.scale_range is None:
+            return params[:, 0]
+        lo, hi = self.scale_range
+        return lo + (hi - lo) * torch.sigmoid(params[:, 0])
+
+    def _matrix(self, params: Tensor) -> Tensor:
+        s, zero = self.scale(params), torch.zeros_like(params[:, 0])
+        return _rows_to_matrix(torch.stack((s, zero, params[:, 1], zero, s, params[:, 2]), dim=1))
+
+    @property
+    def options(self) -> dict[str, object]:
+        return {"scale_range": self.scale_range}
+
+
+class Similarity(MatrixTransform):
+    """``(a, b, tx, ty)``: rotation, isotropic scale and translation.
+
+    The matrix is ``[[a, -b, tx], [b, a, ty]]`` with ``a = s cos φ`` and ``b = s sin φ``: linear in
+    the parameters (no angle wrap-around to learn). ``φ = 90°`` (``a=0, b=1``) gives the same
+    image as ``torch.rot90(x, 1, dims=(-2, -1))``.
+    """
+
+    name = "similarity"
+    num_params = 4
+
+    def _identity_row(self) -> list[float]:
+        return [1.0, 0.0, 0.0, 0.0]
+
+    def _matrix(self, params: Tensor) -> Tensor:
+        a, b, tx, ty = params.unbind(1)
+        return _rows_to_matrix(torch.stack((a, -b, tx, b, a, ty), dim=1))
+
+    @staticmethod
+    def from_angle(angle: Tensor, scale: Tensor, translation: Tensor) -> Tensor:
+        """Parameters from angles in radians ``(N,)``, scales ``(N,)`` and shifts ``(N, 2)``."""
+        return torch.stack(
+            (scale * torch.cos(angle), scale * torch.sin(angle), translation[:, 0], translation[:, 1]),
+            dim=1,
+        )
+
+
+class Affine(MatrixTransform):
+    """The six entries of the top two rows of the matrix, row by row: the ``theta`` of
+    :func:`torch.nn.functional.affine_grid` flattened."""
+
+    name = "affine"
+    num_params = 6
+
+    def _identity_row(self) -> list[float]:
+        return [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+
+    def _matrix(self, params: Tensor) -> Tensor:
+        return _rows_to_matrix(params)
+
+    @staticmethod
+    def from_matrix(matrix: Tensor) -> Tensor:
+        """Parameters ``(N, 6)`` of ``(N, 3, 3)`` or ``(N, 2, 3)`` affine matrices."""
+        return matrix[:, :2, :].reshape(-1, 6)
+
+
+class Projective(MatrixTransform):
+    """A homography: the first eight entries of the 3x3 matrix, row by row, with ``h33 = 1``.
+
+    Output point ``p`` reads input ``(M p̃)_{xy} / (M p̃)_z``. With the last row ``(0, 0, 1)`` it
+    is exactly :class:`Affine`.
+    """
+
+    name = "projective"
+    num_params = 8
+    projective = True
+
+    def _identity_row(self) -> list[float]:
+        return [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+
+    def _matrix(self, params: Tensor) -> Tensor:
+        return _rows_to_matrix(params[:, :6], torch.cat((params[:, 6:], torch.ones_like(params[:, :1])), 1))
+
+    @staticmethod
+    def from_matrix(matrix: Tensor) -> Tensor:
+        """Parameters ``(N, 8)`` of ``(N, 3, 3)`` matrices (scaled so that ``h33 = 1``)."""
+        m = matrix / matrix[:, 2:, 2:]
+        return m.reshape(-1, 9)[:, :8]
+
+
+class ThinPlateSpline(Transform):
+    """Thin-plate spline through ``K`` control points on a regular grid over ``[-1, 1]²``.
+
+    Parameters are the control points' offsets ``(dx, dy)``, ``(N, 2K)``, points in row-major order
+    (``y`` outer, ``x`` inner): the spline sends control point ``c_k`` of the output to
+    ``c_k + d_k`` in the input, and interpolates with minimal bending everywhere else. Zero
+    offsets are the identity.
+
+    Args:
+        grid_size: control points per side, ``g`` or ``(rows, cols)``; default 4 (16 points, as in
+            the paper).
+        max_offset: if given, ``d = max_offset * tanh(θ)`` keeps offsets bounded.
+    """
+
+    name = "tps"
+
+    def __init__(self, grid_size: int | tuple[int, int] = 4, max_offset: float | None = None) -> None:
+        rows, cols = (grid_size, grid_size) if isinstance(grid_size, int) else grid_size
+        if rows < 2 or cols < 2:
+            raise ValueError(f"tps needs at least 2x2 control points, got {rows}x{cols}")
+        if max_offset is not None and max_offset <= 0:
+            raise ValueError(f"max_offset must be positive, got {max_offset}")
+        self.grid_size = (rows, cols)
+        self.max_offset = max_offset
+        self.num_params = 2 * rows * cols
+
+    def _identity_row(self) -> list[float]:
+        return [0.0] * self.num_params
+
+    def control_points(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Tensor:
+        """The ``(K, 2)`` control points in the output, row-major."""
+        return _tps_system(*self.grid_size)[0].to(device=device, dtype=dtype or torch.get_default_dtype())
+
+    def offsets(self, params: Tensor) -> Tensor:
+        """Control-point offsets ``(N, K, 2)`` (after the bound, if any)."""
+        d = params.view(params.shape[0], -1, 2)
+        return d if self.max_offset is None else self.max_offset * torch.tanh(d)
+
+    def grid(self, params: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
+        params = self.check_params(params)
+        h, w = check_size(size, "output size")
+        weights = _tps_grid_weights(self.grid_size, (h, w), align_corners, params.device, params.dtype)
+        base = base_grid((h, w), align_corners, params.device, params.dtype).view(1, h * w, 2)
+        return (base + weights @ self.offsets(params)).view(-1, h, w, 2)
+
+    def _points(self, params: Tensor, points: Tensor) -> Tensor:
+        return points + _tps_weights(self.grid_size, points) @ self.offsets(params)
+
+    @property
+    def options(self) -> dict[str, object]:
+        return {"grid_size": self.grid_size, "max_offset": self.max_offset}
+
+
+def _tps_kernel(r2: Tensor) -> Tensor:
+    """The radial basis ``U = r² log r²`` (0 at 0), from squared distances."""
+    return r2 * torch.log(r2.clamp_min(torch.finfo(r2.dtype).tiny))
+
+
+@lru_cache(maxsize=8)
+def _tps_system(rows: int, cols: int) -> tuple[Tensor, Tensor]:
+    """Control points ``(K, 2)`` and the float64 block ``L⁻¹[:, :K]``, ``(K + 3, K)``."""
+    ys, xs = torch.meshgrid(
+        torch.linspace(-1, 1, rows, dtype=torch.float64),
+        torch.linspace(-1, 1, cols, dtype=torch.float64),
+        indexing="ij",
+    )
+    c = torch.stack((xs.flatten(), ys.flatten()), dim=1)
+    k = c.shape[0]
+    p = torch.cat((torch.ones(k, 1, dtype=torch.float64), c), dim=1)
+    system = torch.zeros(k + 3, k + 3, dtype=torch.float64)
+    system[:k, :k] = _tps_kernel(torch.cdist(c, c) ** 2)
+    system[:k, k:] = p
+    system[k:, :k] = p.T
+    return c, torch.linalg.inv(system)[:, :k].contiguous()
+
+
+def _tps_weights(grid_size: tuple[int, int], points: Tensor) -> Tensor:
+    """``(..., P, K)`` weights with ``f(p) = p + weights @ offsets`` for points ``(..., P, 2)``.
+
+    The spline through ``c + d`` is linear in ``c + d``; it reproduces affine maps exactly, so
+    the ``c`` part is the identity and only the offsets need weights.
+    """
+    c, l_inv = _tps_system(*grid_size)
+    c, l_inv = c.to(points.device, points.dtype), l_inv.to(points.device, points.dtype)
+    r2 = (points.unsqueeze(-2) - c).pow(2).sum(-1)
+    basis = torch.cat((_tps_kernel(r2), torch.ones_like(points[..., :1]), points), dim=-1)
+    return basis @ l_inv
+
+
+@lru_cache(maxsize=32)
+def _tps_grid_weights(
+    grid_size: tuple[int, int], size: Size2, align_corners: bool, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    points = base_grid(size, align_corners, device, torch.float64).view(-1, 2)
+    return _tps_weights(grid_size, points).to(dtype)
+
+
+def invert(matrix: Tensor) -> Tensor:
+    """Inverse of ``(N, 3, 3)`` transformation matrices: the map from input back to output."""
+    _check_matrix(matrix)
+    return torch.linalg.inv(matrix)
+
+
+def compose(first: Tensor, second: Tensor) -> Tensor:
+    """``(N, 3, 3)`` matrix of the point map ``p -> second(first(p))``, i.e. ``second @ first``.
+
+    Matrices map output to input, so warping an image by ``A`` and then the result by ``B``
+    reads the original at ``A(B(p))``: the single warp with matrix ``compose(B, A)``.
+    """
+    _check_matrix(first)
+    _check_matrix(second)
+    return second @ first
+
+
+def _check_matrix(matrix: Tensor) -> None:
+    if not isinstance(matrix, Tensor) or matrix.dim() != 3 or matrix.shape[1:] != (3, 3):
+        shape = tuple(matrix.shape) if isinstance(matrix, Tensor) else type(matrix).__name__
+        raise ValueError(f"expected matrices of shape (N, 3, 3), got {shape}")
+
+
+_FAMILIES: dict[str, Callable[..., Transform]] = {
+    "translation": Translation,
+    "attention": Attention,
+    "similarity": Similarity,
+    "affine": Affine,
+    "projective": Projective,
+    "tps": ThinPlateSpline,
+}
+
+
+def names() -> list[str]:
+    """Names of the registered transform families."""
+    return list(_FAMILIES)
+
+
+def get(name: str | Transform, **options: object) -> Transform:
+    """The transform family called ``name`` (options go to its constructor).
+
+    A :class:`Transform` instance is returned unchanged.
+    """
+    if isinstance(name, Transform):
+        if options:
+            raise ValueError("options cannot be given with a Transform instance")
+        return name
+    if name not in _FAMILIES:
+        raise ValueError(f"unknown transform {name!r}; choose one of: {', '.join(_FAMILIES)}")
+    try:
+        return _FAMILIES[name](**options)
+    except TypeError as err:
+        raise ValueError(f"bad options for transform {name!r}: {err}") from None
