@@ -235,7 +235,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     config = payload.get("config", {})
     name = args.dataset or payload["dataset"]
     root = args.data_root if args.data_root else config.get("data_root")
-    dataset = stn_data.load(name, root)
+    size = config.get("image_size") if name == payload["dataset"] else None
+    dataset = stn_data.load(name, root, **({"image_size": tuple(size)} if size else {}))
     expected = tuple(payload["model_options"]["input_shape"])
     if dataset.input_shape != expected:
         raise UsageError(f"{name} images are {dataset.input_shape}, the model expects {expected}")

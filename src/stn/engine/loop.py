@@ -297,7 +297,7 @@ def train(
     meta = dict(
         model=cfg.model,
         model_options=options,
-        dataset=dataset.name,
+        dataset=cfg.dataset,
         classes=dataset.classes,
         mean=list(dataset.mean),
         std=list(dataset.std),
@@ -397,7 +397,7 @@ def train(
     best_row = max(final["metrics"], key=lambda row: row["test_accuracy"])
     summary = dict(
         model=cfg.model,
-        dataset=dataset.name,
+        dataset=cfg.dataset,
         recipe=cfg.recipe,
         epochs=cfg.epochs,
         device=str(device),
