@@ -1,0 +1,58 @@
+"""All the pictures of one trained run (what ``stn visualize RUN_DIR`` writes)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from stn.viz.curves import plot_curves
+from stn.viz.grids import before_after
+from stn.viz.images import save, titled
+from stn.viz.learning import write_learning
+from stn.viz.outlines import draw_regions, regions_title
+from stn.viz.views import from_run, load_snapshots
+
+__all__ = ["FILES", "write_figures"]
+
+FILES = {
+    "curves": "curves.png",  # loss and accuracy per epoch
+    "before_after": "before_after.png",  # test images beside the transformer's outputs
+    "regions": "regions.png",  # the region each image's transformer samples
+    "learning": "learning.gif",  # one frame per epoch
+    "stills": "learning.png",  # a few of those frames
+}
+
+
+def write_figures(
+    run_dir: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    count: int | None = None,
+    data_root: str | os.PathLike | None = None,
+    curves: bool = True,
+) -> dict[str, Path]:
+    """Write a run's pictures into ``out`` (default ``RUN_DIR/figures``) under the names of
+    :data:`FILES`, and return ``{key: path}`` of those written.
+
+    Transformer pictures use the best checkpoint on ``count`` test images (default: the run's
+    snapshot batch; more are read from the data set, under ``data_root`` if given). A model
+    without a transformer gets only its curves; ``curves=False`` skips those.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ValueError(f"no such run directory: {run_dir}")
+    out = Path(out) if out is not None else run_dir / "figures"
+    written: dict[str, Path] = {}
+    if curves:
+        written["curves"] = plot_curves([run_dir], out / FILES["curves"])
+    snapshots, gif, stills = run_dir / "snapshots.pt", out / FILES["learning"], out / FILES["stills"]
+    if snapshots.is_file() and write_learning(load_snapshots(snapshots), gif, stills):
+        written.update(learning=gif, stills=stills)
+    view = from_run(run_dir, count, data_root)
+    if view is not None:
+        if view.outputs is not None:
+            written["before_after"] = out / FILES["before_after"]
+            save(before_after(view), written["before_after"])
+        written["regions"] = out / FILES["regions"]
+        regions = draw_regions(view.images, view.transform, view.params, view.align_corners)
+        save(titled(regions, regions_title(view.k)), written["regions"])
+    return {key: written[key] for key in FILES if key in written}

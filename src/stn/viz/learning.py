@@ -1,0 +1,63 @@
+"""How the transformer learned: every epoch captured in a run's ``snapshots.pt`` as one frame of
+an animated GIF, and a few of them as a strip of stills."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from stn.viz.grids import transformed_panels
+from stn.viz.images import cell_scale, hstack, save, titled, vstack
+from stn.viz.outlines import draw_regions, regions_title
+from stn.viz.views import TransformerView, snapshot_views
+
+__all__ = ["frame", "learning_frames", "save_gif", "stills", "write_learning"]
+
+
+def frame(view: TransformerView, title: str, nrow: int | None = None, scale: int | None = None) -> Image.Image:
+    """``title`` over the regions the transformer samples ("Where it looks") and, when it reads
+    the image itself, what it made of them."""
+    scale = scale or cell_scale(view.images.shape[-2:], target=64)
+    regions = draw_regions(view.images, view.transform, view.params, view.align_corners, nrow, scale)
+    panels = [titled(regions, regions_title(view.k))]
+    if view.outputs is not None:
+        panels += transformed_panels(view, nrow, scale)
+    return titled(hstack(panels), title, size=16)
+
+
+def learning_frames(snapshots: dict[str, Any]) -> list[tuple[int, Image.Image]]:
+    """``(epoch, frame)`` for each captured epoch of ``snapshots`` (see :func:`~stn.viz.views.load_snapshots`)."""
+    return [(epoch, frame(view, f"Epoch {epoch}")) for epoch, view in snapshot_views(snapshots)]
+
+
+def save_gif(frames: list[Image.Image], path: str | os.PathLike, seconds: float = 0.6, hold: float = 2.0) -> Path:
+    """Write ``frames`` as a looping GIF, ``seconds`` each and ``hold`` seconds on the last; one
+    GIF frame per picture (frames must differ, e.g. by their titles, or the GIF merges them)."""
+    if not frames:
+        raise ValueError("a GIF needs at least one frame")
+    durations = [round(1000 * seconds)] * (len(frames) - 1) + [round(1000 * hold)]
+    save(frames[0], path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    return Path(path)
+
+
+def stills(frames: list[Image.Image], count: int = 6) -> Image.Image:
+    """Up to ``count`` frames evenly spaced from first to last, one above the other."""
+    if not frames:
+        raise ValueError("no frames to make stills of")
+    picks = torch.linspace(0, len(frames) - 1, min(count, len(frames))).round().long().unique().tolist()
+    return vstack([frames[i] for i in picks])
+
+
+def write_learning(snapshots: dict[str, Any], gif: str | os.PathLike, strip: str | os.PathLike) -> bool:
+    """Write the learning GIF (one frame per captured epoch) and its strip of stills (PNG);
+    ``False`` (nothing written) if no epoch was captured."""
+    frames = [picture for _, picture in learning_frames(snapshots)]
+    if not frames:
+        return False
+    save_gif(frames, gif)
+    save(stills(frames), strip)
+    return True

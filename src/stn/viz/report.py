@@ -1,0 +1,181 @@
+"""The report of one or several trained runs: ``report.md``, and ``report.html`` with the pictures
+inline. It holds each run's configuration, final and best accuracy, per-class accuracy, learning
+curves (all runs on one plot) and the transformer pictures of :mod:`stn.viz.figures`."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stn.data import DataError
+from stn.engine import checkpoint
+from stn.files import write_text_atomic
+from stn.viz.curves import plot_curves, read_metrics, run_labels
+from stn.viz.document import Block, Heading, Paragraph, Picture, Table, to_html, to_markdown
+from stn.viz.figures import write_figures
+
+__all__ = ["run_summary", "write_report"]
+
+TITLE = "Spatial transformer report"
+
+
+def run_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """What a run achieved: ``final_accuracy``, ``best_accuracy``, ``best_epoch``, ``seconds``,
+    ``per_class_accuracy`` (final epoch, ``{class: %}``), ``epochs_done`` and its ``config``.
+
+    Read from ``summary.json``, or for an unfinished run from ``metrics.csv`` and ``last.pt``.
+    """
+    run_dir = Path(run_dir)
+    metrics = read_metrics(run_dir)
+    config_path = run_dir / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+    else:
+        accuracy = metrics["test_accuracy"]
+        best = max(range(len(accuracy)), key=accuracy.__getitem__)
+        summary = dict(
+            final_accuracy=accuracy[-1],
+            best_accuracy=accuracy[best],
+            best_epoch=int(metrics["epoch"][best]),
+            seconds=metrics["seconds"][-1] if "seconds" in metrics else None,
+            per_class_accuracy={},
+        )
+        if (run_dir / "last.pt").is_file():
+            last = checkpoint.load(run_dir / "last.pt")
+            summary["per_class_accuracy"] = {
+                name: round(100.0 * c / max(1, t), 2)
+                for name, c, t in zip(last["classes"], last["class_correct"], last["class_total"], strict=True)
+            }
+    return {**summary, "epochs_done": len(metrics["epoch"]), "config": config}
+
+
+def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None) -> Path:
+    """Write ``report.md`` and ``report.html`` about ``run_dirs`` into ``out`` (default: the first
+    run's directory), pictures under ``out/figures``; return the path of ``report.md``."""
+    runs = [Path(r) for r in run_dirs]
+    if not runs:
+        raise ValueError("a report needs at least one run directory")
+    for run in runs:
+        if not (run / "metrics.csv").is_file():
+            raise ValueError(f"{run} is not a trained run directory (it has no metrics.csv)")
+    out = Path(out) if out is not None else runs[0]
+    out.mkdir(parents=True, exist_ok=True)
+    labels = run_labels(runs)
+    summaries = [run_summary(run) for run in runs]
+    figures = out / "figures"
+
+    blocks: list[Block] = [Heading(TITLE, 1), *_overview(labels, summaries)]
+    curves = plot_curves(runs, figures / "curves.png", labels)
+    blocks += [
+        Heading("Learning curves"),
+        Picture(curves, "Train loss (dashed), test loss (solid) and test accuracy per epoch."),
+    ]
+    for run, label, summary in zip(runs, labels, summaries, strict=True):
+        run_figures = figures if len(runs) == 1 else figures / label.replace("/", "-")
+        blocks += _run_section(run, label, summary, run_figures)
+
+    write_text_atomic(out / "report.md", to_markdown(blocks, out))
+    write_text_atomic(out / "report.html", to_html(blocks, TITLE))
+    return out / "report.md"
+
+
+def _overview(labels: Sequence[str], summaries: Sequence[dict[str, Any]]) -> list[Block]:
+    rows = []
+    for label, s in zip(labels, summaries, strict=True):
+        config = s["config"]
+        planned = config.get("epochs", s["epochs_done"])
+        epochs = s["epochs_done"] if planned == s["epochs_done"] else f"{s['epochs_done']} of {planned}"
+        transformer = config.get("transform", "?") if config.get("stn", True) else "none"
+        seconds = s.get("seconds")
+        rows.append(
+            [
+                label,
+                config.get("model", "?"),
+                config.get("dataset", "?"),
+                transformer,
+                epochs,
+                f"{s['final_accuracy']:.2f}",
+                f"{s['best_accuracy']:.2f} (epoch {s['best_epoch']})",
+                "" if seconds is None else f"{seconds:.0f}",
+            ]
+        )
+    header = [
+        "run",
+        "model",
+        "data set",
+        "transformer",
+        "epochs",
+        "final accuracy (%)",
+        "best accuracy (%)",
+        "time (s)",
+    ]
+    blocks: list[Block] = [Heading("Results"), Table(header, rows)]
+
+    classes: list[str] = []
+    for s in summaries:
+        classes += [name for name in s["per_class_accuracy"] if name not in classes]
+    if classes:
+        per_class = [[name, *(_percent(s["per_class_accuracy"].get(name)) for s in summaries)] for name in classes]
+        blocks += [Heading("Per-class accuracy (%), final epoch", 3), Table(["class", *labels], per_class)]
+    return blocks
+
+
+def _run_section(run: Path, label: str, summary: dict[str, Any], figures: Path) -> list[Block]:
+    blocks: list[Block] = [
+        Heading(f"Run {label}"),
+        Paragraph(
+            f"Run directory {run}: final accuracy {summary['final_accuracy']:.2f}%, "
+            f"best {summary['best_accuracy']:.2f}% at epoch {summary['best_epoch']}."
+        ),
+    ]
+    try:
+        written = write_figures(run, figures, curves=False)
+    except DataError as err:  # no snapshot batch and no data set here: no pictures, the rest stands
+        written = {}
+        blocks.append(Paragraph(f"No transformer pictures: they need the test images ({err})."))
+    if "regions" in written:
+        blocks.append(Heading("What the transformer does", 3))
+        if "before_after" in written:
+            blocks.append(
+                Picture(
+                    written["before_after"],
+                    "Test images (left) and what the transformer of the best checkpoint made of them (right).",
+                )
+            )
+        else:
+            blocks.append(
+                Paragraph(
+                    "The transformer reads a feature map, so it makes no images; its regions are "
+                    "drawn on the input images (normalised coordinates are the same)."
+                )
+            )
+        grid_lines = " and the lines through its control points" if summary["config"].get("transform") == "tps" else ""
+        blocks.append(
+            Picture(
+                written["regions"],
+                f"Where it looks: each test image with the border of the output{grid_lines} mapped into it "
+                "by the transformer of the best checkpoint.",
+            )
+        )
+    elif not summary["config"].get("stn", True):
+        blocks.append(Paragraph("This model has no spatial transformer, so there are no transformer pictures."))
+    if "learning" in written:
+        blocks += [
+            Heading("How it learned", 3),
+            Picture(written["learning"], "The transformer on the same test images after each epoch."),
+            Picture(written["stills"], "Stills of the animation, first to last epoch."),
+        ]
+    config = summary["config"]
+    if config:
+        rows = [[key, value if isinstance(value, str) else json.dumps(value)] for key, value in config.items()]
+        blocks += [Heading("Configuration", 3), Table(["option", "value"], rows)]
+    return blocks
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"

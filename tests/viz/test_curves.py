@@ -1,0 +1,46 @@
+"""Curves from metrics.csv, one colour per run."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from stn.viz.curves import plot_curves, read_metrics, run_labels
+
+CSV = "epoch,train_loss,test_loss,test_accuracy,seconds\n1,2.0,1.5,40.0,1.0\n2,1.0,0.9,70.5,2.0\n"
+
+
+def run(path, text: str = CSV):
+    path.mkdir(parents=True)
+    (path / "metrics.csv").write_text(text)
+    return path
+
+
+def test_read_metrics_gives_numbers_per_epoch(tmp_path):
+    metrics = read_metrics(run(tmp_path / "a"))
+    assert metrics["epoch"] == [1.0, 2.0] and metrics["test_accuracy"] == [40.0, 70.5]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [(None, "no metrics.csv"), ("epoch,x\n1,2\n", "lacks the columns"), (CSV.replace("70.5", "n/a"), "not a number")],
+)
+def test_read_metrics_names_the_problem(tmp_path, text, message):
+    folder = run(tmp_path / "a", text) if text else tmp_path
+    with pytest.raises(ValueError, match=message):
+        read_metrics(folder)
+
+
+def test_several_runs_on_one_png(tmp_path):
+    runs = [run(tmp_path / "stn"), run(tmp_path / "no-stn", CSV.replace("70.5", "60.0"))]
+    path = plot_curves(runs, tmp_path / "out" / "curves.png")
+    with Image.open(path) as picture:
+        assert picture.format == "PNG" and picture.size == (1100, 400)
+        assert len(picture.convert("RGB").getcolors(1 << 20)) > 50  # drawn, not blank
+
+
+def test_labels_are_folder_names_made_distinct(tmp_path):
+    assert run_labels([tmp_path / "x" / "run", tmp_path / "y" / "run"]) == ["x/run", "y/run"]
+    assert run_labels([tmp_path / "stn", tmp_path / "base"]) == ["stn", "base"]
+    with pytest.raises(ValueError, match="labels"):
+        plot_curves([run(tmp_path / "a")], tmp_path / "c.png", labels=["a", "b"])
