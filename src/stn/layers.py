@@ -87,8 +87,10 @@ class SpatialTransformer(nn.Module):
         self.output_size = None if output_size is None else T.check_size(output_size, "output_size")
         self.localization = localization
         self.fc_loc = _params_head(in_features, hidden, self._initial_params())
-        self.mode, self.padding_mode, self.fill = mode, padding_mode, fill
+        self.mode, self.padding_mode = mode, padding_mode
         self.align_corners, self.check_finite = align_corners, check_finite
+        # A buffer follows the module to its device, so sampling never copies the fill from the host.
+        self.register_buffer("fill", None if fill is None else torch.as_tensor(fill, dtype=torch.float32), False)
         self.last_params: Tensor | None = None
 
     def _initial_params(self) -> Tensor:

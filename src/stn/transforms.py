@@ -189,8 +189,8 @@ def apply_matrix(matrix: Tensor, points: Tensor, projective: bool = True, eps: f
 
 def _rows_to_matrix(top: Tensor, bottom: Tensor | None = None) -> Tensor:
     """``(N, 6)`` top two rows (+ optional ``(N, 3)`` last row) -> ``(N, 3, 3)``."""
-    if bottom is None:
-        bottom = top.new_tensor([0.0, 0.0, 1.0]).expand(top.shape[0], 3)
+    if bottom is None:  # (0, 0, 1), made on the device: a tensor from a list would be copied there every step
+        bottom = torch.cat((torch.zeros_like(top[:, :2]), torch.ones_like(top[:, :1])), dim=1)
     return torch.cat((top, bottom), dim=1).view(-1, 3, 3)
 
 

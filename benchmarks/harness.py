@@ -1,0 +1,147 @@
+"""What every benchmark script shares: its command line, the machine it ran on, the table it
+prints and its section of ``results/benchmarks.json``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import stn
+from stn import data as stn_data
+from stn.engine import resolve_device
+from stn.files import write_text_atomic
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks.json"
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The options every script takes: ``--device``, ``--threads``, ``--quick`` and ``--out``."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's, one per core)")
+    p.add_argument("--quick", action="store_true", help="tiny settings: checks that the script runs, in seconds")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help=f"JSON file to merge the results into (default {RESULTS.relative_to(RESULTS.parents[1])}; "
+        "with --quick: none)",
+    )
+    return p
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", help="folder holding CIFAR-10 (default: $STN_DATA, else ~/.cache/stn)")
+    p.add_argument(
+        "--synthetic", action="store_true", help="random images of CIFAR-10's shape instead (speed only: no data set)"
+    )
+
+
+def cifar10(args: argparse.Namespace) -> stn_data.Dataset:
+    """CIFAR-10 from ``--data-root`` (or random images of its shape with ``--synthetic``); with
+    ``--quick`` its first 1,024 training and 512 test images."""
+    if args.synthetic:
+        generator = torch.Generator().manual_seed(0)
+        dataset = stn_data.Dataset(
+            "synthetic",
+            torch.randint(0, 256, (50_000, 3, 32, 32), generator=generator, dtype=torch.uint8),
+            torch.randint(0, 10, (50_000,), generator=generator),
+            torch.randint(0, 256, (10_000, 3, 32, 32), generator=generator, dtype=torch.uint8),
+            torch.randint(0, 10, (10_000,), generator=generator),
+            classes=[str(i) for i in range(10)],
+            mean=(0.5, 0.5, 0.5),
+            std=(0.25, 0.25, 0.25),
+        )
+    else:
+        dataset = stn_data.load("cifar10", args.data_root)
+    if not args.quick:
+        return dataset
+    return dataclasses.replace(
+        dataset,
+        train_images=dataset.train_images[:1024],
+        train_labels=dataset.train_labels[:1024],
+        test_images=dataset.test_images[:512],
+        test_labels=dataset.test_labels[:512],
+    )
+
+
+def setup(args: argparse.Namespace) -> torch.device:
+    """Apply ``--threads``, pick ``--out`` and return the device of ``--device``."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.out is None and not args.quick:
+        args.out = RESULTS
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (before reading a clock)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def machine(device: torch.device) -> dict[str, Any]:
+    """What the numbers were measured on."""
+    info: dict[str, Any] = dict(
+        device=str(device),
+        cpu=_cpu_name(),
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        stn=stn.__version__,
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def table(rows: list[dict[str, Any]], title: str = "") -> str:
+    """``rows`` as aligned text columns (keys of the first row; floats to 3 significant digits)."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+        return "" if value is None else str(value)
+
+    columns = list(rows[0])
+    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    numeric = [all(isinstance(row.get(c), int | float | None) for row in rows) for c in columns]
+    lines = [title] if title else []
+    lines += ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join("-" * w for w in widths)]
+    for row in cells:
+        line = (v.rjust(w) if right else v.ljust(w) for v, w, right in zip(row, widths, numeric, strict=True))
+        lines.append("  ".join(line).rstrip())
+    return "\n".join(lines)
+
+
+def save(path: Path | None, section: str, device: torch.device, value: dict[str, Any]) -> None:
+    """Set ``[section][device type]`` of the JSON file at ``path`` (with the machine's description),
+    keeping everything else in it; nothing when ``path`` is ``None``."""
+    if path is None:
+        return
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results.setdefault(section, {})[device.type] = {"machine": machine(device), **value}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote [{section!r}][{device.type!r}] of {path}")
