@@ -170,3 +170,30 @@ def test_shared_mnist_has_the_official_counts_and_statistics():
     assert len(ds.train_labels) == 60000 and len(ds.test_labels) == 10000
     assert torch.bincount(ds.test_labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert ds.mean == pytest.approx((0.1307,), abs=1e-4) and ds.std == pytest.approx((0.3081,), abs=1e-4)
+
+
+def test_missing_data_is_downloaded_when_allowed(tmp_path, monkeypatch):
+    import stn.data.builtin as builtin
+
+    fetched = []
+
+    def fake_download(name, root):  # what torchvision's MNIST downloader leaves behind
+        fetched.append(name)
+        write_mnist(root / "MNIST" / "raw")
+
+    monkeypatch.setenv("STN_NO_DOWNLOAD", "0")
+    monkeypatch.setattr(builtin, "download", fake_download)
+    assert len(data.load("mnist", tmp_path).train_labels) == 30 and fetched == ["mnist"]
+
+
+def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
+    import stn.data.builtin as builtin
+
+    def offline(name, root):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setenv("STN_NO_DOWNLOAD", "0")
+    monkeypatch.setattr(builtin, "download", offline)
+    with pytest.raises(DataError, match=r"download failed: .*name resolution") as err:
+        data.load("cifar10", tmp_path)
+    assert "\n" not in str(err.value) and "Provide cifar-10-python.tar.gz" in str(err.value)

