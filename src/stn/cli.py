@@ -81,6 +81,7 @@ TRAIN_FLAGS = {  # flag -> TrainConfig field; all default to None so given flags
     "warmup_epochs": "warmup_epochs",
     "label_smoothing": "label_smoothing",
     "augment": "augment",
+    "flip_tta": "flip_tta",
     "seed": "seed",
     "log_interval": "log_interval",
     "channels_last": "channels_last",
@@ -127,6 +128,12 @@ def _add_train(sub) -> None:
     g.add_argument("--warmup-epochs", type=_float, help="linear warm-up length")
     g.add_argument("--label-smoothing", type=_float)
     g.add_argument("--augment", choices=AUGMENTS, help="per-sample augmentation on the device")
+    g.add_argument(
+        "--flip-tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="test on each image and its mirror image, averaging probabilities",
+    )
     g.add_argument("--seed", type=int, help="random seed (default 1)")
     g = p.add_argument_group("engine")
     g.add_argument("--device", default=None, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
@@ -246,7 +253,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
     # Normalise with the statistics the model was trained with.
     dataset.mean, dataset.std = tuple(payload["mean"]), tuple(payload["std"])
-    result = evaluate(model.to(device), DeviceData(dataset, device), args.batch_size)
+    flip_tta = bool(config.get("flip_tta", False))  # evaluate as the run did
+    result = evaluate(model.to(device), DeviceData(dataset, device), args.batch_size, flip_tta=flip_tta)
     print(f"{path} (epoch {payload.get('epoch', '?')}) on {name}:")
     print(result.line())
     width = max(len(c) for c in dataset.classes)
@@ -280,7 +288,125 @@ def _datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable] = [_add_train, _add_evaluate, _add_lists]
+# ------------------------------------------------------------------------- visualize, report
+def _add_viz(sub) -> None:
+    p = sub.add_parser(
+        "visualize",
+        help="draw what a trained run's transformer learned (PNG and GIF)",
+        description="Write a trained run's pictures: curves.png (loss and accuracy per epoch), "
+        "before_after.png (test images beside the transformer's outputs), regions.png (where it looks), "
+        "learning.gif and learning.png (the transformer after each epoch).",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by stn train")
+    p.add_argument("--out", metavar="DIR", help="where to write the pictures (default RUN_DIR/figures)")
+    p.add_argument(
+        "--count",
+        type=_positive_int,
+        help="test images to show (default: the run's snapshot batch of 16; more are read from the data set)",
+    )
+    p.add_argument("--data-root", help="folder holding the data, when --count needs it (default: the run's)")
+    p.set_defaults(run=_visualize)
+
+    p = sub.add_parser(
+        "report",
+        help="write report.md and report.html about one or more runs",
+        description="Write report.md and report.html (pictures inline) with each run's config, final, best and "
+        "per-class accuracy, the learning curves of all runs on one plot, and the transformer pictures.",
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by stn train")
+    p.add_argument("--out", metavar="DIR", help="where to write the report (default: the first RUN_DIR)")
+    p.set_defaults(run=_report)
+
+
+def _visualize(args: argparse.Namespace) -> int:
+    from stn.viz.figures import write_figures
+
+    written = write_figures(args.run_dir, args.out, args.count, args.data_root)
+    for path in written.values():
+        print(path)
+    if "regions" not in written:
+        print("stn: this model has no spatial transformer: only its curves were drawn", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from stn.viz.report import write_report
+
+    path = write_report(args.run_dirs, args.out)
+    print(f"Report: {path} and {path.with_suffix('.html')}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ demo, bench
+def _add_experiments(sub) -> None:
+    from stn.experiments.demo import SIZES
+    from stn.experiments.paper import BUDGETS, ENTRIES, VARIANTS
+
+    p = sub.add_parser(
+        "demo",
+        help="see a spatial transformer at work: no data set, no download",
+        description="Draw distorted digits with Pillow's font, train the paper's CNN with and without an affine "
+        "spatial transformer, and write report.md and report.html: accuracy of both, the transformer's view of "
+        "the test glyphs, where it looks, and how it learned.",
+    )
+    p.add_argument("--out", default="runs/demo", help="folder for the two runs and the report (default runs/demo)")
+    p.add_argument("--size", choices=list(SIZES), default="default", help="small: seconds; default: a few minutes")
+    p.add_argument("--epochs", type=_positive_int, help="training epochs (default: the size's)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the glyphs and of training (default 1)")
+    p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
+    p.set_defaults(run=_demo)
+
+    p = sub.add_parser("bench", help="benchmarks (stn bench paper: the paper's distorted-MNIST table)")
+    bench = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", parser_class=_Parser, required=True)
+    q = bench.add_parser(
+        "paper",
+        help="train the paper's Table 1 models on distorted MNIST and write the table",
+        description="Train FCN, CNN, ST-FCN and ST-CNN (affine, projective, TPS) on MNIST R, RTS, P, E and TC, "
+        "and write table-<budget>.md and .json (test error beside the paper's) into --out. Finished runs in --runs "
+        "are reused, so an interrupted bench continues when run again. Budgets: "
+        + "; ".join(f"{b.name}: {b.description}" for b in BUDGETS.values()),
+    )
+    q.add_argument("--budget", choices=list(BUDGETS), default="cpu", help="how long each model trains (default cpu)")
+    q.add_argument("--out", default="results/paper", help="folder for the table (default results/paper)")
+    q.add_argument("--runs", help="folder for the run directories (default runs/paper-<budget>)")
+    q.add_argument("--data-root", help="folder holding MNIST (default $STN_DATA, else ~/.cache/stn)")
+    q.add_argument("--variants", nargs="+", metavar="V", help=f"subset of {' '.join(VARIANTS)}")
+    q.add_argument("--models", nargs="+", metavar="M", help=f"subset of {' '.join(e.slug for e in ENTRIES)}")
+    q.add_argument("--seed", type=int, default=1, help="training seed (default 1)")
+    q.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
+    q.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
+    q.set_defaults(run=_bench_paper)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from stn.experiments import demo
+
+    result = demo.run(args.out, args.size, args.epochs, args.seed, args.device, args.threads)
+    print(result.line())
+    print(f"Report: {result.report} and {result.report.with_suffix('.html')}")
+    return 0
+
+
+def _bench_paper(args: argparse.Namespace) -> int:
+    from stn.experiments import paper
+
+    path = paper.run(
+        args.budget,
+        args.out,
+        args.runs,
+        args.data_root,
+        args.variants,
+        args.models,
+        args.seed,
+        args.device,
+        args.threads,
+    )
+    print(f"Table: {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+COMMANDS: list[Callable] = [_add_train, _add_evaluate, _add_lists, _add_viz, _add_experiments]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,7 @@ class TrainConfig:
     dataset: str | None = None  # None: the model's own data set
     data_root: str | None = None
     image_size: tuple[int, int] | None = None  # resize folder data sets
+    dataset_options: dict[str, Any] = field(default_factory=dict)  # more options of the data set (seed, sizes, ...)
     stn: bool = True
     transform: str = "affine"
     stn_fill: str = "zeros"
@@ -44,6 +45,7 @@ class TrainConfig:
     schedule: str = "constant"
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
+    flip_tta: bool = False  # evaluate on each test image and its mirror image, averaging probabilities
     augment: str = "none"
     crop_padding: int = 4
     seed: int = 1
@@ -114,17 +116,18 @@ RECIPES: dict[str, dict[str, Any]] = {
     # Same architecture, more accuracy: per-sample crop + flip on the device, Nesterov momentum,
     # a one-cycle schedule, label smoothing, weight decay, a larger batch with a scaled lr.
     "fast": dict(
-        batch_size=256,
+        batch_size=128,
         drop_last=True,
         optimizer="sgd",
-        lr=0.1,
+        lr=0.05,
         momentum=0.9,
         nesterov=True,
         weight_decay=5e-4,
         schedule="onecycle",
         warmup_epochs=5,
-        label_smoothing=0.1,
         augment="crop-flip",
+        stn_fill="black",
+        flip_tta=True,
         test_batch_size=2000,
         log_interval=100,
     ),

@@ -31,7 +31,19 @@ from stn.engine.snapshots import Snapshots
 from stn.files import write_text_atomic
 from stn.layers import SpatialTransformer
 
-__all__ = ["DeviceData", "EvalResult", "TrainingDiverged", "evaluate", "resolve_device", "train"]
+__all__ = [
+    "DeviceData",
+    "EvalResult",
+    "TrainingDiverged",
+    "build_model",
+    "compile_model",
+    "evaluate",
+    "make_optimizer",
+    "make_scheduler",
+    "resolve_device",
+    "train",
+    "train_step",
+]
 
 
 class TrainingDiverged(RuntimeError):
@@ -146,18 +158,27 @@ def autocast(device: torch.device, amp: str):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: DeviceData, batch_size: int = 1000, amp: str = "off") -> EvalResult:
-    """Test-set loss (NLL of the model's log-probabilities), accuracy and per-class accuracy."""
+def evaluate(
+    model: nn.Module, data: DeviceData, batch_size: int = 1000, amp: str = "off", flip_tta: bool = False
+) -> EvalResult:
+    """Test-set loss (NLL of the model's log-probabilities), accuracy and per-class accuracy.
+
+    With ``flip_tta`` the prediction is the mean of the probabilities for each image and its
+    mirror image (test-time augmentation).
+    """
     model.eval()
     num_classes = data.dataset.num_classes
     loss = torch.zeros((), device=data.device, dtype=torch.float64)
     class_correct = torch.zeros(num_classes, device=data.device, dtype=torch.long)
     for images, labels in data.test_batches(batch_size):
         with autocast(data.device, amp):
-            output = model(images)
-        loss += F.nll_loss(output.float(), labels, reduction="sum")
-        hits = output.argmax(1) == labels
-        class_correct += torch.bincount(labels[hits], minlength=num_classes)
+            output = model(images).float()
+            if flip_tta:
+                mirrored = model(images.flip(-1)).float()
+                output = torch.logaddexp(output, mirrored) - math.log(2.0)
+        loss += F.nll_loss(output, labels, reduction="sum")
+        # index_add_, not bincount(labels[hits]): a mask and bincount both wait for the device.
+        class_correct.index_add_(0, labels, (output.argmax(1) == labels).long())
     class_total = torch.bincount(data.test_labels, minlength=num_classes)
     total = len(data.test_labels)
     per_class = class_correct.cpu().tolist()
@@ -188,6 +209,49 @@ def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
     return 1.0
 
 
+def build_model(cfg: TrainConfig, dataset: stn_data.Dataset, device: torch.device) -> nn.Module:
+    """``cfg.model`` for ``dataset``, on ``device`` in the configured memory format, with the
+    transformers' finiteness check off (it syncs every step; the loss is checked at log points)."""
+    model = models.create(cfg.model, **model_options(cfg, dataset)).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    for module in model.modules():
+        if isinstance(module, SpatialTransformer):
+            module.check_finite = False
+    return model
+
+
+def compile_model(model: nn.Module, mode: str = "off") -> nn.Module:
+    """``torch.compile(model)`` in ``mode`` (``default``, ``reduce-overhead``: CUDA graphs,
+    ``max-autotune``), or ``model`` itself for ``off``.
+
+    Shapes are static: the last, smaller batch of an epoch and evaluation get graphs of their
+    own rather than turning every graph dynamic.
+    """
+    if mode == "off":
+        return model
+    return torch.compile(model, mode=None if mode == "default" else mode, dynamic=False)
+
+
+def train_step(
+    forward: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: Tensor,
+    labels: Tensor,
+    amp: str = "off",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """One optimizer step on a batch. Returns the batch's mean loss, detached and left on the
+    device: reading it is the caller's (only) sync."""
+    with autocast(images.device, amp):
+        output = forward(images)
+    loss = F.cross_entropy(output.float(), labels, label_smoothing=label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
 def make_optimizer(cfg: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
     """The configured optimizer; weight decay on weights only (not biases, which include the
     transformer's identity), fused kernels where the device has them."""
@@ -199,6 +263,14 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module, device: torch.device) -> 
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, **fused)
     cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
     return cls(groups, lr=cfg.lr, **fused)
+
+
+def make_scheduler(
+    cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The configured learning-rate schedule, stepped once per optimizer step."""
+    total, warmup = cfg.epochs * steps_per_epoch, round(cfg.warmup_epochs * steps_per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg.schedule, step, total, warmup))
 
 
 METRIC_FIELDS = ["epoch", "train_loss", "test_loss", "test_accuracy", "seconds"]
@@ -251,29 +323,19 @@ def train(
         torch.backends.cudnn.benchmark = True
 
     # Data: decoded once (cached), moved to the device as uint8.
-    dataset = stn_data.load(cfg.dataset, cfg.data_root, **({"image_size": cfg.image_size} if cfg.image_size else {}))
+    data_options = {**({"image_size": cfg.image_size} if cfg.image_size else {}), **cfg.dataset_options}
+    dataset = stn_data.load(cfg.dataset, cfg.data_root, **data_options)
     data = DeviceData(dataset, device, cfg.channels_last)
 
     # Model, optimizer, schedule: all seeded, so a run is a function of its config.
     torch.manual_seed(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
     options = model_options(cfg, dataset)
-    model = models.create(cfg.model, **options).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    for module in model.modules():
-        if isinstance(module, SpatialTransformer):
-            module.check_finite = False  # no per-step sync: the loss is checked at log points
+    model = build_model(cfg, dataset, device)
     optimizer = make_optimizer(cfg, model, device)
     steps_per_epoch = data.num_batches(cfg.batch_size, cfg.drop_last)
-    total_steps = cfg.epochs * steps_per_epoch
-    warmup = round(cfg.warmup_epochs * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(cfg.schedule, step, total_steps, warmup)
-    )
-    forward = (
-        torch.compile(model, mode=None if cfg.compile == "default" else cfg.compile) if cfg.compile != "off" else model
-    )
+    scheduler = make_scheduler(cfg, optimizer, steps_per_epoch)
+    forward = compile_model(model, cfg.compile)
 
     start_epoch, metrics, best, elapsed = 1, [], -1.0, 0.0
     if resume:
@@ -314,14 +376,9 @@ def train(
         )
         batches = data.train_batches(cfg.batch_size, generator, cfg.augment, cfg.crop_padding, cfg.drop_last)
         for batch_idx, (images, labels) in enumerate(batches):
-            with autocast(device, cfg.amp):
-                output = forward(images)
-            loss = F.cross_entropy(output.float(), labels, label_smoothing=cfg.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = train_step(forward, optimizer, images, labels, cfg.amp, cfg.label_smoothing)
             scheduler.step()
-            loss_sum += loss.detach() * len(labels)
+            loss_sum += loss * len(labels)
             seen += len(labels)
             if bar is not None:
                 bar.update(len(labels))
@@ -344,7 +401,7 @@ def train(
                 f"training loss is {train_loss} in epoch {epoch}; last good checkpoint: {run_dir / 'last.pt'}"
             )
 
-        result = evaluate(forward, data, cfg.test_batch_size, cfg.amp)
+        result = evaluate(forward, data, cfg.test_batch_size, cfg.amp, cfg.flip_tta)
         log()
         log(result.line())
         log()
