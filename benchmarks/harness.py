@@ -6,16 +6,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
-import stn
 from stn import data as stn_data
 from stn.engine import resolve_device
+from stn.engine.machine import describe
 from stn.files import write_text_atomic
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks.json"
@@ -89,31 +87,6 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def machine(device: torch.device) -> dict[str, Any]:
-    """What the numbers were measured on."""
-    info: dict[str, Any] = dict(
-        device=str(device),
-        cpu=_cpu_name(),
-        threads=torch.get_num_threads(),
-        torch=torch.__version__,
-        stn=stn.__version__,
-        date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def table(rows: list[dict[str, Any]], title: str = "") -> str:
     """``rows`` as aligned text columns (keys of the first row; floats to 3 significant digits)."""
 
@@ -141,7 +114,7 @@ def save(path: Path | None, section: str, device: torch.device, value: dict[str,
     if path is None:
         return
     results = json.loads(path.read_text()) if path.is_file() else {}
-    results.setdefault(section, {})[device.type] = {"machine": machine(device), **value}
+    results.setdefault(section, {})[device.type] = {"machine": describe(device), **value}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(results, indent=2) + "\n")
     print(f"\nwrote [{section!r}][{device.type!r}] of {path}")

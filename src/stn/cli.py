@@ -62,34 +62,33 @@ def _size(text: str) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------------------- train
-TRAIN_FLAGS = {  # flag -> TrainConfig field; all default to None so given flags can be told apart
-    "model": "model",
-    "dataset": "dataset",
-    "data_root": "data_root",
-    "image_size": "image_size",
-    "transform": "transform",
-    "stn_fill": "stn_fill",
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "test_batch_size": "test_batch_size",
-    "optimizer": "optimizer",
-    "lr": "lr",
-    "momentum": "momentum",
-    "nesterov": "nesterov",
-    "weight_decay": "weight_decay",
-    "schedule": "schedule",
-    "warmup_epochs": "warmup_epochs",
-    "label_smoothing": "label_smoothing",
-    "augment": "augment",
-    "flip_tta": "flip_tta",
-    "seed": "seed",
-    "log_interval": "log_interval",
-    "channels_last": "channels_last",
-    "compile": "compile",
-    "amp": "amp",
-    "drop_last": "drop_last",
-}
-RESUME_FLAGS = {"device", "threads"}  # may change on resume; everything else comes from config.json
+TRAIN_FLAGS = (  # TrainConfig fields set by flags of the same name; all default to None so given flags show
+    "model",
+    "dataset",
+    "data_root",
+    "image_size",
+    "transform",
+    "stn_fill",
+    "epochs",
+    "batch_size",
+    "test_batch_size",
+    "optimizer",
+    "lr",
+    "momentum",
+    "nesterov",
+    "weight_decay",
+    "schedule",
+    "warmup_epochs",
+    "label_smoothing",
+    "augment",
+    "flip_tta",
+    "seed",
+    "log_interval",
+    "channels_last",
+    "compile",
+    "amp",
+    "drop_last",
+)
 
 
 def _add_train(sub) -> None:
@@ -158,7 +157,7 @@ def _train(args: argparse.Namespace) -> int:
     from stn.engine import TrainConfig, from_recipe, train
     from stn.engine.log import RunLog
 
-    given = {field: getattr(args, flag) for flag, field in TRAIN_FLAGS.items() if getattr(args, flag) is not None}
+    given = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
     if args.stn is not None:
         given["stn"] = args.stn
     if args.resume:

@@ -68,7 +68,7 @@ def test_the_comparison_says_by_how_much_st_cnn_beats_cnn():
     meta = dict(
         budget="cpu",
         budget_description="short",
-        machine=dict(cpu="a CPU", cpu_count=2, torch_threads=1, device="cpu", torch="2"),
+        machine=dict(cpu="a CPU", cpu_count=2, threads=1, device="cpu", torch="2"),
         date="today",
         command="stn bench paper",
         seconds=60.0,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import platform
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -21,10 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from stn.engine import TrainConfig, checkpoint, from_recipe, resolve_device, train
 from stn.engine.log import RunLog
+from stn.engine.machine import describe
 from stn.files import write_text_atomic
 
 __all__ = ["BUDGETS", "ENTRIES", "PAPER_ERRORS", "VARIANTS", "Budget", "Entry", "plan", "run"]
@@ -209,7 +207,7 @@ def run(
         budget=spec.name,
         budget_description=spec.description,
         config={**COMMON, **spec.config, "train_size": spec.train_size, "test_size": spec.test_size, "seed": seed},
-        machine=machine(dev),
+        machine=describe(dev),
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=command if command is not None else shlex.join(["stn", *sys.argv[1:]]),
         seconds=round(sum(r["seconds"] for r in results), 1),
@@ -255,32 +253,6 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool) -> dict[str, Any]:
         log.close()
 
 
-def machine(device: torch.device) -> dict[str, Any]:
-    """What ran the bench: CPU, core count, accelerator, library versions."""
-    info: dict[str, Any] = dict(
-        platform=platform.platform(),
-        cpu=_cpu_name(),
-        cpu_count=os.cpu_count(),
-        torch_threads=torch.get_num_threads(),
-        device=str(device),
-        python=platform.python_version(),
-        torch=torch.__version__,
-    )
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """The table (ours beside the paper's) and the ST-CNN versus CNN comparison, as markdown."""
     error = {(r["model"], r["variant"]): r["error"] for r in results}
@@ -306,7 +278,7 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     m = meta["machine"]
     lines += [
         "",
-        f"Run {meta['date']} on {m['cpu']} ({m['cpu_count']} cores, {m['torch_threads']} torch threads), "
+        f"Run {meta['date']} on {m['cpu']} ({m['cpu_count']} cores, {m['threads']} torch threads), "
         f"device {m['device']}{' (' + m['gpu'] + ')' if 'gpu' in m else ''}, torch {m['torch']}; "
         f"{meta['seconds'] / 60:.1f} min of training in all.",
         "",
