@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -12,11 +11,10 @@ from stn.experiments import demo
 
 
 def test_small_demo_trains_both_networks_and_writes_the_report(tmp_path, capsys):
-    tic = time.perf_counter()
     assert main(["demo", "--size", "small", "--out", str(tmp_path / "demo"), "--threads", "1"]) == 0
-    assert time.perf_counter() - tic < 60
     out = capsys.readouterr().out
     assert "with the spatial transformer" in out and "Report: " in out
+    assert "Train Epoch: 1 [0/2000 (0%)]" in out and "Test set: Average loss: " in out  # progress, seed format
 
     runs = {name: tmp_path / "demo" / name for name in ("with-stn", "without-stn")}
     for name, run in runs.items():

@@ -13,13 +13,12 @@ against 95.4% test accuracy with seed 1).
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from stn.engine import from_recipe, train
 from stn.engine.log import RunLog
@@ -75,9 +74,13 @@ def run(
     threads: int | None = None,
     report: bool = True,
     log: Callable[[str], None] = print,
+    training_output: TextIO | None = None,
 ) -> DemoResult:
     """Train the STN and its baseline on ``glyphs`` into ``out/with-stn`` and ``out/without-stn``,
-    then write ``out/report.md`` and ``out/report.html`` (unless ``report`` is false)."""
+    then write ``out/report.md`` and ``out/report.html`` (unless ``report`` is false).
+
+    ``log`` gets one line per step of the demo; the training log (the seed's format, with a
+    progress bar on a terminal) goes to ``training_output``, standard output by default."""
     if size not in SIZES:
         raise ValueError(f"unknown demo size {size!r}; choose from {', '.join(SIZES)}")
     spec = SIZES[size]
@@ -104,12 +107,12 @@ def run(
             seed=seed,
             device=device,
             threads=threads,
-            log_interval=10**9,
+            log_interval=100,
             report=False,
         )
         log(f"stn demo: training the CNN {'with' if stn else 'without'} a spatial transformer ({cfg.epochs} epochs)")
         (out / name).mkdir(parents=True, exist_ok=True)
-        run_log = RunLog(out / name / "train.log", stream=io.StringIO(), progress=False)
+        run_log = RunLog(out / name / "train.log", stream=training_output)
         try:
             summaries[name] = train(cfg, out / name, log=run_log)
         finally:
