@@ -81,6 +81,7 @@ TRAIN_FLAGS = (  # TrainConfig fields set by flags of the same name; all default
     "warmup_epochs",
     "label_smoothing",
     "augment",
+    "crop_padding",
     "flip_tta",
     "seed",
     "log_interval",
@@ -127,6 +128,7 @@ def _add_train(sub) -> None:
     g.add_argument("--warmup-epochs", type=_float, help="linear warm-up length")
     g.add_argument("--label-smoothing", type=_float)
     g.add_argument("--augment", choices=AUGMENTS, help="per-sample augmentation on the device")
+    g.add_argument("--crop-padding", type=int, help="padding of the random crop, in pixels (default 4)")
     g.add_argument(
         "--flip-tta",
         action=argparse.BooleanOptionalAction,

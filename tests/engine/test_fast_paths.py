@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from stn import data as stn_data
-from stn.engine import DeviceData, evaluate, from_recipe, train
+from stn.engine import RECIPES, DeviceData, evaluate, from_recipe, train
 from stn.engine.augment import random_crop, random_flip
 from stn.engine.loop import build_model, compile_model, make_optimizer, train_step
 
@@ -141,6 +141,21 @@ def test_evaluate_counts_per_class(cifar_like):
     assert math.isclose(result.loss, F.nll_loss(output, labels).item(), rel_tol=1e-5)
 
 
+def test_flip_tta_averages_the_probabilities_of_image_and_mirror(cifar_like):
+    torch.manual_seed(0)
+    model = build_model(from_recipe("seed", stn_fill="black"), cifar_like, torch.device("cpu"))
+    data = DeviceData(cifar_like, torch.device("cpu"))
+    result = evaluate(model, data, batch_size=8, flip_tta=True)
+    with torch.no_grad():
+        x = data.normalize(cifar_like.test_images)
+        probs = (model(x).exp() + model(x.flip(-1)).exp()) / 2
+    labels = cifar_like.test_labels
+    expected = F.nll_loss(probs.log(), labels, reduction="sum").item() / len(labels)
+    assert result.loss == pytest.approx(expected, rel=1e-5)
+    assert result.correct == int((probs.argmax(1) == labels).sum())
+    assert result.loss != pytest.approx(evaluate(model, data, batch_size=8).loss, rel=1e-5)
+
+
 def numbered(n: int, size: int = 8) -> torch.Tensor:
     """``(n, 2, size, size)`` uint8 images whose pixels say where they are (1-based), so any crop
     or mirror of them can be recognised."""
@@ -223,7 +238,13 @@ def test_the_fast_recipe_trains(bars, tmp_path):
         threads=1,
         snapshot_images=2,
     )
-    assert (cfg.recipe, cfg.augment, cfg.drop_last, cfg.nesterov) == ("fast", "crop-flip", True, True)
+    preset = {
+        key: getattr(cfg, key)
+        for key in RECIPES["fast"]
+        if key not in ("batch_size", "test_batch_size", "log_interval")
+    }
+    assert cfg.recipe == "fast" and preset == {k: v for k, v in RECIPES["fast"].items() if k in preset}
+    assert cfg.augment != "none" and cfg.momentum > 0 and cfg.flip_tta  # what makes the recipe fast
     summary = train(cfg, tmp_path / "run")
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").read_text().splitlines()))
     assert [row["epoch"] for row in rows] == ["1", "2"]
