@@ -69,6 +69,7 @@ TRAIN_FLAGS = (  # TrainConfig fields set by flags of the same name; all default
     "image_size",
     "transform",
     "stn_fill",
+    "stn_lr_scale",
     "epochs",
     "batch_size",
     "test_batch_size",
@@ -110,6 +111,7 @@ def _add_train(sub) -> None:
         "--no-stn", dest="stn", action="store_false", default=None, help="the same network without its transformer"
     )
     g.add_argument("--transform", help="transform family: translation, attention, similarity, affine, projective, tps")
+    g.add_argument("--stn-lr-scale", type=_float, help="transformer learning rate relative to the model's (default 1)")
     g.add_argument("--stn-fill", choices=FILLS, help="what the transformer reads outside the image (default zeros)")
     g = p.add_argument_group("recipe (defaults: --recipe seed)")
     g.add_argument("--recipe", default="seed", choices=list(RECIPES), help="named preset of the options below")

@@ -269,3 +269,17 @@ def test_training_steps_do_not_wait_for_the_gpu(cifar_like):
             train_step(model, optimizer, images, labels, cfg.amp, cfg.label_smoothing)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+def test_transformer_learning_rate_scale_and_weight_decay_groups(cifar_like):
+    model = build_model(from_recipe("seed"), cifar_like, torch.device("cpu"))
+    st = {id(p) for p in model.stn.parameters()}
+    plain = make_optimizer(from_recipe("seed", weight_decay=1e-3), model, torch.device("cpu"))
+    assert len(plain.param_groups) == 2 and {g["lr"] for g in plain.param_groups} == {0.01}
+    assert all((g["weight_decay"] > 0) == (g["params"][0].dim() > 1) for g in plain.param_groups)
+
+    scaled = make_optimizer(from_recipe("seed", stn_lr_scale=0.1), model, torch.device("cpu"))
+    for group in scaled.param_groups:
+        inside = {id(p) in st for p in group["params"]}
+        assert len(inside) == 1 and group["lr"] == pytest.approx(0.001 if inside == {True} else 0.01)
+    assert sum(len(g["params"]) for g in scaled.param_groups) == len(list(model.parameters()))

@@ -32,6 +32,7 @@ class TrainConfig:
     stn: bool = True
     transform: str = "affine"
     stn_fill: str = "zeros"
+    stn_lr_scale: float = 1.0  # the transformers' learning rate, relative to the rest of the model
     recipe: str = "seed"
     epochs: int = 50
     batch_size: int = 64
@@ -67,7 +68,7 @@ class TrainConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)!r}")
         if not self.lr > 0 or self.lr != self.lr or self.lr == float("inf"):
             raise ValueError(f"lr must be a positive number, got {self.lr}")
-        for name in ("momentum", "weight_decay", "warmup_epochs", "label_smoothing"):
+        for name in ("momentum", "weight_decay", "warmup_epochs", "label_smoothing", "stn_lr_scale"):
             value = getattr(self, name)
             if not 0 <= value < float("inf"):
                 raise ValueError(f"{name.replace('_', '-')} must be >= 0, got {value}")
@@ -127,6 +128,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         warmup_epochs=5,
         augment="flip",
         stn_fill="black",
+        stn_lr_scale=0.1,
         flip_tta=True,
         test_batch_size=2000,
         log_interval=100,

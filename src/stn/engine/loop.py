@@ -253,16 +253,26 @@ def train_step(
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
-    """The configured optimizer; weight decay on weights only (not biases, which include the
-    transformer's identity), fused kernels where the device has them."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
-    rest = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    """The configured optimizer, fused kernels where the device has them.
+
+    Weight decay applies to weights only (not biases, which include the transformer's identity);
+    the spatial transformers' parameters learn at ``stn_lr_scale`` times the learning rate.
+    """
+    in_transformer = {id(p) for m in model.modules() if isinstance(m, SpatialTransformer) for p in m.parameters()}
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}  # (lr scale, decayed) -> parameters
+    for p in model.parameters():
+        if p.requires_grad:
+            scale = cfg.stn_lr_scale if id(p) in in_transformer else 1.0
+            groups.setdefault((scale, p.dim() > 1), []).append(p)
+    param_groups = [
+        {"params": params, "lr": cfg.lr * scale, "weight_decay": cfg.weight_decay if decayed else 0.0}
+        for (scale, decayed), params in groups.items()
+    ]
     fused = {"fused": True} if device.type in ("cuda", "cpu") else {"foreach": True}
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, **fused)
+        return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, **fused)
     cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return cls(groups, lr=cfg.lr, **fused)
+    return cls(param_groups, lr=cfg.lr, **fused)
 
 
 def make_scheduler(
