@@ -114,3 +114,22 @@ def test_console_script_exits_2_without_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.startswith("stn: error: no such run directory") and "Traceback" not in result.stderr
+
+
+def test_sigterm_ends_a_run_like_ctrl_c(bars, tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    import stn.engine
+
+    def killed(cfg, run_dir, resume=False, log=None):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(stn.engine, "train", killed)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        argv = ["train", "--dataset", "folder", "--data-root", bars, "--out", tmp_path / "run", "--no-progress"]
+        code, _, err = run(argv, capsys)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 130 and f"Resume with: stn train --resume {tmp_path / 'run'}" in err

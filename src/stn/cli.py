@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -423,11 +424,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stn`` console script; returns the exit status."""
     from stn.data import DataError
     from stn.engine import CheckpointError, TrainingDiverged
 
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends a run as Ctrl-C does: saved, resumable
     try:
         args = build_parser().parse_args(argv)
         if not getattr(args, "command", None):

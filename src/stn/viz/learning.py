@@ -40,6 +40,9 @@ def save_gif(frames: list[Image.Image], path: str | os.PathLike, seconds: float 
     if not frames:
         raise ValueError("a GIF needs at least one frame")
     durations = [round(1000 * seconds)] * (len(frames) - 1) + [round(1000 * hold)]
+    # One palette, from a few frames, for all of them: half the bytes of a palette per frame.
+    palette = stills(frames).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+    frames = [f.convert("RGB").quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     save(frames[0], path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return Path(path)
 
