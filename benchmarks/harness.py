@@ -46,12 +46,13 @@ def cifar10(args: argparse.Namespace) -> stn_data.Dataset:
     ``--quick`` its first 1,024 training and 512 test images."""
     if args.synthetic:
         generator = torch.Generator().manual_seed(0)
+        train, test = (1024, 512) if args.quick else (50_000, 10_000)
         dataset = stn_data.Dataset(
             "synthetic",
-            torch.randint(0, 256, (50_000, 3, 32, 32), generator=generator, dtype=torch.uint8),
-            torch.randint(0, 10, (50_000,), generator=generator),
-            torch.randint(0, 256, (10_000, 3, 32, 32), generator=generator, dtype=torch.uint8),
-            torch.randint(0, 10, (10_000,), generator=generator),
+            torch.randint(0, 256, (train, 3, 32, 32), generator=generator, dtype=torch.uint8),
+            torch.randint(0, 10, (train,), generator=generator),
+            torch.randint(0, 256, (test, 3, 32, 32), generator=generator, dtype=torch.uint8),
+            torch.randint(0, 10, (test,), generator=generator),
             classes=[str(i) for i in range(10)],
             mean=(0.5, 0.5, 0.5),
             std=(0.25, 0.25, 0.25),

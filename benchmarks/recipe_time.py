@@ -7,14 +7,16 @@ the fast recipe and the tutorial loop, beside the floor that the FLOP count sets
 Two sources, marked in every row. ``--runs`` reads run directories: the last cumulative
 ``seconds`` of metrics.csv is what the run took (checkpoints and snapshots included). ``--measure``
 times one epoch here (the training pass, then the evaluation) and multiplies it by the
-recipe's epochs: an extrapolation. Floors use the matmul peak of this machine, measured with the
-run's own thread count.
+recipe's epochs: an extrapolation. A floor is the FLOPs of the run's own model (with or without
+its transformer; evaluated twice with flip test-time augmentation) at the matmul peak of this
+machine with all of torch's threads: the machine's limit, whatever threads a run chose.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import re
 import time
@@ -30,24 +32,30 @@ from stn import models
 from stn.engine import DeviceData, from_recipe
 
 
-class Peaks:
-    """Matmul peaks of this machine, measured once per (dtype, thread count)."""
+class Floors:
+    """Least seconds per epoch on this machine, by model and dtype; FLOPs and peaks counted once."""
 
     def __init__(self, device: torch.device, quick: bool) -> None:
         self.device, self.quick = device, quick
-        self.known: dict[tuple[str, int], float] = {}
+        self.peaks: dict[str, float] = {}
+        self.per_image: dict[tuple[str, bool, str], dict[str, float]] = {}
 
-    def __call__(self, dtype: str, threads: int | None = None) -> float:
-        threads = threads or torch.get_num_threads()
-        if (dtype, threads) not in self.known:
-            before = torch.get_num_threads()
-            torch.set_num_threads(threads)
-            self.known[dtype, threads] = flops.matmul_peak(self.device, flops.DTYPES[dtype], self.quick)
-            torch.set_num_threads(before)
-        return self.known[dtype, threads]
+    def __call__(self, config: dict[str, Any], dtype: str, sizes: tuple[int, int] | None = None) -> float:
+        """Seconds of one epoch of ``config``'s model (CIFAR-10's sizes unless given) at the peak."""
+        key = config["model"], bool(config["stn"]), config["transform"]
+        if key not in self.per_image:
+            model = models.create(key[0], stn=key[1], transform=key[2]).to(self.device)
+            counted = flops.count_flops(model, (3, 32, 32))
+            sampled = flops.sampling_flops(3, 32, 32) if key[1] else dict(forward=0.0, train=0.0)
+            self.per_image[key] = {k: counted[k] + sampled[k] for k in ("forward", "train")}
+        if dtype not in self.peaks:
+            self.peaks[dtype] = flops.matmul_peak(self.device, flops.DTYPES[dtype], self.quick)
+        train, test = sizes or (flops.TRAIN_IMAGES, flops.TEST_IMAGES)
+        tests = 2 if config.get("flip_tta") else 1
+        return flops.epoch_floor(self.per_image[key], self.peaks[dtype], train, tests * test)["epoch"]
 
 
-def read_run(run: Path, per_image: dict[str, float], peaks: Peaks, device: torch.device) -> dict[str, Any]:
+def read_run(run: Path, floors: Floors, device: torch.device) -> dict[str, Any]:
     """A row from a run directory's metrics.csv, config.json and (if there) summary.json."""
     metrics = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
     config = json.loads((run / "config.json").read_text())
@@ -56,7 +64,7 @@ def read_run(run: Path, per_image: dict[str, float], peaks: Peaks, device: torch
     seconds = float(metrics[-1]["seconds"])
     dtype = "bf16" if config["amp"] == "bf16" or (config["amp"] == "auto" and ran_on.startswith("cuda")) else "fp32"
     here = ran_on.split(":")[0] == device.type
-    floor = len(metrics) * flops.epoch_floor(per_image, peaks(dtype, config["threads"]))["epoch"] if here else None
+    floor = len(metrics) * floors(config, dtype) if here else None
     return dict(
         source="metrics.csv",
         run=run.name,
@@ -83,9 +91,7 @@ def _logged_device(log: Path) -> str | None:
     return found[-1] if found else None
 
 
-def measure(
-    args: argparse.Namespace, device: torch.device, per_image: dict[str, float], peaks: Peaks
-) -> list[dict[str, Any]]:
+def measure(args: argparse.Namespace, device: torch.device, floors: Floors) -> list[dict[str, Any]]:
     """One epoch of the tutorial loop and of each recipe, timed here, times the recipe's epochs."""
     dataset = harness.cifar10(args)
     overrides = dict(_setting(item) for item in args.set)
@@ -94,7 +100,7 @@ def measure(
     contenders += [engine(cfg, dataset, device, DeviceData(dataset, device, cfg.channels_last)) for cfg in configs]
     epochs = [configs[0].epochs, *(cfg.epochs for cfg in configs)]
     rows = []
-    for c, n_epochs in zip(contenders, epochs, strict=True):
+    for c, n_epochs, cfg in zip(contenders, epochs, [configs[0], *configs], strict=True):
         c.run(3 if args.quick else 10, device)  # warm-up
         steps = len(dataset.train_labels) // c.batch_size  # one epoch's images (the last partial batch left out)
         train_seconds = steps * c.batch_size / c.run(steps, device)
@@ -104,7 +110,7 @@ def measure(
         harness.sync(device)
         epoch = train_seconds + time.perf_counter() - tic
         sizes = len(dataset.train_labels), len(dataset.test_labels)
-        floor = n_epochs * flops.epoch_floor(per_image, peaks(c.dtype), *sizes)["epoch"]
+        floor = n_epochs * floors(dataclasses.asdict(cfg), c.dtype, sizes)
         rows.append(
             dict(
                 source="1 epoch x epochs",
@@ -145,20 +151,23 @@ def main() -> None:
     if not args.runs and not args.measure:
         p.error("give --runs, --measure or both")
     device = harness.setup(args)
-    counted = flops.count_flops(models.create("seed-cifar").to(device), (3, 32, 32))
-    sampled = flops.sampling_flops(3, 32, 32)
-    per_image = {k: counted[k] + sampled[k] for k in ("forward", "train")}
-    peaks = Peaks(device, args.quick)
-
-    rows = [read_run(run, per_image, peaks, device) for run in args.runs]
+    floors = Floors(device, args.quick)
+    rows = [read_run(run, floors, device) for run in args.runs]
     if args.measure:
-        rows += measure(args, device, per_image, peaks)
-    print(harness.table(rows, "whole recipes: wall time against the floor"))
+        rows += measure(args, device, floors)
+    changed = " ".join(sorted(args.set))
+    print(harness.table(rows, "whole recipes: wall time against the floor" + (f" ({changed})" if changed else "")))
+    # Runs with values changed get their own section, beside the presets' rather than over them.
     harness.save(
         args.out,
-        "recipe_time",
+        f"recipe_time {changed}" if changed else "recipe_time",
         device,
-        dict(quick=args.quick, mflop_per_image={k: v / 1e6 for k, v in per_image.items()}, rows=rows),
+        dict(
+            quick=args.quick,
+            changed=args.set,
+            peak_tflops={dtype: peak / 1e12 for dtype, peak in floors.peaks.items()},
+            rows=rows,
+        ),
     )
 
 

@@ -1,0 +1,54 @@
+"""The benchmark scripts run (``--quick``: tiny settings) and write their sections of the results file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPTS = {
+    "flops.py": ([], "flops"),
+    "warp_throughput.py": ([], "warp_throughput"),
+    "train_throughput.py": (["--synthetic"], "train_throughput"),
+    "recipe_time.py": (["--synthetic", "--measure", "--runs", str(ROOT / "results" / "seed-cifar")], "recipe_time"),
+}
+
+
+def run(script: str, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--device", "cpu", "--threads", "1"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_script_writes_its_section(script, tmp_path):
+    options, section = SCRIPTS[script]
+    out = tmp_path / "benchmarks.json"
+    out.write_text(json.dumps({"other": {"cpu": {"kept": True}}}))
+    done = run(script, *options, "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert results["other"] == {"cpu": {"kept": True}}
+    written = results[section]["cpu"]
+    assert written["machine"]["device"] == "cpu" and written["machine"]["threads"] == 1
+    rows = written.get("rows")
+    if rows is not None:
+        assert rows, "no rows measured"
+        numbers = [v for row in rows for v in row.values() if isinstance(v, float)]
+        assert numbers and all(v == v and v >= 0 for v in numbers)  # measured, finite, not negative
+
+
+def test_recipe_time_with_a_value_changed_keeps_the_presets_section(tmp_path):
+    out = tmp_path / "benchmarks.json"
+    out.write_text(json.dumps({"recipe_time": {"cpu": {"kept": True}}}))
+    done = run("recipe_time.py", "--synthetic", "--measure", "--set", "amp=bf16", "--out", str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert results["recipe_time"]["cpu"] == {"kept": True}
+    rows = results["recipe_time amp=bf16"]["cpu"]["rows"]
+    assert {row["recipe"] for row in rows} == {"seed", "fast"}
+    assert {row["dtype"] for row in rows if row["run"] != "tutorial"} == {"bf16"}
