@@ -48,7 +48,8 @@ def warp(
             :func:`normalized_fill` to get the normalised value of a raw colour.
         align_corners: as in ``grid_sample``; see :mod:`stn.transforms`.
         check_finite: raise ``ValueError`` if ``params`` holds NaN or Inf (costs a device sync;
-            training loops on accelerators may switch it off).
+            training loops on accelerators may switch it off). Skipped while ``torch.compile`` or
+            ``torch.export`` traces the call: a data-dependent branch cannot be traced.
 
     Returns:
         ``(N, C, H_out, W_out)``, differentiable in ``x`` and ``params``.
@@ -62,7 +63,7 @@ def warp(
     params = family.check_params(params)
     if params.shape[0] != x.shape[0]:
         raise ValueError(f"parameter batch {params.shape[0]} does not match input batch {x.shape[0]}")
-    if check_finite and not bool(torch.isfinite(params).all()):
+    if check_finite and not torch.compiler.is_compiling() and not bool(torch.isfinite(params).all()):
         raise ValueError(f"{family.name} parameters contain NaN or Inf")
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")

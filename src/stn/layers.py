@@ -120,7 +120,8 @@ class SpatialTransformer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         params = self.predict(x)
-        self.last_params = params.detach()
+        if not torch.compiler.is_exporting():  # an exported graph keeps no Python state
+            self.last_params = params.detach()
         return self.sample(x, params)
 
     def extra_repr(self) -> str:

@@ -406,7 +406,7 @@ def _tps_system(rows: int, cols: int) -> tuple[Tensor, Tensor]:
     k = c.shape[0]
     p = torch.cat((torch.ones(k, 1, dtype=torch.float64), c), dim=1)
     system = torch.zeros(k + 3, k + 3, dtype=torch.float64)
-    system[:k, :k] = _tps_kernel(torch.cdist(c, c) ** 2)
+    system[:k, :k] = _tps_kernel((c.unsqueeze(1) - c).pow(2).sum(-1))
     system[:k, k:] = p
     system[k:, :k] = p.T
     return c, torch.linalg.inv(system)[:, :k].contiguous()
