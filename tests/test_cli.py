@@ -17,7 +17,7 @@ def run(argv, capsys):
     return code, out, err
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["models"], ["datasets"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["export"], ["models"], ["datasets"]])
 def test_help_everywhere(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([*command, "--help"])
@@ -93,6 +93,8 @@ def test_train_evaluate_and_resume(bars, tmp_path, capsys):
         (["evaluate", "{tmp}/missing.pt"], "no such run directory or checkpoint"),
         (["evaluate", "{tmp}/junk.pt"], "not a readable checkpoint"),
         (["evaluate", "{tmp}/foreign.pt"], "not an stn checkpoint"),
+        (["export", "{tmp}/junk.pt"], "not a readable checkpoint"),
+        (["export", "{tmp}", "--opset", "11"], "no best.pt or last.pt"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
