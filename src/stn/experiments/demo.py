@@ -38,7 +38,7 @@ class DemoSize:
 
 SIZES: dict[str, DemoSize] = {
     "small": DemoSize(train_size=2000, test_size=500, epochs=3),  # seconds: for tests
-    "default": DemoSize(train_size=12000, test_size=2000, epochs=8),  # a few minutes on a laptop CPU
+    "default": DemoSize(train_size=12000, test_size=2000, epochs=8),  # about a minute on a 2-core CPU
     "large": DemoSize(train_size=30000, test_size=5000, epochs=15),
 }
 
