@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -38,6 +40,17 @@ def _require(name: str) -> ModuleType:
         raise ExportError(f"ONNX export needs the {name} package: pip install 'torch-stn[export]'") from None
 
 
+@contextmanager
+def _on_cpu_in_eval(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` on the CPU in eval mode, without gradients; its device and mode restored after."""
+    device, training = next(model.parameters()).device, model.training
+    try:
+        with torch.no_grad():
+            yield model.cpu().eval()
+    finally:
+        model.to(device).train(training)
+
+
 def export_onnx(
     model: nn.Module,
     input_shape: tuple[int, int, int],
@@ -61,26 +74,21 @@ def export_onnx(
         raise ExportError(f"input_shape must be three positive ints (C, H, W), got {tuple(input_shape)}")
     if opset < 16:
         raise ExportError(f"opset must be 16 or later (GridSample), got {opset}")
-    device, training = next(model.parameters()).device, model.training
-    model.cpu().eval()
     example = torch.randn(2, *input_shape)
-    try:
-        with torch.no_grad():
-            # One eager call first: the transforms cache what depends only on sizes (a TPS's
-            # solved system, its grid weights), so the export sees those as constants.
-            model(example)
-            program = torch.onnx.export(
-                model,
-                (example,),
-                input_names=["images"],
-                output_names=["output"],
-                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
-                opset_version=opset,
-                dynamo=True,
-                verbose=False,
-            )
-    finally:
-        model.to(device).train(training)
+    with _on_cpu_in_eval(model):
+        # One eager call first: the transforms cache what depends only on sizes (a TPS's solved
+        # system, its grid weights), so the export sees those as constants.
+        model(example)
+        program = torch.onnx.export(
+            model,
+            (example,),
+            input_names=["images"],
+            output_names=["output"],
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+            opset_version=opset,
+            dynamo=True,
+            verbose=False,
+        )
     proto = program.model_proto
     props = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     onnx.helper.set_model_props(proto, props)
@@ -97,10 +105,6 @@ def onnx_difference(path: str | os.PathLike, model: nn.Module, inputs: Tensor) -
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = inputs.detach().float().cpu()
     (got,) = session.run(None, {session.get_inputs()[0].name: inputs.numpy()})
-    device, training = next(model.parameters()).device, model.training
-    try:
-        with torch.no_grad():
-            want = model.cpu().eval()(inputs)
-    finally:
-        model.to(device).train(training)
+    with _on_cpu_in_eval(model):
+        want = model(inputs)
     return float((torch.from_numpy(got) - want).abs().max())
