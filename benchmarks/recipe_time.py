@@ -98,9 +98,9 @@ def measure(args: argparse.Namespace, device: torch.device, floors: Floors) -> l
     configs = [from_recipe(recipe, **overrides) for recipe in ("seed", "fast")]
     contenders = [tutorial(from_recipe("seed"), dataset, device, args.workers)]
     contenders += [engine(cfg, dataset, device, DeviceData(dataset, device, cfg.channels_last)) for cfg in configs]
-    epochs = [configs[0].epochs, *(cfg.epochs for cfg in configs)]
     rows = []
-    for c, n_epochs, cfg in zip(contenders, epochs, [configs[0], *configs], strict=True):
+    for c, cfg in zip(contenders, [configs[0], *configs], strict=True):  # the tutorial runs the seed recipe
+        n_epochs = cfg.epochs
         c.run(3 if args.quick else 10, device)  # warm-up
         steps = len(dataset.train_labels) // c.batch_size  # one epoch's images (the last partial batch left out)
         train_seconds = steps * c.batch_size / c.run(steps, device)
