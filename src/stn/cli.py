@@ -239,9 +239,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from stn.engine import DeviceData, evaluate, resolve_device
     from stn.engine import checkpoint as ckpt
 
-    path = ckpt.resolve(args.target)
-    payload = ckpt.load(path)
-    model = ckpt.build_model(payload)
+    model, payload, path = ckpt.load_model(args.target)
     device = resolve_device(args.device)
     config = payload.get("config", {})
     name = args.dataset or payload["dataset"]
@@ -289,9 +287,7 @@ def _export(args: argparse.Namespace) -> int:
     from stn.engine import checkpoint as ckpt
     from stn.export import OPSET, export_onnx, onnx_difference
 
-    path = ckpt.resolve(args.target)
-    payload = ckpt.load(path)
-    model = ckpt.build_model(payload)
+    model, payload, path = ckpt.load_model(args.target)
     shape = tuple(payload["model_options"]["input_shape"])
     metadata = {key: payload[key] for key in ("model", "model_options", "dataset", "classes", "mean", "std")}
     out = Path(args.out) if args.out else path.with_name("model.onnx")

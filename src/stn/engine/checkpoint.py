@@ -20,7 +20,7 @@ from torch import nn
 from stn import models
 from stn.files import save_atomic
 
-__all__ = ["FORMAT", "CheckpointError", "build_model", "load", "resolve", "save"]
+__all__ = ["FORMAT", "CheckpointError", "build_model", "load", "load_model", "resolve", "save"]
 
 FORMAT = "stn-checkpoint-v1"
 
@@ -71,3 +71,11 @@ def build_model(payload: dict[str, Any]) -> nn.Module:
         first = str(err).strip().splitlines()[0]
         raise CheckpointError(f"checkpoint does not match its model: {first}") from None
     return model
+
+
+def load_model(target: str | os.PathLike) -> tuple[nn.Module, dict[str, Any], Path]:
+    """The model of a run directory (its ``best.pt``, else ``last.pt``) or checkpoint file, on the
+    CPU with its weights loaded; with the checkpoint it came from and that file's path."""
+    path = resolve(target)
+    payload = load(path)
+    return build_model(payload), payload, path

@@ -102,8 +102,7 @@ def from_run(
 ) -> TransformerView | None:
     """What the transformer of a run's best checkpoint does to its fixed batch of test images
     (see :func:`test_images`); ``None`` for a model without a transformer."""
-    payload = checkpoint.load(checkpoint.resolve(run_dir))
-    model = checkpoint.build_model(payload)
+    model, payload, _ = checkpoint.load_model(run_dir)
     if first_transformer(model) is None:
         return None
     images = test_images(run_dir, payload, count, data_root)
