@@ -12,7 +12,6 @@ import json
 import math
 import os
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from stn.engine import checkpoint
 from stn.engine.augment import random_crop, random_flip
 from stn.engine.config import TrainConfig
 from stn.engine.log import RunLog, test_line, train_line
+from stn.engine.precision import autocast
 from stn.engine.snapshots import Snapshots
 from stn.files import write_text_atomic
 from stn.layers import SpatialTransformer
@@ -148,13 +148,6 @@ class EvalResult:
 
     def line(self) -> str:
         return test_line(self.loss, self.correct, self.total)
-
-
-def autocast(device: torch.device, amp: str):
-    """bf16 autocast on CUDA when ``amp`` is ``auto`` or ``bf16``; nothing elsewhere."""
-    if amp == "bf16" or (amp == "auto" and device.type == "cuda"):
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()
 
 
 @torch.no_grad()
