@@ -31,7 +31,9 @@ from tutorial import TutorialLoop
 from stn import data as stn_data
 from stn import models
 from stn.engine import DeviceData, TrainConfig, evaluate, from_recipe
-from stn.engine.loop import build_model, compile_model, make_optimizer, make_scheduler, train_step
+from stn.engine.loop import train_step
+from stn.engine.model import build_model, compile_model
+from stn.engine.optim import make_optimizer, make_scheduler
 
 
 @dataclass

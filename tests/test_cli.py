@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -66,10 +67,13 @@ def test_train_evaluate_and_resume(bars, tmp_path, capsys):
     code, _, err = run([*base, "--epochs", "1"], capsys)  # the same --out again: refuse, keep the run
     assert code == 2 and "already holds a run" in err and (run_dir / "last.pt").is_file()
 
-    config = (run_dir / "config.json").read_text().replace('"epochs": 1', '"epochs": 2')
-    (run_dir / "config.json").write_text(config)
-    code, out, err = run(["train", "--resume", run_dir, "--no-progress", "--no-report"], capsys)
+    code, _, err = run(["train", "--resume", run_dir, "--no-progress"], capsys)  # nothing left to do
+    assert code == 2 and "is finished (1 of 1 epochs)" in err
+    code, _, err = run(["train", "--resume", run_dir, "--epochs", "2", "--lr", "0.5"], capsys)
+    assert code == 2 and "would change: --lr" in err
+    code, out, err = run(["train", "--resume", run_dir, "--epochs", "2", "--no-progress", "--no-report"], capsys)
     assert code == 0, err
+    assert json.loads((run_dir / "config.json").read_text())["epochs"] == 2
     assert "Resuming" in out and "Train Epoch: 2 [0/96 (0%)]" in out and "Train Epoch: 1 " not in out
     assert torch.load(run_dir / "last.pt", weights_only=True)["epoch"] == 2
 
@@ -82,19 +86,19 @@ def test_train_evaluate_and_resume(bars, tmp_path, capsys):
         (["train", "--lr", "abc"], "argument --lr: expected a number, got 'abc'"),
         (["train", "--lr", "nan"], "expected a finite number"),
         (["train", "--lr", "-0.1"], "lr must be a positive number"),
-        (["train", "--epochs", "0"], "expected a positive integer"),
+        (["train", "--epochs", "0"], "epochs must be a positive integer"),
         (["train", "--optimizer", "lbfgs"], "invalid choice: 'lbfgs'"),
         (["train", "--transform", "wobble", "--dataset", "folder", "--data-root", "{bars}"], "unknown transform"),
         (["train", "--dataset", "folder", "--data-root", "{tmp}/nowhere"], "no image folder"),
         (["train", "--dataset", "mnist", "--data-root", "{tmp}"], "mnist not found; looked for"),
-        (["train", "--resume", "{tmp}"], "not a resumable run directory"),
-        (["train", "--resume", "{tmp}", "--lr", "0.1"], "drop --lr"),
+        (["train", "--resume", "{tmp}"], "is not a run directory (it has no config.json)"),
+        (["train", "--resume", "{tmp}", "--recipe", "fast"], "drop --recipe"),
         (["train", "--device", "tpu", "--dataset", "folder", "--data-root", "{bars}"], "unknown device"),
         (["evaluate", "{tmp}/missing.pt"], "no such run directory or checkpoint"),
         (["evaluate", "{tmp}/junk.pt"], "not a readable checkpoint"),
         (["evaluate", "{tmp}/foreign.pt"], "not an stn checkpoint"),
         (["export", "{tmp}/junk.pt"], "not a readable checkpoint"),
-        (["export", "{tmp}", "--opset", "11"], "no best.pt or last.pt"),
+        (["export", "{tmp}", "--opset", "11"], "is not a run directory"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
@@ -124,7 +128,7 @@ def test_sigterm_ends_a_run_like_ctrl_c(bars, tmp_path, capsys, monkeypatch):
 
     import stn.engine
 
-    def killed(cfg, run_dir, resume=False, log=None):
+    def killed(cfg, run_dir, resume=False, **options):
         os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(stn.engine, "train", killed)
@@ -134,4 +138,5 @@ def test_sigterm_ends_a_run_like_ctrl_c(bars, tmp_path, capsys, monkeypatch):
         code, _, err = run(argv, capsys)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert code == 130 and f"Resume with: stn train --resume {tmp_path / 'run'}" in err
+    # Killed before an epoch was saved: nothing to resume, and it says so.
+    assert code == 130 and "before the first epoch finished" in err and "--resume" not in err

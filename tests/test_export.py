@@ -58,7 +58,7 @@ def test_stn_export_command(tmp_path, capsys):
     payload = dict(model="tutorial-mnist", model_options=options, dataset="mnist", classes=list("0123456789"))
     ckpt.save({**payload, "mean": [0.1307], "std": [0.3081], "state_dict": model.state_dict()}, tmp_path / "best.pt")
 
-    assert main(["export", str(tmp_path)]) == 0
+    assert main(["export", str(tmp_path / "best.pt")]) == 0
     out = capsys.readouterr().out
     assert f"Wrote {tmp_path / 'model.onnx'}" in out
     difference = float(re.search(r"max \|difference\| (\S+)", out).group(1))

@@ -7,9 +7,13 @@ line on stderr and exit status 2; an interrupted run says how to resume it and e
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import signal
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -63,94 +67,66 @@ def _size(text: str) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------------------- train
-TRAIN_FLAGS = (  # TrainConfig fields set by flags of the same name; all default to None so given flags show
-    "model",
-    "dataset",
-    "data_root",
-    "image_size",
-    "transform",
-    "stn_fill",
-    "stn_lr_scale",
-    "epochs",
-    "batch_size",
-    "test_batch_size",
-    "optimizer",
-    "lr",
-    "momentum",
-    "nesterov",
-    "weight_decay",
-    "schedule",
-    "warmup_epochs",
-    "label_smoothing",
-    "augment",
-    "crop_padding",
-    "flip_tta",
-    "seed",
-    "log_interval",
-    "channels_last",
-    "compile",
-    "amp",
-    "drop_last",
-)
+def _key_value(text: str) -> tuple[str, object]:
+    """``KEY=VALUE``: the value read as JSON (numbers, true/false, lists), else as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip().replace("-", "_"), parsed
+
+
+def _flag_type(annotation: str) -> Callable[[str], object] | None:
+    """The argparse type of a :class:`~stn.engine.TrainConfig` field from its annotation."""
+    base = annotation.replace(" | None", "")
+    return {"int": int, "float": _float, "tuple[int, int]": _size, "dict[str, Any]": _key_value}.get(base)
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`~stn.engine.TrainConfig` field, from the field's metadata. Every flag
+    defaults to ``None`` (not given), so the recipe's value stands unless a flag overrides it."""
+    from stn.engine.config import TrainConfig
+
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in dataclasses.fields(TrainConfig):
+        meta = f.metadata
+        if not meta.get("help") or meta.get("cli") is False:
+            continue
+        group = groups.get(meta["group"]) or groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help = meta["help"] + ("" if default in (None, "") else f" (default {default})")
+        kind = str(f.type)
+        if kind == "bool":
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help)
+        elif kind == "dict[str, Any]":
+            singular = flag[:-1] if flag.endswith("s") else flag
+            group.add_argument(singular, dest=f.name, type=_key_value, action="append", metavar="KEY=VALUE", help=help)
+        else:
+            group.add_argument(flag, type=_flag_type(kind), choices=meta.get("choices"), default=None, help=help)
 
 
 def _add_train(sub) -> None:
-    from stn.engine.config import AUGMENTS, COMPILE_MODES, FILLS, OPTIMIZERS, RECIPES, SCHEDULES
+    from stn.engine.config import RECIPES
 
     p = sub.add_parser(
         "train",
         help="train a model (default: the seed CIFAR-10 experiment)",
         description="Train an STN classifier. Defaults are the seed recipe: SGD lr 0.01, batch 64, "
-        "test batch 1000, a log line every 500 batches, 50 epochs.",
+        "test batch 1000, a log line every 500 batches, 50 epochs. A flag overrides the recipe's value.",
     )
-    g = p.add_argument_group("what to train")
-    g.add_argument("--model", help="registered model (stn models); default seed-cifar")
-    g.add_argument("--dataset", help="registered data set (stn datasets); default: the model's own")
-    g.add_argument("--data-root", help="folder holding the data (default $STN_DATA, else ~/.cache/stn)")
-    g.add_argument("--image-size", type=_size, help="resize images of a folder data set to HxW")
-    g.add_argument(
-        "--no-stn", dest="stn", action="store_false", default=None, help="the same network without its transformer"
-    )
-    g.add_argument("--transform", help="transform family: translation, attention, similarity, affine, projective, tps")
-    g.add_argument("--stn-lr-scale", type=_float, help="transformer learning rate relative to the model's (default 1)")
-    g.add_argument("--stn-fill", choices=FILLS, help="what the transformer reads outside the image (default zeros)")
-    g = p.add_argument_group("recipe (defaults: --recipe seed)")
-    g.add_argument("--recipe", default="seed", choices=list(RECIPES), help="named preset of the options below")
-    g.add_argument("--epochs", type=_positive_int)
-    g.add_argument("--batch-size", type=_positive_int)
-    g.add_argument("--test-batch-size", type=_positive_int)
-    g.add_argument(
-        "--drop-last", action=argparse.BooleanOptionalAction, default=None, help="drop the last partial batch"
-    )
-    g.add_argument("--optimizer", choices=OPTIMIZERS)
-    g.add_argument("--lr", type=_float, help="base learning rate")
-    g.add_argument("--momentum", type=_float)
-    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
-    g.add_argument("--weight-decay", type=_float, help="L2 penalty on weights (biases are not decayed)")
-    g.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule, stepped per batch")
-    g.add_argument("--warmup-epochs", type=_float, help="linear warm-up length")
-    g.add_argument("--label-smoothing", type=_float)
-    g.add_argument("--augment", choices=AUGMENTS, help="per-sample augmentation on the device")
-    g.add_argument("--crop-padding", type=int, help="padding of the random crop, in pixels (default 4)")
-    g.add_argument(
-        "--flip-tta",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="test on each image and its mirror image, averaging probabilities",
-    )
-    g.add_argument("--seed", type=int, help="random seed (default 1)")
-    g = p.add_argument_group("engine")
-    g.add_argument("--device", default=None, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
-    g.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
-    g.add_argument(
-        "--channels-last", action=argparse.BooleanOptionalAction, default=None, help="channels_last memory format"
-    )
-    g.add_argument("--compile", choices=COMPILE_MODES, help="torch.compile mode (reduce-overhead captures CUDA graphs)")
-    g.add_argument("--amp", choices=("auto", "bf16", "off"), help="autocast (auto: bf16 on CUDA only)")
-    g.add_argument("--log-interval", type=_positive_int, help="batches between log lines (default 500)")
+    p.add_argument("--recipe", default=None, choices=list(RECIPES), help="named preset of the options (default seed)")
+    _add_config_flags(p)
     g = p.add_argument_group("output")
     g.add_argument("--out", help="run directory (default runs/<model>-<dataset>-<time>)")
-    g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR where it stopped")
+    g.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR where it stopped (may change --epochs, --threads, --device, --data-root)",
+    )
     g.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
     )
@@ -158,65 +134,62 @@ def _add_train(sub) -> None:
     p.set_defaults(run=_train)
 
 
-def _train(args: argparse.Namespace) -> int:
-    from stn.engine import TrainConfig, from_recipe, train
-    from stn.engine.log import RunLog
+def _given(args: argparse.Namespace) -> dict[str, object]:
+    """The config fields set by flags on this command line."""
+    from stn.engine.config import TrainConfig
 
-    given = {name: getattr(args, name) for name in TRAIN_FLAGS if getattr(args, name) is not None}
-    if args.stn is not None:
-        given["stn"] = args.stn
+    given = {}
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            given[f.name] = dict(value) if f.name.endswith("_options") else value
+    return given
+
+
+def _train(args: argparse.Namespace) -> int:
+    from stn.engine import Run, from_recipe, train
+
+    given = _given(args)
     if args.resume:
+        if args.out or args.recipe:
+            raise UsageError(
+                f"--resume continues a run with its saved config; drop --{'out' if args.out else 'recipe'}"
+            )
         run_dir = Path(args.resume)
-        extra = sorted(set(given)) + (["out"] if args.out else [])
-        if extra:
-            raise UsageError(f"--resume continues a run with its saved config; drop --{extra[0].replace('_', '-')}")
-        if not (run_dir / "config.json").is_file() or not (run_dir / "last.pt").is_file():
-            raise UsageError(f"{run_dir} is not a resumable run directory (needs config.json and last.pt)")
-        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        saved = Run.open(run_dir).config
+        cfg = dataclasses.replace(saved, **given)
     else:
-        cfg = from_recipe(args.recipe, **given)
+        cfg = from_recipe(args.recipe or "seed", **given)
         if cfg.dataset is None:
             from stn import models
 
             cfg.dataset = models.describe(cfg.model).default_dataset
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.out) if args.out else Path("runs") / f"{cfg.model}-{cfg.dataset}-{stamp}"
-        if (run_dir / "last.pt").exists():
-            raise UsageError(f"{run_dir} already holds a run; resume it with --resume {run_dir} or pick another --out")
-    if args.device:
-        cfg.device = args.device
-    if args.threads:
-        cfg.threads = args.threads
-    cfg.report = args.report and cfg.report
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = RunLog(run_dir / "train.log", progress=args.progress)
     try:
-        summary = train(cfg, run_dir, resume=bool(args.resume), log=log)
+        summary = train(cfg, run_dir, resume=bool(args.resume), progress=args.progress)
     except KeyboardInterrupt:
-        log.close()
-        print(
-            f"\nstn: interrupted; the last finished epoch is saved. Resume with: stn train --resume {run_dir}",
-            file=sys.stderr,
-        )
+        try:
+            resumable = Run.open(run_dir).can_resume
+        except ValueError:
+            resumable = False
+        if resumable:
+            print(
+                f"\nstn: interrupted; the last finished epoch is saved. Resume with: stn train --resume {run_dir}",
+                file=sys.stderr,
+            )
+        else:
+            print("\nstn: interrupted before the first epoch finished; nothing was saved to resume", file=sys.stderr)
         return 130
-    finally:
-        log.close()
     print(
         f"Run directory: {run_dir}  (final {summary['final_accuracy']:.2f}%, best {summary['best_accuracy']:.2f}% "
         f"at epoch {summary['best_epoch']}, {summary['seconds']:.0f} s)"
     )
-    if cfg.report:
-        _maybe_report([run_dir])
-    return 0
-
-
-def _maybe_report(run_dirs: Sequence[Path]) -> None:
-    try:
+    if args.report:
         from stn.viz.report import write_report
-    except ImportError:  # the visualisation package is optional at this layer
-        return
-    path = write_report(run_dirs)
-    print(f"Report: {path}")
+
+        print(f"Report: {write_report([run_dir])}")
+    return 0
 
 
 # ------------------------------------------------------------------------------------ evaluate
@@ -224,44 +197,29 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser(
         "evaluate",
         help="test a trained run or checkpoint",
-        description="Print the seed-format test line and per-class accuracy of a checkpoint.",
+        description="Print the seed-format test line and per-class accuracy of a checkpoint, on exactly the test "
+        "set its run used (data set options included) and as the run evaluated it.",
     )
     p.add_argument("target", metavar="RUN_DIR|CHECKPOINT", help="a run directory (uses best.pt) or a .pt file")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which of a run's checkpoints")
     p.add_argument("--dataset", help="evaluate on another registered data set (same image shape and classes)")
-    p.add_argument("--data-root", help="folder holding the data")
+    p.add_argument("--data-root", help="folder holding the data (default: the run's)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=_positive_int, default=1000)
+    p.add_argument("--batch-size", type=_positive_int, help="test batch size (default: the run's)")
     p.set_defaults(run=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from stn import data as stn_data
-    from stn.engine import DeviceData, evaluate, resolve_device
-    from stn.engine import checkpoint as ckpt
+    from stn.engine import evaluate_checkpoint
 
-    model, payload, path = ckpt.load_model(args.target)
-    device = resolve_device(args.device)
-    config = payload.get("config", {})
-    name = args.dataset or payload["dataset"]
-    root = args.data_root if args.data_root else config.get("data_root")
-    size = config.get("image_size") if name == payload["dataset"] else None
-    dataset = stn_data.load(name, root, **({"image_size": tuple(size)} if size else {}))
-    expected = tuple(payload["model_options"]["input_shape"])
-    if dataset.input_shape != expected:
-        raise UsageError(f"{name} images are {dataset.input_shape}, the model expects {expected}")
-    if dataset.num_classes != payload["model_options"]["num_classes"]:
-        raise UsageError(
-            f"{name} has {dataset.num_classes} classes, the model {payload['model_options']['num_classes']}"
-        )
-    # Normalise with the statistics the model was trained with.
-    dataset.mean, dataset.std = tuple(payload["mean"]), tuple(payload["std"])
-    flip_tta = bool(config.get("flip_tta", False))  # evaluate as the run did
-    result = evaluate(model.to(device), DeviceData(dataset, device), args.batch_size, flip_tta=flip_tta)
-    print(f"{path} (epoch {payload.get('epoch', '?')}) on {name}:")
+    result, payload, path = evaluate_checkpoint(
+        args.target, args.checkpoint, args.dataset, args.data_root, args.device, args.batch_size
+    )
+    print(f"{path} (epoch {payload.get('epoch', '?')}) on {args.dataset or payload['dataset']}:")
     print(result.line())
-    width = max(len(c) for c in dataset.classes)
-    for cls, c, t in zip(dataset.classes, result.class_correct, result.class_total, strict=True):
-        print(f"  {cls:<{width}}  {100.0 * c / max(1, t):6.2f}%  ({c}/{t})")
+    width = max(len(c) for c in result.classes)
+    for (cls, accuracy), c, t in zip(result.per_class().items(), result.class_correct, result.class_total, strict=True):
+        print(f"  {cls:<{width}}  {accuracy:6.2f}%  ({c}/{t})")
     return 0
 
 
@@ -284,10 +242,10 @@ def _add_export(sub) -> None:
 def _export(args: argparse.Namespace) -> int:
     import torch
 
-    from stn.engine import checkpoint as ckpt
+    from stn.engine import load_model
     from stn.export import OPSET, export_onnx, onnx_difference
 
-    model, payload, path = ckpt.load_model(args.target)
+    model, payload, path = load_model(args.target)
     shape = tuple(payload["model_options"]["input_shape"])
     metadata = {key: payload[key] for key in ("model", "model_options", "dataset", "classes", "mean", "std")}
     out = Path(args.out) if args.out else path.with_name("model.onnx")
@@ -463,10 +421,33 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _one_line(err: BaseException) -> str:
+    text = " / ".join(line.strip() for line in str(err).strip().splitlines() if line.strip())
+    return text or type(err).__name__
+
+
+def _internal_error(err: BaseException) -> int:
+    """An error no input explains: a bug. One line, and the traceback in a file."""
+    fd, path = tempfile.mkstemp(prefix="stn-traceback-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        traceback.print_exception(err, file=f)
+    print(
+        f"stn: internal error: {type(err).__name__}: {_one_line(err)} (a bug; the traceback is in {path}, "
+        "STN_DEBUG=1 shows it here)",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``stn`` console script; returns the exit status."""
+    """Entry point of the ``stn`` console script; returns the exit status.
+
+    The one error boundary: a problem with what the user gave (flags, files, data, run
+    directories) is one line on stderr and exit 2; a failed write (disk full) or a diverged run
+    is one line and exit 1; anything else is a bug: one line, the traceback in a file, exit 1.
+    """
     from stn.data import DataError
-    from stn.engine import CheckpointError, TrainingDiverged
+    from stn.engine import CheckpointError, RunError, TrainingDiverged
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends a run as Ctrl-C does: saved, resumable
     try:
@@ -475,15 +456,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             build_parser().print_help()
             return EXIT_USAGE
         return args.run(args)
-    except (UsageError, DataError, CheckpointError, ValueError) as err:
-        print(f"stn: error: {err}", file=sys.stderr)
+    except (UsageError, DataError, CheckpointError, RunError, ValueError) as err:
+        print(f"stn: error: {_one_line(err)}", file=sys.stderr)
         return EXIT_USAGE
     except TrainingDiverged as err:
-        print(f"stn: training diverged: {err}", file=sys.stderr)
+        print(f"stn: training diverged: {_one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("stn: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:
+        where = f" {err.filename}" if err.filename else ""
+        print(f"stn: error: could not read or write{where}: {err.strerror or _one_line(err)}", file=sys.stderr)
+        return 1
+    except Exception as err:
+        if os.environ.get("STN_DEBUG"):
+            raise
+        return _internal_error(err)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from stn import data as stn_data
 from stn.engine import RECIPES, DeviceData, evaluate, from_recipe, train
 from stn.engine.augment import random_crop, random_flip
-from stn.engine.loop import build_model, compile_model, make_optimizer, train_step
+from stn.engine.loop import train_step
+from stn.engine.model import build_model, compile_model
+from stn.engine.optim import make_optimizer
 
 CLOSE = dict(rtol=1e-4, atol=1e-5)  # fp32, different kernels (oneDNN blocked vs plain layouts)
 

@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from stn.engine import TrainConfig, from_recipe, train
+from stn.engine import RunError, TrainConfig, from_recipe, load_model, train
 from stn.engine import checkpoint as ckpt
 from stn.engine import log as seed_log
 
@@ -23,8 +23,8 @@ def tiny_config(root, **overrides) -> TrainConfig:
         batch_size=16,
         test_batch_size=10,
         log_interval=2,
-        lr=0.05,
-        momentum=0.9,
+        optimizer="adam",  # SGD with momentum 0.9 at lr 0.05 collapses on some CPUs' float paths
+        lr=3e-3,
         threads=1,
         snapshot_images=4,
     )
@@ -56,18 +56,19 @@ def test_short_run_learns_and_writes_its_run_directory(bars, tmp_path):
     rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
     assert list(rows[0]) == ["epoch", "train_loss", "test_loss", "test_accuracy", "seconds"]
-    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
-    assert summary["best_accuracy"] >= 75.0
+    # Chance is a loss of ln 2 = 0.69 and 50%; seeds 1-3 reach 0.06-0.11 and 100% on every float path tried.
+    assert float(rows[-1]["train_loss"]) < 0.3
+    assert summary["best_accuracy"] >= 90.0
     logged = (run / "train.log").read_text().splitlines()
     lines = [line for line in logged if line.startswith(("Train Epoch", "Test set"))]
     assert lines[0].startswith("Train Epoch: 1 [0/96 (0%)]\tLoss: ")
     assert sum(line.startswith("Test set: Average loss: ") for line in lines) == 4
     config = json.loads((run / "config.json").read_text())
-    assert TrainConfig.from_dict(config).to_dict() == config
+    assert config.pop("format") == 2 and TrainConfig.from_dict(config).to_dict() == config
     for name in ("last.pt", "best.pt"):
         payload = torch.load(run / name, weights_only=True)  # plain tensors and numbers only
         assert payload["format"] == ckpt.FORMAT and payload["model"] == "tutorial-mnist"
-    model = ckpt.build_model(ckpt.load(run / "best.pt"))
+    model = ckpt.restore_model(ckpt.load(run / "best.pt"))
     assert model(torch.zeros(1, 1, 28, 28)).shape == (1, 2)
     snapshots = torch.load(run / "snapshots.pt", weights_only=True)
     assert snapshots["epochs"] == [1, 2, 3, 4] and snapshots["outputs"][0].shape == (4, 1, 28, 28)
@@ -114,10 +115,10 @@ def test_checkpoint_errors(tmp_path):
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
     with pytest.raises(ckpt.CheckpointError, match="not an stn checkpoint"):
         ckpt.load(tmp_path / "foreign.pt")
-    with pytest.raises(ckpt.CheckpointError, match="no such"):
-        ckpt.resolve(tmp_path / "missing")
-    with pytest.raises(ckpt.CheckpointError, match=r"no best\.pt or last\.pt"):
-        ckpt.resolve(tmp_path)
+    with pytest.raises(RunError, match="no such run directory or checkpoint"):
+        load_model(tmp_path / "missing")
+    with pytest.raises(RunError, match="not a run directory"):
+        load_model(tmp_path)
 
 
 def test_atomic_save_leaves_the_old_file_on_failure(tmp_path):

@@ -88,7 +88,6 @@ def trained(tmp_path_factory) -> Callable[[str], Path]:
                     "lr": 0.02,
                     "threads": 1,
                     "snapshot_images": 6,
-                    "report": False,
                     **options,
                 },
             )

@@ -10,9 +10,12 @@ from stn.viz.curves import plot_curves, read_metrics, run_labels
 CSV = "epoch,train_loss,test_loss,test_accuracy,seconds\n1,2.0,1.5,40.0,1.0\n2,1.0,0.9,70.5,2.0\n"
 
 
-def run(path, text: str = CSV):
+def run(path, text: str | None = CSV):
+    """A run directory with the default config and ``text`` as its metrics.csv (none for ``None``)."""
     path.mkdir(parents=True)
-    (path / "metrics.csv").write_text(text)
+    (path / "config.json").write_text("{}")
+    if text is not None:
+        (path / "metrics.csv").write_text(text)
     return path
 
 
@@ -23,10 +26,15 @@ def test_read_metrics_gives_numbers_per_epoch(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [(None, "no metrics.csv"), ("epoch,x\n1,2\n", "lacks the columns"), (CSV.replace("70.5", "n/a"), "not a number")],
+    [
+        (None, "no finished epoch yet"),
+        ("epoch,x\n1,2\n", "lacks columns"),
+        (CSV.replace("70.5", "n/a"), "damaged"),
+        (CSV[:-8], "damaged"),  # cut mid-line
+    ],
 )
 def test_read_metrics_names_the_problem(tmp_path, text, message):
-    folder = run(tmp_path / "a", text) if text else tmp_path
+    folder = run(tmp_path / "a", text)
     with pytest.raises(ValueError, match=message):
         read_metrics(folder)
 

@@ -69,7 +69,7 @@ def test_an_unfinished_run_is_summarised_from_its_metrics_and_checkpoint(trained
 def test_report_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="at least one run"):
         write_report([])
-    with pytest.raises(ValueError, match="not a trained run directory"):
+    with pytest.raises(ValueError, match="is not a run directory"):
         write_report([tmp_path])
 
 
@@ -90,7 +90,7 @@ def test_visualize_and_report_commands(trained, tmp_path, capsys):
     assert main(["visualize", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.startswith("stn: error: no such run directory")
     assert main(["report", str(tmp_path)]) == 2
-    assert "not a trained run directory" in capsys.readouterr().err
+    assert "is not a run directory" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["visualize", "report"])

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from stn import transforms as T
-from stn.engine.snapshots import first_transformer
 from stn.layers import SpatialTransformer
+from stn.observe import first_transformer
 from stn.viz.views import TransformerView, load_snapshots, look, snapshot_views
 from tests.viz.conftest import FeatureMapNet, ParallelNet
 

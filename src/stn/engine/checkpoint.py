@@ -20,7 +20,7 @@ from torch import nn
 from stn import models
 from stn.files import save_atomic
 
-__all__ = ["FORMAT", "CheckpointError", "build_model", "load", "load_model", "resolve", "save"]
+__all__ = ["FORMAT", "CheckpointError", "load", "restore_model", "save"]
 
 FORMAT = "stn-checkpoint-v1"
 
@@ -32,19 +32,6 @@ class CheckpointError(ValueError):
 def save(payload: dict[str, Any], path: str | os.PathLike) -> None:
     """Write ``payload`` to ``path`` atomically: a crash leaves the old file or the new one."""
     save_atomic({"format": FORMAT, **payload}, path)
-
-
-def resolve(target: str | os.PathLike) -> Path:
-    """A checkpoint path from a run directory (its ``best.pt``, else ``last.pt``) or a file."""
-    target = Path(target)
-    if target.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (target / name).is_file():
-                return target / name
-        raise CheckpointError(f"{target} holds no best.pt or last.pt: is it a run directory?")
-    if not target.is_file():
-        raise CheckpointError(f"no such run directory or checkpoint: {target}")
-    return target
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -62,8 +49,8 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
     return payload
 
 
-def build_model(payload: dict[str, Any]) -> nn.Module:
-    """The model a checkpoint describes, with its weights loaded."""
+def restore_model(payload: dict[str, Any]) -> nn.Module:
+    """The model a checkpoint describes, with its weights loaded (on the CPU)."""
     try:
         model = models.create(payload["model"], **payload["model_options"])
         model.load_state_dict(payload["state_dict"])
@@ -71,11 +58,3 @@ def build_model(payload: dict[str, Any]) -> nn.Module:
         first = str(err).strip().splitlines()[0]
         raise CheckpointError(f"checkpoint does not match its model: {first}") from None
     return model
-
-
-def load_model(target: str | os.PathLike) -> tuple[nn.Module, dict[str, Any], Path]:
-    """The model of a run directory (its ``best.pt``, else ``last.pt``) or checkpoint file, on the
-    CPU with its weights loaded; with the checkpoint it came from and that file's path."""
-    path = resolve(target)
-    payload = load(path)
-    return build_model(payload), payload, path

@@ -1,18 +1,32 @@
-"""Training configuration and the named recipes (``--recipe seed`` and ``--recipe fast``)."""
+"""Training configuration and the named recipes (``--recipe seed``, ``fast``, ``demo``, ``paper-*``).
+
+Every field of :class:`TrainConfig` carries its command-line help (and choices) in its metadata:
+``stn train``'s flags are generated from it, so a new option is one line here.
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RECIPES", "TrainConfig", "from_recipe"]
+__all__ = ["RECIPES", "RESUMABLE_CHANGES", "TrainConfig", "from_recipe"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "onecycle")
 AUGMENTS = ("none", "flip", "crop", "crop-flip")
 FILLS = ("zeros", "black", "border")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+AMP_MODES = ("auto", "bf16", "off")
+
+# Fields that `stn train --resume` may change: the rest would make the run another run.
+RESUMABLE_CHANGES = ("epochs", "threads", "device", "data_root")
+
+
+def option(default: Any, help: str, group: str = "recipe", choices: tuple[str, ...] | None = None, **extra: Any):
+    """A config field with its command-line help, flag group and choices (see :mod:`stn.cli`)."""
+    return field(default=default, metadata=dict(help=help, group=group, choices=choices, **extra))
 
 
 @dataclass
@@ -24,74 +38,90 @@ class TrainConfig:
     of black) or ``border`` (the nearest edge pixel).
     """
 
-    model: str = "seed-cifar"
-    dataset: str | None = None  # None: the model's own data set
-    data_root: str | None = None
-    image_size: tuple[int, int] | None = None  # resize folder data sets
-    dataset_options: dict[str, Any] = field(default_factory=dict)  # more options of the data set (seed, sizes, ...)
-    stn: bool = True
-    transform: str = "affine"
-    stn_fill: str = "zeros"
-    stn_lr_scale: float = 1.0  # the transformers' learning rate, relative to the rest of the model
-    recipe: str = "seed"
-    epochs: int = 50
-    batch_size: int = 64
-    test_batch_size: int = 1000
-    drop_last: bool = False
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
-    flip_tta: bool = False  # evaluate on each test image and its mirror image, averaging probabilities
-    augment: str = "none"
-    crop_padding: int = 4
-    seed: int = 1
-    log_interval: int = 500
-    device: str = "auto"
-    threads: int | None = None
-    channels_last: bool = True  # measured faster on CPU (see benchmarks); same function
-    compile: str = "off"
-    amp: str = "auto"  # auto: bf16 autocast on CUDA, off elsewhere; or "bf16", "off"
-    snapshot_images: int = 16
-    report: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    model: str = option("seed-cifar", "registered model (stn models)", "what to train")
+    dataset: str | None = option(None, "registered data set (stn datasets); default: the model's own", "what to train")
+    data_root: str | None = option(
+        None, "folder holding the data (default $STN_DATA, else ~/.cache/stn)", "what to train"
+    )
+    image_size: tuple[int, int] | None = option(None, "resize images of a folder data set to HxW", "what to train")
+    dataset_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=dict(
+            help="an option of the data set (sizes, seed, strength), repeatable: KEY=VALUE", group="what to train"
+        ),
+    )
+    stn: bool = option(True, "the spatial transformer in front of the network (--no-stn: without)", "what to train")
+    transform: str = option(
+        "affine", "transform family: translation, attention, similarity, affine, projective, tps, ...", "what to train"
+    )
+    stn_fill: str = option("zeros", "what the transformer reads outside the image", "what to train", FILLS)
+    stn_lr_scale: float = option(1.0, "the transformers' learning rate relative to the model's", "what to train")
+    model_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=dict(help="an option of the model's factory, repeatable: KEY=VALUE", group="what to train"),
+    )
+    recipe: str = option("seed", "named preset of the options below", cli=False)
+    epochs: int = option(50, "training epochs")
+    batch_size: int = option(64, "training batch size")
+    test_batch_size: int = option(1000, "test batch size")
+    drop_last: bool = option(False, "drop the last partial batch of an epoch")
+    optimizer: str = option("sgd", "optimizer", choices=OPTIMIZERS)
+    lr: float = option(0.01, "base learning rate")
+    momentum: float = option(0.0, "SGD momentum")
+    nesterov: bool = option(False, "Nesterov momentum")
+    weight_decay: float = option(0.0, "L2 penalty on weights (biases are not decayed)")
+    schedule: str = option("constant", "learning-rate schedule, stepped per batch", choices=SCHEDULES)
+    warmup_epochs: float = option(0.0, "linear warm-up length in epochs")
+    label_smoothing: float = option(0.0, "label smoothing of the loss")
+    flip_tta: bool = option(False, "test on each image and its mirror image, averaging probabilities")
+    augment: str = option("none", "per-sample augmentation on the device", choices=AUGMENTS)
+    crop_padding: int = option(4, "padding of the random crop, in pixels")
+    seed: int = option(1, "random seed")
+    log_interval: int = option(500, "batches between log lines")
+    device: str = option("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps", "engine")
+    threads: int | None = option(None, "CPU threads for torch", "engine")
+    channels_last: bool = option(True, "channels_last memory format (measured faster on CPU)", "engine")
+    compile: str = option("off", "torch.compile mode (reduce-overhead captures CUDA graphs)", "engine", COMPILE_MODES)
+    amp: str = option("auto", "autocast (auto: bf16 on CUDA only)", "engine", AMP_MODES)
+    snapshot_images: int = option(16, "test images whose transformation is kept every epoch", "output")
 
     def validate(self) -> TrainConfig:
         """Raise ``ValueError`` naming the first bad value; return ``self``."""
-        positive = ("epochs", "batch_size", "test_batch_size", "log_interval")
-        for name in positive:
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)!r}")
-        if not self.lr > 0 or self.lr != self.lr or self.lr == float("inf"):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-        for name in ("momentum", "weight_decay", "warmup_epochs", "label_smoothing", "stn_lr_scale"):
+        for name in ("epochs", "batch_size", "test_batch_size", "log_interval"):
             value = getattr(self, name)
-            if not 0 <= value < float("inf"):
-                raise ValueError(f"{name.replace('_', '-')} must be >= 0, got {value}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        for name in ("crop_padding", "snapshot_images", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or (name != "seed" and value < 0):
+                raise ValueError(f"{name.replace('_', '-')} must be an integer >= 0, got {value!r}")
+        if not isinstance(self.lr, int | float) or isinstance(self.lr, bool) or not 0 < self.lr < float("inf"):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        for name in ("lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "stn_lr_scale"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < float("inf"):
+                raise ValueError(f"{name.replace('_', '-')} must be a number >= 0, got {value!r}")
         if self.momentum >= 1 or self.label_smoothing >= 1:
             raise ValueError("momentum and label-smoothing must be below 1")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov needs a momentum above 0")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be a positive integer, got {self.threads}")
-        if self.crop_padding < 0 or self.snapshot_images < 0:
-            raise ValueError("crop-padding and snapshot-images must be >= 0")
-        choices = {
-            "optimizer": OPTIMIZERS,
-            "schedule": SCHEDULES,
-            "augment": AUGMENTS,
-            "stn_fill": FILLS,
-            "compile": COMPILE_MODES,
-            "amp": ("auto", "bf16", "off"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"threads must be a positive integer, got {self.threads!r}")
+        if self.image_size is not None and (
+            len(self.image_size) != 2 or not all(isinstance(v, int) and v > 0 for v in self.image_size)
+        ):
+            raise ValueError(f"image-size must be two positive integers (H, W), got {self.image_size!r}")
+        for name in ("model", "transform", "stn_fill", "recipe", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name.replace('_', '-')} must be a string, got {getattr(self, name)!r}")
+        for name in ("dataset_options", "model_options"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name.replace('_', '-')} must be a mapping, got {getattr(self, name)!r}")
+        for f in dataclasses.fields(self):
+            allowed = f.metadata.get("choices")
+            if allowed and getattr(self, f.name) not in allowed:
                 raise ValueError(
-                    f"{name.replace('_', '-')} must be one of {', '.join(allowed)}; got {getattr(self, name)!r}"
+                    f"{f.name.replace('_', '-')} must be one of {', '.join(allowed)}; got {getattr(self, f.name)!r}"
                 )
         return self
 
@@ -100,14 +130,28 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """The config saved as ``values`` (``config.json``); ``ValueError`` for unknown keys or bad values.
+
+        Wave-1 configs (with ``report`` and ``extra``) still load: ``extra`` was the model options."""
+        if not isinstance(values, dict):
+            raise ValueError(f"a config must be a mapping, got {type(values).__name__}")
+        values = dict(values)
+        values.pop("format", None)  # the run directory's format (see stn.engine.run)
+        values.pop("report", None)
+        if "extra" in values:
+            values["model_options"] = {**values.pop("extra"), **values.get("model_options", {})}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
-        values = dict(values)
-        if values.get("image_size") is not None:
+        if isinstance(values.get("image_size"), list):
             values["image_size"] = tuple(values["image_size"])
-        return cls(**values)
+        return cls(**values).validate()
+
+    def changes(self, other: TrainConfig) -> list[str]:
+        """Names of the fields whose values differ between ``self`` and ``other``."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [name for name in mine if mine[name] != theirs[name]]
 
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -136,12 +180,71 @@ RECIPES: dict[str, dict[str, Any]] = {
         test_batch_size=2000,
         log_interval=100,
     ),
+    # `stn demo`'s network with its transformer: the paper's CNN on glyphs drawn on the fly
+    # (stn.experiments.demo runs it with and without the transformer, at several sizes).
+    "demo": dict(
+        model="paper-cnn",
+        dataset="glyphs",
+        dataset_options=dict(train_size=12000, test_size=2000, canvas=56, seed=1),
+        stn_fill="black",
+        epochs=8,
+        optimizer="adam",
+        lr=1e-3,
+        schedule="cosine",
+        log_interval=100,
+    ),
+    # `stn bench paper`'s budgets (stn.experiments.paper): the paper's models on distorted MNIST,
+    # black outside the image (MNIST's background).
+    "paper-smoke": dict(
+        model="paper-cnn",
+        dataset="mnist-rts",
+        dataset_options=dict(train_size=256, test_size=256),
+        stn_fill="black",
+        epochs=1,
+        optimizer="adam",
+        lr=1e-3,
+    ),
+    "paper-cpu": dict(
+        model="paper-cnn",
+        dataset="mnist-rts",
+        stn_fill="black",
+        epochs=2,
+        batch_size=128,
+        optimizer="adam",
+        lr=1e-3,
+        schedule="cosine",
+    ),
+    "paper-full": dict(
+        model="paper-cnn",
+        dataset="mnist-rts",
+        stn_fill="black",
+        epochs=640,
+        batch_size=256,
+        optimizer="sgd",
+        lr=0.01,
+        momentum=0.9,
+        schedule="cosine",
+        test_batch_size=2000,
+        log_interval=200,
+    ),
 }
 
 
 def from_recipe(recipe: str = "seed", **overrides: Any) -> TrainConfig:
-    """A validated config: the recipe's values, then ``overrides`` (``None`` values ignored)."""
+    """A validated config: the recipe's values, then ``overrides`` (``None`` values ignored;
+    ``dataset_options`` and ``model_options`` update the recipe's rather than replace them)."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
-    values = {**RECIPES[recipe], **{k: v for k, v in overrides.items() if v is not None}}
-    return TrainConfig(recipe=recipe, **values).validate()
+    values = copy.deepcopy(RECIPES[recipe])
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        if name in ("dataset_options", "model_options") and isinstance(value, dict):
+            values[name] = {**values.get(name, {}), **value}
+        else:
+            values[name] = value
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(values) - known - {"recipe"}
+    if unknown:
+        raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+    return TrainConfig(**{**values, "recipe": recipe}).validate()

@@ -1,229 +1,35 @@
-"""The training engine: data on the device as uint8, batched augmentation and normalisation,
-the seed's log lines, per-epoch metrics, atomic checkpoints and exact resume.
-
-Read :func:`train` top to bottom for a whole run.
-"""
+"""The training loop. Read :func:`train` top to bottom for a whole run: data on the device as
+uint8, batched augmentation and normalisation, the seed's log lines, per-epoch metrics, atomic
+checkpoints and exact resume."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stn import data as stn_data
 from stn import models
-from stn.engine import checkpoint
-from stn.engine.augment import random_crop, random_flip
-from stn.engine.config import TrainConfig
-from stn.engine.log import RunLog, test_line, train_line
+from stn.engine.config import RESUMABLE_CHANGES, TrainConfig
+from stn.engine.device import DeviceData, resolve_device
+from stn.engine.evaluation import EvalResult, evaluate
+from stn.engine.log import RunLog, train_line
+from stn.engine.model import build_model, compile_model, model_options
+from stn.engine.optim import make_optimizer, make_scheduler
 from stn.engine.precision import autocast
+from stn.engine.run import Run, RunError, load_dataset, per_class_accuracy
 from stn.engine.snapshots import Snapshots
-from stn.files import write_text_atomic
-from stn.layers import SpatialTransformer
+from stn.engine.state import TrainState
 
-__all__ = [
-    "DeviceData",
-    "EvalResult",
-    "TrainingDiverged",
-    "build_model",
-    "compile_model",
-    "evaluate",
-    "make_optimizer",
-    "make_scheduler",
-    "resolve_device",
-    "train",
-    "train_step",
-]
+__all__ = ["TrainingDiverged", "train", "train_one_epoch", "train_step"]
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then the CPU; otherwise the named device, checked."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda asked for, but CUDA is not available here")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device mps asked for, but MPS is not available here")
-    return device
-
-
-class DeviceData:
-    """A data set's tensors on the training device, and the batches drawn from them.
-
-    Images stay uint8 until a batch is taken; augmentation (per sample, from ``generator``) and
-    normalisation with the data set's own statistics happen batched on the device.
-    """
-
-    def __init__(self, dataset: stn_data.Dataset, device: torch.device, channels_last: bool = False) -> None:
-        self.dataset = dataset
-        self.device = device
-        self.channels_last = channels_last
-        self.train_images = dataset.train_images.to(device)
-        self.train_labels = dataset.train_labels.to(device)
-        self.test_images = dataset.test_images.to(device)
-        self.test_labels = dataset.test_labels.to(device)
-        mean = torch.tensor(dataset.mean, device=device).view(1, -1, 1, 1)
-        std = torch.tensor(dataset.std, device=device).view(1, -1, 1, 1)
-        # (x / 255 - mean) / std as one multiply-add.
-        self._scale, self._shift = 1.0 / (255.0 * std), -mean / std
-
-    def normalize(self, images: Tensor) -> Tensor:
-        """uint8 ``(N, C, H, W)`` -> normalised float32."""
-        x = torch.addcmul(self._shift, images.float(), self._scale)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    def denormalize(self, x: Tensor) -> Tensor:
-        """Normalised float ``(N, C, H, W)`` -> uint8 on the CPU (clamped to ``[0, 255]``)."""
-        raw = (x.float() - self._shift) / self._scale
-        return raw.round().clamp(0, 255).to(torch.uint8).cpu().contiguous()
-
-    def train_batches(
-        self,
-        batch_size: int,
-        generator: torch.Generator,
-        augment: str = "none",
-        padding: int = 4,
-        drop_last: bool = False,
-    ):
-        """Yield ``(images, labels)`` for one epoch in a random order drawn from ``generator``."""
-        n = len(self.train_labels)
-        order = torch.randperm(n, generator=generator, device=generator.device).to(self.device)
-        stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
-            index = order[start : start + batch_size]
-            images = self.train_images[index]
-            if augment in ("crop", "crop-flip"):
-                images = random_crop(images, padding, generator)
-            if augment in ("flip", "crop-flip"):
-                images = random_flip(images, generator)
-            yield self.normalize(images), self.train_labels[index]
-
-    def test_batches(self, batch_size: int):
-        for start in range(0, len(self.test_labels), batch_size):
-            yield (
-                self.normalize(self.test_images[start : start + batch_size]),
-                self.test_labels[start : start + batch_size],
-            )
-
-    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
-        n = len(self.train_labels)
-        return n // batch_size if drop_last else math.ceil(n / batch_size)
-
-
-@dataclass
-class EvalResult:
-    """Sum-reduced loss averaged over the test set, correct count, and per-class counts."""
-
-    loss: float
-    correct: int
-    total: int
-    class_correct: list[int]
-    class_total: list[int]
-
-    @property
-    def accuracy(self) -> float:
-        return 100.0 * self.correct / self.total
-
-    def line(self) -> str:
-        return test_line(self.loss, self.correct, self.total)
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, data: DeviceData, batch_size: int = 1000, amp: str = "off", flip_tta: bool = False
-) -> EvalResult:
-    """Test-set loss (NLL of the model's log-probabilities), accuracy and per-class accuracy.
-
-    With ``flip_tta`` the prediction is the mean of the probabilities for each image and its
-    mirror image (test-time augmentation).
-    """
-    model.eval()
-    num_classes = data.dataset.num_classes
-    loss = torch.zeros((), device=data.device, dtype=torch.float64)
-    class_correct = torch.zeros(num_classes, device=data.device, dtype=torch.long)
-    for images, labels in data.test_batches(batch_size):
-        with autocast(data.device, amp):
-            output = model(images).float()
-            if flip_tta:
-                mirrored = model(images.flip(-1)).float()
-                output = torch.logaddexp(output, mirrored) - math.log(2.0)
-        loss += F.nll_loss(output, labels, reduction="sum")
-        # index_add_, not bincount(labels[hits]): a mask and bincount both wait for the device.
-        class_correct.index_add_(0, labels, (output.argmax(1) == labels).long())
-    class_total = torch.bincount(data.test_labels, minlength=num_classes)
-    total = len(data.test_labels)
-    per_class = class_correct.cpu().tolist()
-    return EvalResult(float(loss) / total, sum(per_class), total, per_class, class_total.cpu().tolist())
-
-
-def model_options(cfg: TrainConfig, dataset: stn_data.Dataset) -> dict[str, Any]:
-    """Factory options for ``cfg.model`` on ``dataset`` (saved in checkpoints)."""
-    options: dict[str, Any] = dict(input_shape=dataset.input_shape, num_classes=dataset.num_classes, stn=cfg.stn)
-    if cfg.stn:
-        options["transform"] = cfg.transform
-        if cfg.stn_fill == "black":
-            options["fill"] = [(0.0 - m) / s for m, s in zip(dataset.mean, dataset.std, strict=True)]
-        elif cfg.stn_fill == "border":
-            options["padding_mode"] = "border"
-    return {**options, **cfg.extra}
-
-
-def lr_factor(schedule: str, step: int, total: int, warmup: int) -> float:
-    """Multiplier of the base learning rate at optimizer step ``step`` of ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    if schedule == "onecycle":
-        return max(0.0, 1.0 - progress)
-    return 1.0
-
-
-def build_model(cfg: TrainConfig, dataset: stn_data.Dataset, device: torch.device) -> nn.Module:
-    """``cfg.model`` for ``dataset``, on ``device`` in the configured memory format, with the
-    transformers' finiteness check off (it syncs every step; the loss is checked at log points)."""
-    model = models.create(cfg.model, **model_options(cfg, dataset)).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    for module in model.modules():
-        if isinstance(module, SpatialTransformer):
-            module.check_finite = False
-    return model
-
-
-def compile_model(model: nn.Module, mode: str = "off") -> nn.Module:
-    """``torch.compile(model)`` in ``mode`` (``default``, ``reduce-overhead``: CUDA graphs,
-    ``max-autotune``), or ``model`` itself for ``off``.
-
-    Shapes are static: the last, smaller batch of an epoch and evaluation get graphs of their
-    own rather than turning every graph dynamic.
-    """
-    if mode == "off":
-        return model
-    return torch.compile(model, mode=None if mode == "default" else mode, dynamic=False)
 
 
 def train_step(
@@ -245,123 +51,85 @@ def train_step(
     return loss.detach()
 
 
-def make_optimizer(cfg: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
-    """The configured optimizer, fused kernels where the device has them.
-
-    Weight decay applies to weights only (not biases, which include the transformer's identity);
-    the spatial transformers' parameters learn at ``stn_lr_scale`` times the learning rate.
-    """
-    in_transformer = {id(p) for m in model.modules() if isinstance(m, SpatialTransformer) for p in m.parameters()}
-    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}  # (lr scale, decayed) -> parameters
-    for p in model.parameters():
-        if p.requires_grad:
-            scale = cfg.stn_lr_scale if id(p) in in_transformer else 1.0
-            groups.setdefault((scale, p.dim() > 1), []).append(p)
-    param_groups = [
-        {"params": params, "lr": cfg.lr * scale, "weight_decay": cfg.weight_decay if decayed else 0.0}
-        for (scale, decayed), params in groups.items()
-    ]
-    fused = {"fused": True} if device.type in ("cuda", "cpu") else {"foreach": True}
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, **fused)
-    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return cls(param_groups, lr=cfg.lr, **fused)
-
-
-def make_scheduler(
-    cfg: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """The configured learning-rate schedule, stepped once per optimizer step."""
-    total, warmup = cfg.epochs * steps_per_epoch, round(cfg.warmup_epochs * steps_per_epoch)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg.schedule, step, total, warmup))
-
-
-METRIC_FIELDS = ["epoch", "train_loss", "test_loss", "test_accuracy", "seconds"]
-
-
-def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=METRIC_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, text.getvalue())
-
-
-def _write_json(path: Path, value: Any) -> None:
-    write_text_atomic(path, json.dumps(value, indent=2) + "\n")
-
-
-def _rng_state(generator: torch.Generator) -> dict[str, Tensor]:
-    state = {"cpu": torch.get_rng_state(), "data": generator.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def _set_rng_state(state: dict[str, Tensor], generator: torch.Generator) -> None:
-    torch.set_rng_state(state["cpu"])
-    generator.set_state(state["data"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
+def train_one_epoch(
+    forward: nn.Module, state: TrainState, data: DeviceData, cfg: TrainConfig, epoch: int, log: RunLog, run: Run
+) -> float:
+    """One pass over the training set; returns its mean loss. Logs the seed's line every
+    ``cfg.log_interval`` batches, where it also checks that the loss is finite."""
+    state.model.train()
+    loss_sum, seen = torch.zeros((), device=data.device), 0
+    steps = data.num_batches(cfg.batch_size, cfg.drop_last)
+    total = len(data.train_labels)
+    bar = log.bar(steps * cfg.batch_size if cfg.drop_last else total, f"epoch {epoch}")
+    batches = data.train_batches(cfg.batch_size, state.generator, cfg.augment, cfg.crop_padding, cfg.drop_last)
+    for batch_idx, (images, labels) in enumerate(batches):
+        loss = train_step(forward, state.optimizer, images, labels, cfg.amp, cfg.label_smoothing)
+        state.scheduler.step()
+        loss_sum += loss * len(labels)
+        seen += len(labels)
+        if bar is not None:
+            bar.update(len(labels))
+        if batch_idx % cfg.log_interval == 0:
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"loss is {value} at epoch {epoch}, batch {batch_idx}; last good checkpoint: {run.path('last')}"
+                )
+            log(train_line(epoch, batch_idx * len(labels), total, batch_idx, steps, value))
+    log.end_bar()
+    train_loss = float(loss_sum) / seen
+    if not math.isfinite(train_loss):
+        raise TrainingDiverged(
+            f"training loss is {train_loss} in epoch {epoch}; last good checkpoint: {run.path('last')}"
+        )
+    return train_loss
 
 
 def train(
-    cfg: TrainConfig, run_dir: str | os.PathLike, resume: bool = False, log: RunLog | None = None
+    cfg: TrainConfig,
+    run_dir: str | os.PathLike,
+    resume: bool = False,
+    *,
+    stream: Any = None,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir`` (or continue the run there when ``resume``).
+    """Train ``cfg`` into the run directory ``run_dir`` (see :class:`~stn.engine.run.Run`), or
+    continue the run there when ``resume`` (``cfg`` may then change only
+    :data:`~stn.engine.config.RESUMABLE_CHANGES`). Returns the summary.
 
-    Writes ``config.json``, ``train.log``, ``metrics.csv``, ``last.pt`` (every epoch),
-    ``best.pt`` (best test accuracy), ``snapshots.pt`` (the transformer's view of a fixed batch,
-    every epoch) and ``summary.json``; returns the summary.
+    Everything is checked (config, device, data, model) before anything is written. The log goes
+    to ``stream`` (standard output by default, with a progress bar when ``progress``) and to
+    ``train.log``.
     """
     cfg.validate()
     cfg.dataset = cfg.dataset or models.describe(cfg.model).default_dataset
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = log or RunLog(run_dir / "train.log")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    previous = _check_resume(cfg, run_dir) if resume else None
 
     # Data: decoded once (cached), moved to the device as uint8.
-    data_options = {**({"image_size": cfg.image_size} if cfg.image_size else {}), **cfg.dataset_options}
-    dataset = stn_data.load(cfg.dataset, cfg.data_root, **data_options)
+    dataset = load_dataset(cfg)
+    if cfg.drop_last and len(dataset.train_labels) < cfg.batch_size:
+        raise ValueError(
+            f"--drop-last leaves no batch: {len(dataset.train_labels)} training images, batch size {cfg.batch_size}; "
+            "lower --batch-size or pass --no-drop-last"
+        )
     data = DeviceData(dataset, device, cfg.channels_last)
 
     # Model, optimizer, schedule: all seeded, so a run is a function of its config.
     torch.manual_seed(cfg.seed)
     generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    options = model_options(cfg, dataset)
     model = build_model(cfg, dataset, device)
     optimizer = make_optimizer(cfg, model, device)
-    steps_per_epoch = data.num_batches(cfg.batch_size, cfg.drop_last)
-    scheduler = make_scheduler(cfg, optimizer, steps_per_epoch)
+    scheduler = make_scheduler(cfg, optimizer, data.num_batches(cfg.batch_size, cfg.drop_last))
     forward = compile_model(model, cfg.compile)
-
-    start_epoch, metrics, best, elapsed = 1, [], -1.0, 0.0
-    if resume:
-        state = checkpoint.load(run_dir / "last.pt", map_location=device)
-        model.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"], generator)
-        start_epoch, metrics = state["epoch"] + 1, state["metrics"]
-        best, elapsed = state["best_accuracy"], state["elapsed"]
-        log(f"Resuming {run_dir} after epoch {state['epoch']} of {cfg.epochs}")
-    else:
-        _write_json(run_dir / "config.json", cfg.to_dict())
-    snapshots = Snapshots.for_run(run_dir / "snapshots.pt", dataset, cfg.snapshot_images, keep_epochs=start_epoch - 1)
-
-    n_params = sum(p.numel() for p in model.parameters())
-    log(
-        f"stn train: {cfg.model} ({n_params:,} parameters) on {dataset.name} "
-        f"({len(dataset.train_labels)} train / {len(dataset.test_labels)} test), recipe {cfg.recipe}, device {device}"
-    )
+    state = TrainState(model, optimizer, scheduler, generator)
     meta = dict(
         model=cfg.model,
-        model_options=options,
+        model_options=model_options(cfg, dataset),
         dataset=cfg.dataset,
         classes=dataset.classes,
         mean=list(dataset.mean),
@@ -369,106 +137,94 @@ def train(
         config=cfg.to_dict(),
     )
 
-    for epoch in range(start_epoch, cfg.epochs + 1):
-        tic = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        seen = 0
-        bar = log.bar(
-            len(data.train_labels) if not cfg.drop_last else steps_per_epoch * cfg.batch_size, f"epoch {epoch}"
-        )
-        batches = data.train_batches(cfg.batch_size, generator, cfg.augment, cfg.crop_padding, cfg.drop_last)
-        for batch_idx, (images, labels) in enumerate(batches):
-            loss = train_step(forward, optimizer, images, labels, cfg.amp, cfg.label_smoothing)
-            scheduler.step()
-            loss_sum += loss * len(labels)
-            seen += len(labels)
-            if bar is not None:
-                bar.update(len(labels))
-            if batch_idx % cfg.log_interval == 0:
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise TrainingDiverged(
-                        f"loss is {value} at epoch {epoch}, batch {batch_idx}; "
-                        f"last good checkpoint: {run_dir / 'last.pt'}"
-                    )
-                log(
-                    train_line(
-                        epoch, batch_idx * len(labels), len(data.train_labels), batch_idx, steps_per_epoch, value
-                    )
-                )
-        log.end_bar()
-        train_loss = float(loss_sum) / seen
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(
-                f"training loss is {train_loss} in epoch {epoch}; last good checkpoint: {run_dir / 'last.pt'}"
+    run = Run.create(run_dir, cfg) if previous is None else previous
+    with run.lock():
+        log = RunLog(run.path("log"), stream=stream, progress=progress)
+        try:
+            if previous is not None:
+                state.load_state_dict(run.checkpoint("last", map_location=device))
+                if run.config != cfg:
+                    run.config = cfg
+                    run.write_config()
+                log(f"Resuming {run.dir} after epoch {state.epoch} of {cfg.epochs}")
+            n_params = sum(p.numel() for p in model.parameters())
+            log(
+                f"stn train: {cfg.model} ({n_params:,} parameters) on {dataset.name} ({len(dataset.train_labels)} "
+                f"train / {len(dataset.test_labels)} test), recipe {cfg.recipe}, device {device}"
             )
+            snapshots = Snapshots.for_run(run.path("snapshots"), dataset, cfg.snapshot_images, state.epoch)
+            for epoch in range(state.epoch + 1, cfg.epochs + 1):
+                tic = time.perf_counter()
+                train_loss = train_one_epoch(forward, state, data, cfg, epoch, log, run)
+                result = evaluate(forward, data, cfg.test_batch_size, cfg.amp, cfg.flip_tta)
+                log()
+                log(result.line())
+                log()
+                snapshots.capture(epoch, model)
+                state.elapsed += time.perf_counter() - tic
+                _save_epoch(run, state, meta, snapshots, train_loss, result, epoch)
+        finally:
+            log.close()
+        summary = _summary(cfg, state, dataset.classes, device)
+        run.write_summary(summary)
+    return summary
 
-        result = evaluate(forward, data, cfg.test_batch_size, cfg.amp, cfg.flip_tta)
-        log()
-        log(result.line())
-        log()
-        snapshots.capture(epoch, model, data)
-        elapsed += time.perf_counter() - tic
-        metrics.append(
-            dict(
-                epoch=epoch,
-                train_loss=round(train_loss, 6),
-                test_loss=round(result.loss, 6),
-                test_accuracy=round(result.accuracy, 2),
-                seconds=round(elapsed, 1),
-            )
+
+def _check_resume(cfg: TrainConfig, run_dir: str | os.PathLike) -> Run:
+    """The run to resume in ``run_dir``; ``RunError`` if there is none, it is finished, or ``cfg``
+    changes more than :data:`RESUMABLE_CHANGES`."""
+    run = Run.open(run_dir)
+    if not run.has_checkpoint("last"):
+        raise RunError(f"{run.dir} has no finished epoch to resume from; start it again without --resume")
+    changed = [name for name in run.config.changes(cfg) if name not in RESUMABLE_CHANGES]
+    if changed:
+        flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+        raise RunError(
+            f"--resume keeps the run's config; these would change: {flags} (only --epochs, --threads, "
+            "--device, --data-root may)"
         )
+    done = run.epochs_done
+    if done >= cfg.epochs:
+        raise RunError(f"{run.dir} is finished ({done} of {cfg.epochs} epochs); to train on, pass a larger --epochs")
+    return run
 
-        # Save: last.pt (atomic) first, then files derived from it, then best.pt.
-        is_best = result.accuracy > best
-        best = max(best, result.accuracy)
-        state = dict(
-            meta,
-            state_dict=model.state_dict(),
-            optimizer=optimizer.state_dict(),
-            scheduler=scheduler.state_dict(),
-            rng=_rng_state(generator),
-            epoch=epoch,
-            metrics=metrics,
-            best_accuracy=best,
-            elapsed=elapsed,
-            class_correct=result.class_correct,
-            class_total=result.class_total,
-        )
-        checkpoint.save(state, run_dir / "last.pt")
-        _write_metrics(run_dir / "metrics.csv", metrics)
-        snapshots.save()
-        if is_best:
-            checkpoint.save(
-                dict(
-                    meta,
-                    state_dict=model.state_dict(),
-                    epoch=epoch,
-                    metrics=metrics,
-                    best_accuracy=best,
-                    class_correct=result.class_correct,
-                    class_total=result.class_total,
-                ),
-                run_dir / "best.pt",
-            )
 
-    final = checkpoint.load(run_dir / "last.pt")
-    best_row = max(final["metrics"], key=lambda row: row["test_accuracy"])
-    summary = dict(
+def _save_epoch(
+    run: Run,
+    state: TrainState,
+    meta: dict[str, Any],
+    snapshots: Snapshots,
+    train_loss: float,
+    result: EvalResult,
+    epoch: int,
+) -> None:
+    """Record the epoch, then save: ``last.pt`` (atomic) first, the files derived from it, ``best.pt``."""
+    row = dict(
+        epoch=epoch,
+        train_loss=round(train_loss, 6),
+        test_loss=round(result.loss, 6),
+        test_accuracy=round(result.accuracy, 2),
+        seconds=round(state.elapsed, 1),
+    )
+    is_best = state.record(row, result.class_correct, result.class_total)
+    run.save_checkpoint("last", dict(meta, **state.state_dict()))
+    run.write_metrics(state.metrics)
+    snapshots.save()
+    if is_best:
+        run.save_checkpoint("best", dict(meta, **state.best_state_dict()))
+
+
+def _summary(cfg: TrainConfig, state: TrainState, classes: list[str], device: torch.device) -> dict[str, Any]:
+    best = max(state.metrics, key=lambda row: row["test_accuracy"])
+    return dict(
         model=cfg.model,
         dataset=cfg.dataset,
         recipe=cfg.recipe,
         epochs=cfg.epochs,
         device=str(device),
-        final_accuracy=final["metrics"][-1]["test_accuracy"],
-        best_accuracy=best_row["test_accuracy"],
-        best_epoch=best_row["epoch"],
-        seconds=round(final["elapsed"], 1),
-        per_class_accuracy={
-            name: round(100.0 * c / max(1, t), 2)
-            for name, c, t in zip(dataset.classes, final["class_correct"], final["class_total"], strict=True)
-        },
+        final_accuracy=state.metrics[-1]["test_accuracy"],
+        best_accuracy=best["test_accuracy"],
+        best_epoch=best["epoch"],
+        seconds=round(state.elapsed, 1),
+        per_class_accuracy=per_class_accuracy(classes, state.class_correct, state.class_total),
     )
-    _write_json(run_dir / "summary.json", summary)
-    return summary

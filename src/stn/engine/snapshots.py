@@ -6,39 +6,42 @@ Saved as ``snapshots.pt`` in the run directory (a dict of tensors and lists, rea
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from stn.data import Dataset
 from stn.files import save_atomic
-from stn.layers import SpatialTransformer
+from stn.observe import fixed_batch, observe
 
-__all__ = ["Snapshots", "first_transformer", "fixed_batch"]
+__all__ = ["KEYS", "Snapshots", "load_snapshots"]
 
-
-def first_transformer(model: nn.Module) -> SpatialTransformer | None:
-    """The first :class:`SpatialTransformer` inside ``model`` (``None`` if it has none)."""
-    return next((m for m in model.modules() if isinstance(m, SpatialTransformer)), None)
+KEYS = frozenset({"images", "mean", "std", "transform", "transform_options", "epochs", "outputs", "params"})
 
 
-def fixed_batch(labels: Tensor, count: int) -> Tensor:
-    """Indices of ``count`` test images taking the classes in turn: class 0's first image,
-    class 1's first, ..., then each class's second image, ..."""
-    labels = labels.cpu()
-    per_class = [torch.nonzero(labels == c).flatten().tolist() for c in range(int(labels.max()) + 1)]
-    picked: list[int] = []
-    for rank in range(max(len(p) for p in per_class)):
-        picked += [p[rank] for p in per_class if rank < len(p)]
-        if len(picked) >= count:
-            break
-    return torch.tensor(picked[:count], dtype=torch.long)
+def load_snapshots(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a run's ``snapshots.pt``; ``ValueError`` naming the file if it is not one."""
+    try:
+        state = torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"no such snapshots file: {path}") from None
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path} is not a readable snapshots file: {first}") from None
+    if not isinstance(state, dict) or not set(state) >= KEYS:
+        raise ValueError(f"{path} is not a snapshots file (expected the keys {', '.join(sorted(KEYS))})")
+    return state
 
 
 class Snapshots:
-    """Captures ``(epoch, transformer output, parameters)`` for a fixed batch."""
+    """Captures ``(epoch, transformer output, parameters)`` for a fixed batch.
+
+    ``outputs`` are uint8 pictures, ``(N, C, h, w)`` for one transformer and ``(N, k, C, h, w)`` for
+    ``k`` parallel ones (empty when the transformer reads a feature map); ``params`` ``(N, P)`` or
+    ``(N, k, P)``."""
 
     def __init__(self, path: Path, state: dict[str, Any] | None) -> None:
         self.path = path
@@ -50,7 +53,7 @@ class Snapshots:
         if count == 0:
             return cls(path, None)
         if keep_epochs and path.is_file():
-            state = torch.load(path, weights_only=True)
+            state = load_snapshots(path)
             n = sum(1 for e in state["epochs"] if e <= keep_epochs)
             for key in ("epochs", "outputs", "params"):
                 state[key] = state[key][:n]
@@ -70,31 +73,21 @@ class Snapshots:
         )
         return cls(path, state)
 
-    @torch.no_grad()
-    def capture(self, epoch: int, model: nn.Module, data) -> None:
-        """Run the fixed batch through ``model`` (eval mode) and keep what its first transformer did."""
-        st = first_transformer(model)
-        if self.state is None or st is None:
+    def capture(self, epoch: int, model: nn.Module) -> None:
+        """Keep what the model's first transformer does to the fixed batch (the model's mode is kept)."""
+        if self.state is None:
             return
-        seen: dict[str, Tensor] = {}
-        hook = st.register_forward_hook(lambda m, inputs, output: seen.update(input=inputs[0], output=output))
-        try:
-            model.eval()
-            images = data.normalize(self.state["images"].to(data.device))
-            model(images)
-        finally:
-            hook.remove()
-        self.state["transform"] = st.transform.name
+        view = observe(model, self.state["images"], self.state["mean"], self.state["std"])
+        if view is None:
+            return
+        self.state["transform"] = view.transform.name
         self.state["transform_options"] = {
-            k: list(v) if isinstance(v, tuple) else v for k, v in st.transform.options.items()
+            k: list(v) if isinstance(v, tuple) else v for k, v in view.transform.options.items()
         }
         self.state["epochs"].append(epoch)
-        self.state["params"].append(st.last_params.float().cpu())
-        # Outputs are pictures only when the transformer reads the image itself (not a feature map).
-        image_like = seen["input"].shape == images.shape and seen["output"].shape[1] == images.shape[1]
-        self.state["outputs"].append(
-            data.denormalize(seen["output"]) if image_like else torch.empty(0, dtype=torch.uint8)
-        )
+        self.state["params"].append(view.params.squeeze(1) if view.k == 1 else view.params)
+        outputs = view.outputs if view.outputs is not None else torch.empty(0, dtype=torch.uint8)
+        self.state["outputs"].append(outputs.squeeze(1) if view.k == 1 and outputs.numel() else outputs)
 
     def save(self) -> None:
         if self.state is None or not self.state["epochs"]:

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from stn.engine import from_recipe, train
-from stn.engine.log import RunLog
+from stn.engine import Run, from_recipe, train
 
 __all__ = ["SIZES", "DemoResult", "DemoSize", "run"]
 
@@ -86,37 +85,22 @@ def run(
     spec = SIZES[size]
     out = Path(out)
     for name in RUNS:
-        if (out / name / "last.pt").exists():
+        if Run.holds_run(out / name):
             raise ValueError(f"{out / name} already holds a run; pick another --out")
     tic = time.perf_counter()
     summaries = {}
     for name, stn in RUNS.items():
         cfg = from_recipe(
-            "seed",
-            model="paper-cnn",
-            dataset="glyphs",
+            "demo",
             dataset_options=dict(train_size=spec.train_size, test_size=spec.test_size, canvas=spec.canvas, seed=seed),
             stn=stn,
-            transform="affine",
-            stn_fill="black",
             epochs=epochs or spec.epochs,
-            batch_size=64,
-            optimizer="adam",
-            lr=1e-3,
-            schedule="cosine",
             seed=seed,
             device=device,
             threads=threads,
-            log_interval=100,
-            report=False,
         )
         log(f"stn demo: training the CNN {'with' if stn else 'without'} a spatial transformer ({cfg.epochs} epochs)")
-        (out / name).mkdir(parents=True, exist_ok=True)
-        run_log = RunLog(out / name / "train.log", stream=training_output)
-        try:
-            summaries[name] = train(cfg, out / name, log=run_log)
-        finally:
-            run_log.close()
+        summaries[name] = train(cfg, out / name, stream=training_output)
         s = summaries[name]
         log(f"  test accuracy {s['final_accuracy']:.2f}% after {s['seconds']:.0f} s")
     run_dirs = [out / name for name in RUNS]

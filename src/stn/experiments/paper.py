@@ -15,13 +15,12 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from stn.engine import TrainConfig, checkpoint, from_recipe, resolve_device, train
-from stn.engine.log import RunLog
+from stn.engine import RECIPES, CheckpointError, Run, TrainConfig, from_recipe, resolve_device, train
 from stn.engine.machine import describe
 from stn.files import write_text_atomic
 
@@ -71,50 +70,33 @@ PAPER_ERRORS: dict[str, dict[str, float]] = {
 
 @dataclass(frozen=True)
 class Budget:
-    """How much training each model gets: :class:`~stn.engine.TrainConfig` values and how many
-    images of each split (``None``: all of MNIST's 60,000 + 10,000)."""
+    """How much training each model gets: a named recipe of :data:`stn.engine.RECIPES`
+    (``paper-<name>``), and one line about it."""
 
     name: str
     description: str
-    config: dict[str, Any] = field(default_factory=dict)
-    train_size: int | None = None
-    test_size: int | None = None
+
+    @property
+    def recipe(self) -> str:
+        return f"paper-{self.name}"
 
 
 BUDGETS: dict[str, Budget] = {
     "smoke": Budget(
-        "smoke",
-        "a handful of steps per model on 256 images: checks the pipeline, says nothing about the models",
-        dict(epochs=1, batch_size=64, optimizer="adam", lr=1e-3),
-        train_size=256,
-        test_size=256,
+        "smoke", "a handful of steps per model on 256 images: checks the pipeline, says nothing about the models"
     ),
     "cpu": Budget(
         "cpu",
         "2 epochs of all 60,000 training images (about 940 steps of 128), Adam lr 1e-3 with cosine decay: "
         "seconds to 3 minutes per model on one CPU core, about 30 minutes for the table; far short of the "
         "paper's 150,000 steps of 256",
-        dict(epochs=2, batch_size=128, optimizer="adam", lr=1e-3, schedule="cosine"),
     ),
     "full": Budget(
         "full",
         "the paper's budget: 150,000 steps of 256 images (640 epochs), SGD lr 0.01 with momentum 0.9 and "
         "cosine decay (the paper's schedule is not reproduced exactly); a GPU job",
-        dict(
-            epochs=640,
-            batch_size=256,
-            optimizer="sgd",
-            lr=0.01,
-            momentum=0.9,
-            schedule="cosine",
-            test_batch_size=2000,
-            log_interval=200,
-        ),
     ),
 }
-
-# Common to every budget: black outside the image (MNIST's background), a fixed seed.
-COMMON = dict(stn_fill="black", snapshot_images=16, report=False)
 
 
 def plan(variants: Sequence[str] | None = None, models: Sequence[str] | None = None) -> list[tuple[str, Entry]]:
@@ -137,20 +119,18 @@ def plan(variants: Sequence[str] | None = None, models: Sequence[str] | None = N
 def config_for(
     variant: str, entry: Entry, budget: Budget, data_root: str | None, seed: int, device: str, threads: int | None
 ) -> TrainConfig:
-    """The training configuration of one cell of the table."""
-    sizes = {k: v for k, v in (("train_size", budget.train_size), ("test_size", budget.test_size)) if v is not None}
+    """The training configuration of one cell of the table: the budget's recipe for this model
+    and variant."""
     return from_recipe(
-        "seed",
+        budget.recipe,
         model=entry.model,
         dataset=VARIANTS[variant],
         data_root=data_root,
-        dataset_options=sizes,
         stn=entry.stn,
         transform=entry.transform,
         seed=seed,
         device=device,
         threads=threads,
-        **{**COMMON, **budget.config},
     )
 
 
@@ -206,7 +186,7 @@ def run(
     meta = dict(
         budget=spec.name,
         budget_description=spec.description,
-        config={**COMMON, **spec.config, "train_size": spec.train_size, "test_size": spec.test_size, "seed": seed},
+        config={**RECIPES[spec.recipe], "seed": seed},
         machine=describe(dev),
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=command if command is not None else shlex.join(["stn", *sys.argv[1:]]),
@@ -222,35 +202,27 @@ def run(
 def _train_or_reuse(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     """The summary of ``cfg``'s run in ``run_dir``: read if finished, resumed if interrupted,
     trained otherwise. A run directory holding another configuration is an error."""
-    saved = run_dir / "config.json"
-    if saved.is_file():
-        theirs = json.loads(saved.read_text())
-        ours = cfg.to_dict()
-        differ = [
-            k for k in ours if k not in ("device", "threads") and theirs.get(k) != json.loads(json.dumps(ours[k]))
-        ]
-        if differ:
-            raise ValueError(
-                f"{run_dir} holds a run with another {differ[0].replace('_', '-')}; pick another --runs folder"
-            )
-        if (run_dir / "summary.json").is_file():
-            return json.loads((run_dir / "summary.json").read_text())
-        if (run_dir / "last.pt").is_file():
-            try:
-                checkpoint.load(run_dir / "last.pt")
-            except checkpoint.CheckpointError:
-                return _train(cfg, run_dir, resume=False)  # a damaged run starts again
-            return _train(cfg, run_dir, resume=True)
-    return _train(cfg, run_dir, resume=False)
-
-
-def _train(cfg: TrainConfig, run_dir: Path, resume: bool) -> dict[str, Any]:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = RunLog(run_dir / "train.log", stream=io.StringIO(), progress=False)  # the file keeps the lines
+    if not Run.holds_run(run_dir):
+        return _train(cfg, run_dir)
+    run = Run.open(run_dir)
+    differ = [name for name in run.config.changes(cfg) if name not in ("device", "threads")]
+    if differ:
+        raise ValueError(
+            f"{run_dir} holds a run with another {differ[0].replace('_', '-')}; pick another --runs folder"
+        )
+    if run.is_finished:
+        return run.summary()
     try:
-        return train(cfg, run_dir, resume=resume, log=log)
-    finally:
-        log.close()
+        run.checkpoint("last")
+    except CheckpointError:
+        return _train(cfg, run_dir, overwrite=True)  # a damaged run starts again
+    return train(cfg, run_dir, resume=True, stream=io.StringIO(), progress=False)
+
+
+def _train(cfg: TrainConfig, run_dir: Path, overwrite: bool = False) -> dict[str, Any]:
+    if overwrite:
+        Run.create(run_dir, cfg, overwrite=True)
+    return train(cfg, run_dir, stream=io.StringIO(), progress=False)  # train.log keeps the lines
 
 
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:

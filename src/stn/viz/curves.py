@@ -3,7 +3,6 @@ one colour per run (e.g. STN against no STN on one plot)."""
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from stn.engine.run import Run
 from stn.files import write_atomic
 
 __all__ = ["plot_curves", "read_metrics", "run_labels"]
@@ -19,20 +19,12 @@ COLUMNS = ("epoch", "train_loss", "test_loss", "test_accuracy")
 
 
 def read_metrics(run_dir: str | os.PathLike) -> dict[str, list[float]]:
-    """The columns of ``run_dir/metrics.csv`` (``epoch``, ``train_loss``, ``test_loss``,
+    """The columns of a run's metrics (``epoch``, ``train_loss``, ``test_loss``,
     ``test_accuracy``, ...) as lists of numbers, one entry per epoch."""
-    path = Path(run_dir) / "metrics.csv"
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise ValueError(f"{run_dir} has no metrics.csv: is it a run directory?") from None
-    if not rows or not set(COLUMNS) <= set(rows[0]):
-        raise ValueError(f"{path} has no epochs, or lacks the columns {', '.join(COLUMNS)}")
-    try:
-        return {key: [float(row[key]) for row in rows] for key in rows[0]}
-    except (TypeError, ValueError):
-        raise ValueError(f"{path} holds a value that is not a number") from None
+    rows = Run.open(run_dir).metrics()
+    if not rows:
+        raise ValueError(f"{run_dir} has no finished epoch yet")
+    return {key: [float(row[key]) for row in rows] for key in rows[0]}
 
 
 def run_labels(run_dirs: Sequence[str | os.PathLike]) -> list[str]:

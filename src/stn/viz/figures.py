@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from stn.engine.run import Run
 from stn.viz.curves import plot_curves
 from stn.viz.grids import before_after
 from stn.viz.images import save, titled
 from stn.viz.learning import write_learning
 from stn.viz.outlines import draw_regions, regions_title
-from stn.viz.views import from_run, load_snapshots
+from stn.viz.views import from_run
 
 __all__ = ["FILES", "write_figures"]
 
@@ -37,17 +38,15 @@ def write_figures(
     snapshot batch; more are read from the data set, under ``data_root`` if given). A model
     without a transformer gets only its curves; ``curves=False`` skips those.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ValueError(f"no such run directory: {run_dir}")
-    out = Path(out) if out is not None else run_dir / "figures"
+    run = Run.open(run_dir)
+    out = Path(out) if out is not None else run.dir / "figures"
     written: dict[str, Path] = {}
     if curves:
-        written["curves"] = plot_curves([run_dir], out / FILES["curves"])
-    snapshots, gif, stills = run_dir / "snapshots.pt", out / FILES["learning"], out / FILES["stills"]
-    if snapshots.is_file() and write_learning(load_snapshots(snapshots), gif, stills):
+        written["curves"] = plot_curves([run.dir], out / FILES["curves"])
+    snapshots, gif, stills = run.snapshots(), out / FILES["learning"], out / FILES["stills"]
+    if snapshots is not None and write_learning(snapshots, gif, stills):
         written.update(learning=gif, stills=stills)
-    view = from_run(run_dir, count, data_root)
+    view = from_run(run.dir, count, data_root)
     if view is not None:
         if view.outputs is not None:
             written["before_after"] = out / FILES["before_after"]

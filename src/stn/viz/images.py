@@ -19,6 +19,7 @@ from torchvision.transforms.functional import to_pil_image
 from torchvision.utils import make_grid
 
 from stn.files import write_atomic
+from stn.normalization import Normalizer
 
 __all__ = [
     "BACKGROUND",
@@ -40,28 +41,15 @@ TEXT = (32, 32, 32)
 GAP = 12  # pixels between panels
 
 
-def _stats(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> tuple[Tensor, Tensor]:
-    if x.dim() != 4:
-        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(x.shape)}")
-    if not len(mean) == len(std) == x.shape[1]:
-        raise ValueError(
-            f"{x.shape[1]}-channel images need one mean and std per channel, got {len(mean)} and {len(std)}"
-        )
-    shape = (1, -1, 1, 1)
-    return torch.tensor(mean, device=x.device).view(shape), torch.tensor(std, device=x.device).view(shape)
-
-
 def normalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
     """uint8 ``(N, C, H, W)`` -> float32 ``(x / 255 - mean) / std``, as training feeds the model."""
-    m, s = _stats(images, mean, std)
-    return (images.float() / 255 - m) / s
+    return Normalizer(mean, std)(images)
 
 
 def denormalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
     """Normalised float ``(N, C, H, W)`` -> uint8 on the CPU, rounded and clamped to ``[0, 255]``:
     the inverse of :func:`normalize` with the data set's own statistics."""
-    m, s = _stats(x, mean, std)
-    return ((x.float() * s + m) * 255).round().clamp(0, 255).to(torch.uint8).cpu()
+    return Normalizer(mean, std).invert(x)
 
 
 def grid_columns(count: int) -> int:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from stn.data import DataError
-from stn.engine import checkpoint
+from stn.engine.run import Run
 from stn.files import write_text_atomic
-from stn.viz.curves import plot_curves, read_metrics, run_labels
+from stn.viz.curves import plot_curves, run_labels
 from stn.viz.document import Block, Heading, Paragraph, Picture, Table, to_html, to_markdown
 from stn.viz.figures import write_figures
 
@@ -24,34 +24,10 @@ TITLE = "Spatial transformer report"
 
 def run_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     """What a run achieved: ``final_accuracy``, ``best_accuracy``, ``best_epoch``, ``seconds``,
-    ``per_class_accuracy`` (final epoch, ``{class: %}``), ``epochs_done`` and its ``config``.
-
-    Read from ``summary.json``, or for an unfinished run from ``metrics.csv`` and ``last.pt``.
-    """
-    run_dir = Path(run_dir)
-    metrics = read_metrics(run_dir)
-    config_path = run_dir / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    summary_path = run_dir / "summary.json"
-    if summary_path.is_file():
-        summary = json.loads(summary_path.read_text())
-    else:
-        accuracy = metrics["test_accuracy"]
-        best = max(range(len(accuracy)), key=accuracy.__getitem__)
-        summary = dict(
-            final_accuracy=accuracy[-1],
-            best_accuracy=accuracy[best],
-            best_epoch=int(metrics["epoch"][best]),
-            seconds=metrics["seconds"][-1] if "seconds" in metrics else None,
-            per_class_accuracy={},
-        )
-        if (run_dir / "last.pt").is_file():
-            last = checkpoint.load(run_dir / "last.pt")
-            summary["per_class_accuracy"] = {
-                name: round(100.0 * c / max(1, t), 2)
-                for name, c, t in zip(last["classes"], last["class_correct"], last["class_total"], strict=True)
-            }
-    return {**summary, "epochs_done": len(metrics["epoch"]), "config": config}
+    ``per_class_accuracy`` (final epoch, ``{class: %}``), ``epochs_done`` and its ``config``
+    (see :meth:`stn.engine.run.Run.summary`)."""
+    run = Run.open(run_dir)
+    return {**run.summary(), "epochs_done": run.epochs_done, "config": run.config.to_dict()}
 
 
 def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None) -> Path:
@@ -60,9 +36,6 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike |
     runs = [Path(r) for r in run_dirs]
     if not runs:
         raise ValueError("a report needs at least one run directory")
-    for run in runs:
-        if not (run / "metrics.csv").is_file():
-            raise ValueError(f"{run} is not a trained run directory (it has no metrics.csv)")
     out = Path(out) if out is not None else runs[0]
     out.mkdir(parents=True, exist_ok=True)
     labels = run_labels(runs)

@@ -1,0 +1,97 @@
+"""The training device, and a data set's tensors on it with the batches drawn from them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from stn import data as stn_data
+from stn.engine.augment import random_crop, random_flip
+from stn.normalization import Normalizer
+
+__all__ = ["DeviceData", "resolve_device"]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then MPS, then the CPU; otherwise the named device, checked."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device cuda asked for, but CUDA is not available here")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name} asked for, but this machine has {torch.cuda.device_count()} CUDA devices")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device mps asked for, but MPS is not available here")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device {name!r}; use auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+class DeviceData:
+    """A data set's tensors on the training device, and the batches drawn from them.
+
+    Images stay uint8 until a batch is taken; augmentation (per sample, from ``generator``) and
+    normalisation with the data set's own statistics happen batched on the device.
+    """
+
+    def __init__(self, dataset: stn_data.Dataset, device: torch.device, channels_last: bool = False) -> None:
+        self.dataset = dataset
+        self.device = device
+        self.channels_last = channels_last
+        self.train_images = dataset.train_images.to(device)
+        self.train_labels = dataset.train_labels.to(device)
+        self.test_images = dataset.test_images.to(device)
+        self.test_labels = dataset.test_labels.to(device)
+        self.normalizer = Normalizer(dataset.mean, dataset.std)
+
+    def normalize(self, images: Tensor) -> Tensor:
+        """uint8 ``(N, C, H, W)`` -> normalised float32, in the configured memory format."""
+        x = self.normalizer(images)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def denormalize(self, x: Tensor) -> Tensor:
+        """Normalised float ``(N, C, H, W)`` -> uint8 on the CPU (clamped to ``[0, 255]``)."""
+        return self.normalizer.invert(x)
+
+    def train_batches(
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        augment: str = "none",
+        padding: int = 4,
+        drop_last: bool = False,
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield ``(images, labels)`` for one epoch in a random order drawn from ``generator``."""
+        n = len(self.train_labels)
+        order = torch.randperm(n, generator=generator, device=generator.device).to(self.device)
+        stop = n - n % batch_size if drop_last else n
+        for start in range(0, stop, batch_size):
+            index = order[start : start + batch_size]
+            images = self.train_images[index]
+            if augment in ("crop", "crop-flip"):
+                images = random_crop(images, padding, generator)
+            if augment in ("flip", "crop-flip"):
+                images = random_flip(images, generator)
+            yield self.normalize(images), self.train_labels[index]
+
+    def test_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        for start in range(0, len(self.test_labels), batch_size):
+            yield (
+                self.normalize(self.test_images[start : start + batch_size]),
+                self.test_labels[start : start + batch_size],
+            )
+
+    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        n = len(self.train_labels)
+        return n // batch_size if drop_last else math.ceil(n / batch_size)

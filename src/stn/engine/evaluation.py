@@ -1,0 +1,120 @@
+"""Test-set evaluation: of a model on device data, and of a trained run or checkpoint."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stn import data as stn_data
+from stn.engine.config import TrainConfig
+from stn.engine.device import DeviceData, resolve_device
+from stn.engine.log import test_line
+from stn.engine.precision import autocast
+from stn.engine.run import RunError, load_dataset, load_model, per_class_accuracy
+
+__all__ = ["EvalResult", "evaluate", "evaluate_checkpoint"]
+
+
+@dataclass
+class EvalResult:
+    """Sum-reduced loss averaged over the test set, correct count, and per-class counts."""
+
+    loss: float
+    correct: int
+    total: int
+    class_correct: list[int]
+    class_total: list[int]
+    classes: list[str] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return 100.0 * self.correct / self.total
+
+    def per_class(self) -> dict[str, float]:
+        """``{class: accuracy in %}``."""
+        return per_class_accuracy(self.classes, self.class_correct, self.class_total)
+
+    def line(self) -> str:
+        return test_line(self.loss, self.correct, self.total)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, data: DeviceData, batch_size: int = 1000, amp: str = "off", flip_tta: bool = False
+) -> EvalResult:
+    """Test-set loss (NLL of the model's log-probabilities), accuracy and per-class accuracy.
+
+    With ``flip_tta`` the prediction is the mean of the probabilities for each image and its
+    mirror image (test-time augmentation).
+    """
+    model.eval()
+    num_classes = data.dataset.num_classes
+    loss = torch.zeros((), device=data.device, dtype=torch.float64)
+    class_correct = torch.zeros(num_classes, device=data.device, dtype=torch.long)
+    for images, labels in data.test_batches(batch_size):
+        with autocast(data.device, amp):
+            output = model(images).float()
+            if flip_tta:
+                mirrored = model(images.flip(-1)).float()
+                output = torch.logaddexp(output, mirrored) - math.log(2.0)
+        loss += F.nll_loss(output, labels, reduction="sum")
+        # index_add_, not bincount(labels[hits]): a mask and bincount both wait for the device.
+        class_correct.index_add_(0, labels, (output.argmax(1) == labels).long())
+    class_total = torch.bincount(data.test_labels, minlength=num_classes)
+    total = len(data.test_labels)
+    per_class = class_correct.cpu().tolist()
+    return EvalResult(
+        float(loss) / total, sum(per_class), total, per_class, class_total.cpu().tolist(), list(data.dataset.classes)
+    )
+
+
+def evaluate_checkpoint(
+    target: str | os.PathLike,
+    which: str = "best",
+    dataset: str | None = None,
+    data_root: str | os.PathLike | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+) -> tuple[EvalResult, dict, Path]:
+    """Evaluate a run directory's ``best.pt``/``last.pt`` (``which``) or a checkpoint file.
+
+    By default on exactly the test set the run used (its data set, options and data root) and as
+    it evaluated (batch size, autocast, flip TTA, memory format), so the accuracy equals what
+    ``metrics.csv`` recorded for that epoch on the same device. ``dataset`` names another data
+    set with the same image shape and classes (read from ``data_root`` or the default root).
+    Returns the result, the checkpoint's payload and its path.
+    """
+    model, payload, path = load_model(target, which)
+    cfg = TrainConfig.from_dict(payload["config"]) if "config" in payload else TrainConfig()
+    if dataset is None or dataset == payload["dataset"]:
+        if "config" not in payload:
+            raise RunError(f"{path} does not record its data set's options; name one with --dataset")
+        data = load_dataset(cfg, data_root)
+    else:
+        data = stn_data.load(dataset, data_root)
+    expected = tuple(payload["model_options"]["input_shape"])
+    if data.input_shape != expected:
+        raise ValueError(f"{data.name} images are {data.input_shape}, the model expects {expected}")
+    if data.num_classes != payload["model_options"]["num_classes"]:
+        raise ValueError(
+            f"{data.name} has {data.num_classes} classes, the model {payload['model_options']['num_classes']}"
+        )
+    data.mean, data.std = tuple(payload["mean"]), tuple(payload["std"])  # the statistics it was trained with
+    dev = resolve_device(device)
+    model = model.to(dev)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    result = evaluate(
+        model,
+        DeviceData(data, dev, cfg.channels_last),
+        batch_size or cfg.test_batch_size,
+        cfg.amp,
+        cfg.flip_tta,
+    )
+    return result, payload, path

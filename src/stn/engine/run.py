@@ -1,0 +1,311 @@
+"""The run directory, owned by one object: :class:`Run` knows its layout and format, rebuilds the
+data and the model a run used, and is the only code that names its files.
+
+A run directory holds::
+
+    config.json     the TrainConfig, with the directory's format version
+    train.log       the training log (the seed's lines)
+    metrics.csv     one row per finished epoch
+    last.pt         everything needed to resume (written every epoch)
+    best.pt         the model at its best test accuracy
+    snapshots.pt    the transformer's view of a fixed test batch, every epoch
+    summary.json    final, best and per-class accuracy (written when training ends)
+
+Wave-1 directories (no format in ``config.json``) open as format 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import io
+import json
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from stn import data as stn_data
+from stn.engine import checkpoint
+from stn.engine.config import TrainConfig
+from stn.files import write_text_atomic
+
+__all__ = ["FORMAT", "Run", "RunError", "data_options", "load_dataset", "load_model", "per_class_accuracy"]
+
+FORMAT = 2
+FILES = dict(
+    config="config.json",
+    log="train.log",
+    metrics="metrics.csv",
+    last="last.pt",
+    best="best.pt",
+    snapshots="snapshots.pt",
+    summary="summary.json",
+    lock=".lock",
+)
+METRIC_FIELDS = ["epoch", "train_loss", "test_loss", "test_accuracy", "seconds"]
+
+
+class RunError(ValueError):
+    """A run directory that is missing, damaged, busy, or asked for what it cannot do."""
+
+
+def data_options(cfg: TrainConfig) -> dict[str, Any]:
+    """The options ``stn.data.load`` needs to rebuild exactly the data ``cfg`` names."""
+    return {**({"image_size": tuple(cfg.image_size)} if cfg.image_size else {}), **cfg.dataset_options}
+
+
+def load_dataset(cfg: TrainConfig, data_root: str | os.PathLike | None = None) -> stn_data.Dataset:
+    """Exactly the data ``cfg`` trains and tests on, read from ``data_root`` (default: ``cfg``'s)."""
+    return stn_data.load(cfg.dataset, data_root or cfg.data_root, **data_options(cfg))
+
+
+def per_class_accuracy(classes: Sequence[str], correct: Sequence[int], total: Sequence[int]) -> dict[str, float]:
+    """``{class: accuracy in %}``, rounded to 2 digits."""
+    return {name: round(100.0 * c / max(1, t), 2) for name, c, t in zip(classes, correct, total, strict=True)}
+
+
+class Run:
+    """A run directory. Make one with :meth:`create`, open one with :meth:`open`."""
+
+    def __init__(self, path: Path, config: TrainConfig, format: int = FORMAT) -> None:
+        self.dir = path
+        self.config = config
+        self.format = format
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.dir)!r}, model={self.config.model!r}, dataset={self.config.dataset!r})"
+
+    def path(self, key: str) -> Path:
+        """Where the file ``key`` (one of ``config``, ``log``, ``metrics``, ``last``, ``best``,
+        ``snapshots``, ``summary``) lives."""
+        return self.dir / FILES[key]
+
+    # ------------------------------------------------------------------------------- create, open
+    @staticmethod
+    def holds_run(path: str | os.PathLike) -> bool:
+        """Whether ``path`` holds a run that has saved a checkpoint."""
+        return any((Path(path) / FILES[key]).exists() for key in ("last", "best"))
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, cfg: TrainConfig, overwrite: bool = False) -> Run:
+        """Make the run directory ``path`` for ``cfg`` and write its ``config.json``.
+
+        Refuses (``RunError``) a directory that already holds a run's checkpoints (unless
+        ``overwrite``), one that another process is writing, or a path that cannot be a directory."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise RunError(f"{path} is a file, not a run directory")
+        if _lock_is_live(path / FILES["lock"]):
+            raise RunError(f"{path} is in use by another stn process; wait for it to end or pick another --out")
+        if not overwrite and cls.holds_run(path):
+            raise RunError(f"{path} already holds a run; resume it with --resume {path} or pick another --out")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), path)
+            raise RunError(f"cannot make run directory {path}: {blocker} is a file") from None
+        except PermissionError:
+            raise RunError(f"cannot make run directory {path}: permission denied") from None
+        run = cls(path, cfg)
+        run._write_json("config", {"format": FORMAT, **cfg.to_dict()})
+        return run
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Run:
+        """Open the run directory ``path``; ``RunError`` naming what is wrong if it is not one."""
+        path = Path(path)
+        if not path.is_dir():
+            raise RunError(f"no such run directory: {path}")
+        config_path = path / FILES["config"]
+        try:
+            values = json.loads(config_path.read_text())
+        except FileNotFoundError:
+            raise RunError(f"{path} is not a run directory (it has no {FILES['config']})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise RunError(f"{config_path} is not valid JSON: {err}") from None
+        if not isinstance(values, dict):
+            raise RunError(f"{config_path} does not hold a config (a JSON object)")
+        fmt = values.pop("format", 1)
+        if fmt not in (1, FORMAT):
+            raise RunError(f"{path} has run format {fmt!r}; this stn reads formats 1 and {FORMAT}")
+        try:
+            cfg = TrainConfig.from_dict(values)
+        except (TypeError, ValueError) as err:
+            raise RunError(f"{config_path}: {err}") from None
+        return cls(path, cfg, fmt)
+
+    # ------------------------------------------------------------------------------------ state
+    def metrics(self) -> list[dict[str, Any]]:
+        """The rows of ``metrics.csv``, numbers parsed; ``[]`` before the first epoch ends."""
+        path = self.path("metrics")
+        if not path.is_file():
+            return []
+        rows = []
+        try:
+            for row in csv.DictReader(io.StringIO(path.read_text())):
+                rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()})
+        except (ValueError, TypeError, UnicodeDecodeError, csv.Error):
+            raise RunError(f"{path} is damaged (a row is cut or not numbers)") from None
+        if rows and not set(METRIC_FIELDS) <= set(rows[0]):
+            raise RunError(f"{path} lacks columns: needs {', '.join(METRIC_FIELDS)}")
+        return rows
+
+    @property
+    def epochs_done(self) -> int:
+        rows = self.metrics()
+        return int(rows[-1]["epoch"]) if rows else 0
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether every configured epoch has run."""
+        return self.epochs_done >= self.config.epochs
+
+    @property
+    def can_resume(self) -> bool:
+        """Whether ``--resume`` would continue it: an epoch is saved and epochs are left."""
+        return self.path("last").is_file() and not self.is_finished
+
+    def has_checkpoint(self, which: str) -> bool:
+        return self.path(which).is_file()
+
+    def checkpoint(self, which: str = "best", map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        """The payload of ``best.pt`` or ``last.pt`` (``best`` falls back to ``last``)."""
+        if which not in ("best", "last"):
+            raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+        if which == "best" and not self.has_checkpoint("best"):
+            which = "last"
+        if not self.has_checkpoint(which):
+            raise RunError(f"{self.dir} holds no checkpoint yet (no epoch has finished)")
+        return checkpoint.load(self.path(which), map_location=map_location)
+
+    def model(self, which: str = "best") -> nn.Module:
+        """The model of :meth:`checkpoint` ``(which)``, on the CPU, weights loaded."""
+        return checkpoint.restore_model(self.checkpoint(which))
+
+    def summary(self) -> dict[str, Any]:
+        """``summary.json``; for a run still going, the same keys from ``metrics.csv`` and ``last.pt``."""
+        if self.path("summary").is_file():
+            try:
+                return json.loads(self.path("summary").read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise RunError(f"{self.path('summary')} is not valid JSON") from None
+        rows = self.metrics()
+        if not rows:
+            raise RunError(f"{self.dir} has no finished epoch yet")
+        best = max(rows, key=lambda row: row["test_accuracy"])
+        summary: dict[str, Any] = dict(
+            model=self.config.model,
+            dataset=self.config.dataset,
+            recipe=self.config.recipe,
+            epochs=self.config.epochs,
+            final_accuracy=rows[-1]["test_accuracy"],
+            best_accuracy=best["test_accuracy"],
+            best_epoch=int(best["epoch"]),
+            seconds=rows[-1]["seconds"],
+            per_class_accuracy={},
+        )
+        if self.has_checkpoint("last"):
+            last = self.checkpoint("last")
+            summary["per_class_accuracy"] = per_class_accuracy(
+                last["classes"], last["class_correct"], last["class_total"]
+            )
+        return summary
+
+    def snapshots(self) -> dict[str, Any] | None:
+        """The run's ``snapshots.pt`` (see :mod:`stn.engine.snapshots`), or ``None`` without one."""
+        from stn.engine.snapshots import load_snapshots
+
+        return load_snapshots(self.path("snapshots")) if self.path("snapshots").is_file() else None
+
+    def dataset(self, data_root: str | os.PathLike | None = None) -> stn_data.Dataset:
+        """Exactly the data the run trained and tested on (its data set, size and options), read
+        from ``data_root`` (default: the run's own)."""
+        return load_dataset(self.config, data_root)
+
+    # ---------------------------------------------------------------------------------- writing
+    def _write_json(self, key: str, value: Any) -> None:
+        write_text_atomic(self.path(key), json.dumps(value, indent=2) + "\n")
+
+    def write_config(self) -> None:
+        self._write_json("config", {"format": FORMAT, **self.config.to_dict()})
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        text = io.StringIO()
+        fields = list(dict.fromkeys(key for row in rows for key in row)) or METRIC_FIELDS
+        writer = csv.DictWriter(text, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(self.path("metrics"), text.getvalue())
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        self._write_json("summary", summary)
+
+    def save_checkpoint(self, which: str, payload: dict[str, Any]) -> None:
+        checkpoint.save(payload, self.path(which))
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run directory for one writer: a second holder gets ``RunError`` naming the
+        first. A lock whose process is gone (killed) is taken over."""
+        path = self.path("lock")
+        me = f"{os.getpid()} {socket.gethostname()}"
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if _lock_is_live(path):
+                    raise RunError(
+                        f"{self.dir} is in use by another stn process ({path.read_text().strip() or '?'}); "
+                        "wait for it to end"
+                    ) from None
+                path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(me + "\n")
+            break
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def _lock_is_live(path: Path) -> bool:
+    if not path.exists():
+        return False
+    try:
+        pid_text, host = path.read_text().split()[:2]
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return False  # unreadable or half-written: its writer died between create and write
+    if host != socket.gethostname():
+        return True  # another machine's process: we cannot tell, so we assume it runs
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError as err:
+        return err.errno != errno.ESRCH
+    return True
+
+
+def load_model(target: str | os.PathLike, which: str = "best") -> tuple[nn.Module, dict[str, Any], Path]:
+    """The model of a run directory (its ``best.pt``, else ``last.pt``) or of a checkpoint file, on
+    the CPU with its weights loaded; with the checkpoint's payload and the file's path."""
+    target = Path(target)
+    if target.is_dir():
+        run = Run.open(target)
+        payload = run.checkpoint(which)
+        path = run.path("best" if which == "best" and run.has_checkpoint("best") else "last")
+    elif target.is_file():
+        payload, path = checkpoint.load(target), target
+    else:
+        raise RunError(f"no such run directory or checkpoint: {target}")
+    return checkpoint.restore_model(payload), payload, path
