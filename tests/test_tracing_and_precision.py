@@ -87,3 +87,15 @@ def test_compile_with_a_changing_batch():
         out.sum().backward()
         torch.testing.assert_close(out, st(x))
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("name", T.names())
+def test_grids_keep_float32_under_autocast(name):
+    # A bfloat16 matmul in the thin-plate spline's grid moved a 64-pixel grid by 1/8 pixel.
+    family = T.get(name)
+    params = family.identity(2) + 0.2 * torch.randn(2, family.num_params)
+    expected = family.grid(params.double(), (64, 64))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        grid = family.grid(params, (64, 64))
+    assert grid.dtype == torch.float32
+    torch.testing.assert_close(grid.double(), expected, atol=1e-5, rtol=0)  # 1/3000 pixel at 64 pixels

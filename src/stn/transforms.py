@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 
 import torch
@@ -485,14 +486,25 @@ class ThinPlateSpline(Transform):
         h, w = check_size(size, "output size")
         weights = _tps_grid_weights(self.grid_size, (h, w), align_corners, params.device, params.dtype)
         base = base_grid((h, w), align_corners, params.device, params.dtype).view(1, h * w, 2)
-        return (base + weights @ self.offsets(params)).view(-1, h, w, 2)
+        with autocast_off(params):
+            return (base + weights @ self.offsets(params)).view(-1, h, w, 2)
 
     def _points(self, params: Tensor, points: Tensor) -> Tensor:
-        return points + _tps_weights(self.grid_size, points) @ self.offsets(params)
+        with autocast_off(params):
+            return points + _tps_weights(self.grid_size, points) @ self.offsets(params)
 
     @property
     def options(self) -> dict[str, object]:
         return {"grid_size": self.grid_size, "max_offset": self.max_offset}
+
+
+def autocast_off(t: Tensor) -> AbstractContextManager:
+    """Autocast switched off on ``t``'s device where it is on: a matmul in a grid stays in the
+    parameters' precision (bfloat16 offsets would move a 64-pixel grid by 1/8 pixel)."""
+    kind = t.device.type
+    if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+        return torch.autocast(kind, enabled=False)
+    return nullcontext()
 
 
 def _solve2(a: Tensor, b: Tensor) -> Tensor:
