@@ -14,9 +14,13 @@ The convention (one for the whole library)
 * Shapes: parameters ``(N, num_params)``, points ``(N, P, 2)``, grids ``(N, H, W, 2)``,
   matrices ``(N, 3, 3)`` acting on homogeneous column vectors ``(x, y, 1)``.
 
-Every family has ``num_params``, :meth:`~Transform.identity`, :meth:`~Transform.grid` and
-:meth:`~Transform.transform_points`; the matrix families also have :meth:`~MatrixTransform.matrix`.
-Families are looked up by name with :func:`get`.
+Every family has ``num_params``, :meth:`~Transform.identity`, :meth:`~Transform.grid`,
+:meth:`~Transform.transform_points` and :meth:`~Transform.inverse_transform_points`; the matrix
+families also have :meth:`~MatrixTransform.matrix`. Families are looked up by name with :func:`get`.
+
+Pixel geometry (the end of this module) bridges to OpenCV and kornia: :func:`to_pixel_matrix`,
+:func:`from_pixel_matrix`, :func:`to_pixel_points`, :func:`from_pixel_points` and
+:func:`output_corners` use pixel coordinates with pixel centres at integers.
 """
 
 from __future__ import annotations
