@@ -107,14 +107,16 @@ def base_grid(
         ``(H, W, 2)``; the identity grid for ``grid_sample`` under the library's convention.
     """
     h, w = check_size(size)
-    dtype = dtype or torch.get_default_dtype()
-
-    def axis(n: int) -> Tensor:
-        line = torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype)
-        return line if align_corners else line * ((n - 1) / n)
-
-    ys, xs = torch.meshgrid(axis(h), axis(w), indexing="ij")
+    ys, xs = torch.meshgrid(
+        _axis(h, align_corners, device, dtype), _axis(w, align_corners, device, dtype), indexing="ij"
+    )
     return torch.stack((xs, ys), dim=-1)
+
+
+def _axis(n: int, align_corners: bool, device: torch.device | str | None, dtype: torch.dtype | None) -> Tensor:
+    """Normalised coordinates of the ``n`` pixel centres along one side, ``(n,)``."""
+    line = torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype or torch.get_default_dtype())
+    return line if align_corners else line * ((n - 1) / n)
 
 
 class Transform:
@@ -270,6 +272,19 @@ class MatrixTransform(Transform):
     def _matrix(self, params: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def grid(self, params: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
+        params = self.check_params(params)
+        h, w = check_size(size, "output size")
+        # Separable in x and y: a single full-size add makes an affine grid, (N, 1, W, 2) + (N, H, 1, 2).
+        m = self._matrix(params)[:, None, None]  # (N, 1, 1, 3, 3)
+        xs = _axis(w, align_corners, params.device, params.dtype).view(w, 1)
+        ys = _axis(h, align_corners, params.device, params.dtype).view(h, 1, 1)
+        grid = m[..., :2, 0] * xs + (m[..., :2, 1] * ys + m[..., :2, 2])
+        if not self.projective:
+            return grid
+        z = m[..., 2, 0] * xs[:, 0] + (m[..., 2, 1] * ys[..., 0] + m[..., 2, 2])  # (N, H, W)
+        return grid / _away_from_zero(z).unsqueeze(-1)
+
     def _points(self, params: Tensor, points: Tensor) -> Tensor:
         return apply_matrix(self._matrix(params), points, projective=self.projective)
 
@@ -289,16 +304,20 @@ def apply_matrix(matrix: Tensor, points: Tensor, projective: bool = True, eps: f
     it the last row is taken to be ``(0, 0, 1)``.
     """
     # Elementwise, not a matmul: autocast and TF32 leave it in the matrix's own precision, and it
-    # traces with a dynamic batch (F.affine_grid does not).
+    # traces with a dynamic batch (F.affine_grid does not). MatrixTransform.grid does the same.
     x, y = points[..., :1], points[..., 1:]
     m = matrix[:, None]
     out = x * m[..., :2, 0] + y * m[..., :2, 1] + m[..., :2, 2]
     if not projective:
         return out
     w = x * m[..., 2:, 0] + y * m[..., 2:, 1] + m[..., 2:, 2]
+    return out / _away_from_zero(w, eps)
+
+
+def _away_from_zero(w: Tensor, eps: float = 1e-8) -> Tensor:
+    """``w`` held at ``±eps`` (its sign; ``+`` for 0) where it is closer to zero."""
     eps = max(eps, torch.finfo(w.dtype).tiny)
-    w = torch.where(w < 0, w.clamp(max=-eps), w.clamp(min=eps))
-    return out / w
+    return torch.where(w < 0, w.clamp(max=-eps), w.clamp(min=eps))
 
 
 def _rows_to_matrix(top: Tensor, bottom: Tensor | None = None) -> Tensor:
