@@ -205,3 +205,13 @@ def test_readme_pixel_geometry_runs_as_written():
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
     assert out.getvalue().strip() == "tensor([[[0., 0.]]])"
+
+
+@pytest.mark.parametrize("name", ["projective", "tps"])
+def test_inverse_points_in_half_precision(name):
+    family = T.get(name)
+    params = near_identity(name, 2, scale=0.05, dtype=torch.float64)
+    points = torch.rand(2, 6, 2, dtype=torch.float64) - 0.5
+    back = family.inverse_transform_points(params.to(torch.bfloat16), points.to(torch.bfloat16))
+    assert back.dtype == torch.bfloat16
+    torch.testing.assert_close(back.double(), family.inverse_transform_points(params, points), atol=2e-2, rtol=0)

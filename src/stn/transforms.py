@@ -162,13 +162,13 @@ class Transform:
         ``q`` with ``max |T(q) - p| <= tol`` in normalised units; points it does not reach within
         ``max_iter`` steps (where the map folds over itself) come back as NaN. Gradients reach
         ``params`` and ``points`` through the implicit-function theorem (one last Newton step).
+        Returns ``(N, P, 2)`` in the parameters' dtype, as :meth:`transform_points`.
         """
         params = self.check_params(params)
         points = self._check_points(params, points)
         if not tol > 0:
             raise ValueError(f"tol must be positive, got {tol!r}")
         work = torch.float64 if points.device.type != "mps" else torch.float32
-        out_dtype = torch.promote_types(params.dtype, points.dtype)
         theta, target = params.to(work), points.to(work)
         with torch.no_grad():
             q = 2 * target - self._points(theta, target)
@@ -180,7 +180,7 @@ class Transform:
             jacobian = self._jacobian(theta, q)
             reached = (self._points(theta, q) - target).abs().amax(-1, keepdim=True) <= tol
         q = q - _solve2(jacobian, self._points(theta, q) - target)  # carries the gradient, moves q by < tol
-        return torch.where(reached, q, torch.full_like(q, math.nan)).to(out_dtype)
+        return torch.where(reached, q, torch.full_like(q, math.nan)).to(params.dtype)
 
     def _jacobian(self, params: Tensor, points: Tensor, step: float = 1e-6) -> Tensor:
         """``(N, P, 2, 2)`` Jacobian of :meth:`_points` at ``points``, ``J[..., i, j] = d out_i / d p_j``."""
@@ -588,7 +588,8 @@ def invert(matrix: Tensor) -> Tensor:
     Raises ``ValueError`` naming the first singular matrix (checked outside ``torch.compile``).
     """
     _check_matrix(matrix)
-    inverse, info = torch.linalg.inv_ex(matrix)
+    inverse, info = torch.linalg.inv_ex(matrix.to(torch.promote_types(matrix.dtype, torch.float32)))
+    inverse = inverse.to(matrix.dtype)
     if can_check_values(matrix):
         bad = (info != 0) | ~torch.isfinite(inverse).flatten(1).all(1)
         if bool(bad.any()):
