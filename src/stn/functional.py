@@ -14,7 +14,7 @@ from torch import Tensor
 
 from stn import transforms as T
 
-__all__ = ["normalized_fill", "warp"]
+__all__ = ["check_sampling", "normalized_fill", "warp"]
 
 MODES = ("bilinear", "nearest", "bicubic")
 PADDING_MODES = ("zeros", "border", "reflection")
@@ -48,11 +48,16 @@ def warp(
             :func:`normalized_fill` to get the normalised value of a raw colour.
         align_corners: as in ``grid_sample``; see :mod:`stn.transforms`.
         check_finite: raise ``ValueError`` if ``params`` holds NaN or Inf (costs a device sync;
-            training loops on accelerators may switch it off). Skipped while ``torch.compile`` or
-            ``torch.export`` traces the call: a data-dependent branch cannot be traced.
+            training loops on accelerators may switch it off). Skipped while ``torch.compile``,
+            ``torch.export`` or ``torch.jit.trace`` trace the call (a data-dependent branch cannot be
+            traced) and on the ``meta`` device.
 
     Returns:
-        ``(N, C, H_out, W_out)``, differentiable in ``x`` and ``params``.
+        ``(N, C, H_out, W_out)`` in ``x``'s dtype, differentiable in ``x`` and ``params``.
+
+    The grid is built, and the image sampled, in at least float32: float16 and bfloat16 inputs are
+    sampled in float32 and the result cast back (half-precision grids are off by up to 1/8 pixel
+    at 64 pixels, and ``grid_sample`` in float16 gives NaNs at 224 pixels); autocast does the same.
     """
     family = T.get(transform)
     if not isinstance(x, Tensor) or x.dim() != 4:
@@ -63,23 +68,50 @@ def warp(
     params = family.check_params(params)
     if params.shape[0] != x.shape[0]:
         raise ValueError(f"parameter batch {params.shape[0]} does not match input batch {x.shape[0]}")
-    if check_finite and not torch.compiler.is_compiling() and not bool(torch.isfinite(params).all()):
+    if x.shape[0] == 0:
+        raise ValueError("warp got an empty batch (N = 0)")
+    if params.device != x.device:
+        raise ValueError(f"parameters are on {params.device} but the input is on {x.device}")
+    if check_finite and T.can_check_values(params) and not bool(torch.isfinite(params).all()):
         raise ValueError(f"{family.name} parameters contain NaN or Inf")
+    check_sampling(mode, padding_mode, fill)
+    size = T.check_size(output_size if output_size is not None else x.shape[-2:], "output size")
+
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    grid = family.grid(params.to(dtype), size, align_corners=align_corners)
+    image = x.to(dtype)
+    if fill is None:
+        out = F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+        return out.to(x.dtype)
+    value = _fill_tensor(fill, image)
+    # Zero padding of (x - fill) is fill padding of x: every sampling kernel's weights sum to one.
+    out = F.grid_sample(image - value, grid, mode=mode, padding_mode="zeros", align_corners=align_corners)
+    return (out + value).to(x.dtype)
+
+
+def check_sampling(mode: str, padding_mode: str, fill: Fill) -> None:
+    """Raise ``ValueError`` unless ``mode``, ``padding_mode`` and ``fill`` are valid for :func:`warp`
+    (the channel count of ``fill`` is checked against the input there)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"unknown padding_mode {padding_mode!r}; choose one of: {', '.join(PADDING_MODES)}")
-    size = T.check_size(output_size if output_size is not None else x.shape[-2:], "output size")
-
-    grid = family.grid(params.to(x.dtype), size, align_corners=align_corners)
     if fill is None:
-        return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+        return
     if padding_mode != "zeros":
         raise ValueError(f"fill only applies with padding_mode='zeros', not {padding_mode!r}")
-    value = _fill_tensor(fill, x)
-    # Zero padding of (x - fill) is fill padding of x: every sampling kernel's weights sum to one.
-    out = F.grid_sample(x - value, grid, mode=mode, padding_mode="zeros", align_corners=align_corners)
-    return out + value
+    if isinstance(fill, str):
+        raise ValueError(
+            f"fill must be a number or one number per channel, got {fill!r}; for black outside a normalised "
+            "image pass fill=stn.normalized_fill(mean, std)"
+        )
+    if not isinstance(fill, Tensor):
+        try:
+            fill = torch.as_tensor(fill, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"fill must be a number or one number per channel, got {fill!r}") from None
+    if fill.dim() > 1:
+        raise ValueError(f"fill must be a number or one number per channel, got shape {tuple(fill.shape)}")
 
 
 def _fill_tensor(fill: Fill, x: Tensor) -> Tensor:

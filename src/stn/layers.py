@@ -3,13 +3,14 @@ usual convolutional localisation network (:func:`conv_localization`)."""
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from stn import transforms as T
-from stn.functional import Fill, warp
+from stn.functional import Fill, check_sampling, warp
 
 __all__ = ["ParallelSpatialTransformers", "SpatialTransformer", "conv_localization"]
 
@@ -34,6 +35,9 @@ def _init_identity(linear: nn.Linear, identity: Tensor) -> None:
 
 def _params_head(in_features: int | None, hidden: Sequence[int], identity: Tensor) -> nn.Module:
     """``Linear -> ReLU`` for each hidden width, then a linear layer that outputs the identity."""
+    if in_features is not None:
+        in_features = _positive_int(in_features, "in_features")
+    hidden = [_positive_int(width, "hidden width") for width in hidden]
     layers: list[nn.Module] = []
     for width in hidden:
         layers += [nn.Linear(in_features, width) if in_features else nn.LazyLinear(width), nn.ReLU(True)]
@@ -45,6 +49,16 @@ def _params_head(in_features: int | None, hidden: Sequence[int], identity: Tenso
         last = _LazyParamsHead(identity.numel(), identity)
     layers.append(last)
     return layers[0] if len(layers) == 1 else nn.Sequential(*layers)
+
+
+def _positive_int(value: object, what: str) -> int:
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        number = 0
+    if isinstance(value, bool) or number <= 0:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+    return number
 
 
 class SpatialTransformer(nn.Module):
@@ -65,7 +79,9 @@ class SpatialTransformer(nn.Module):
 
     Shapes: input ``(N, C, H, W)`` (images or feature maps, any ``C``), output
     ``(N, C, H_out, W_out)``. After each call, :attr:`last_params` holds the detached ``(N, P)``
-    parameters that were predicted.
+    parameters that were predicted and :attr:`last_input_size` the input's ``(H, W)``; from them
+    :attr:`last_grid` gives the sampling grid and :meth:`regions` where each input was read
+    (none of them is kept while ``torch.export`` or ``torch.jit.trace`` trace the model).
     """
 
     def __init__(
@@ -83,6 +99,7 @@ class SpatialTransformer(nn.Module):
         check_finite: bool = True,
     ) -> None:
         super().__init__()
+        check_sampling(mode, padding_mode, fill)
         self.transform = T.get(transform)
         self.output_size = None if output_size is None else T.check_size(output_size, "output_size")
         self.localization = localization
@@ -92,6 +109,7 @@ class SpatialTransformer(nn.Module):
         # A buffer follows the module to its device, so sampling never copies the fill from the host.
         self.register_buffer("fill", None if fill is None else torch.as_tensor(fill, dtype=torch.float32), False)
         self.last_params: Tensor | None = None
+        self.last_input_size: tuple[int, int] | None = None
 
     def _initial_params(self) -> Tensor:
         """The bias of ``fc_loc``'s last layer: the identity map."""
@@ -102,7 +120,17 @@ class SpatialTransformer(nn.Module):
         if not isinstance(x, Tensor) or x.dim() != 4:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"{type(self).__name__} expects input of shape (N, C, H, W), got {shape}")
-        return self.fc_loc(self.localization(x).flatten(1))
+        weight = next(self.fc_loc.parameters())
+        if x.device != weight.device:
+            raise ValueError(f"input is on {x.device} but {type(self).__name__} is on {weight.device}; move one")
+        features = self.localization(x).flatten(1)
+        first = self.fc_loc[0] if isinstance(self.fc_loc, nn.Sequential) else self.fc_loc
+        if not isinstance(first, nn.LazyLinear) and features.shape[1] != first.in_features:
+            raise ValueError(
+                f"the localization net gives {features.shape[1]} features per input but in_features is "
+                f"{first.in_features}"
+            )
+        return self.fc_loc(features)
 
     def sample(self, x: Tensor, params: Tensor) -> Tensor:
         """Warp ``x`` by given parameters with this layer's sampling settings."""
@@ -120,9 +148,41 @@ class SpatialTransformer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         params = self.predict(x)
-        if not torch.compiler.is_exporting():  # an exported graph keeps no Python state
+        if not torch.compiler.is_exporting() and not torch.jit.is_tracing():  # a graph keeps no Python state
             self.last_params = params.detach()
+            self.last_input_size = (x.shape[-2], x.shape[-1])
         return self.sample(x, params)
+
+    @property
+    def last_grid(self) -> Tensor | None:
+        """The float32 (or float64) sampling grid of the last call, ``(N, H_out, W_out, 2)``
+        (``(N, k, H_out, W_out, 2)`` for parallel transformers), rebuilt from :attr:`last_params`."""
+        if self.last_params is None or self.last_input_size is None:
+            return None
+        params = self.last_params
+        params = params.to(torch.promote_types(params.dtype, torch.float32)).reshape(-1, self.transform.num_params)
+        grid = self.transform.grid(params, self._last_output_size(), self.align_corners)
+        return grid.view(*self.last_params.shape[:-1], *grid.shape[1:])
+
+    def regions(self, input_size: Sequence[int] | None = None) -> Tensor:
+        """Where each input of the last call was read: ``(N, 4, 2)`` corners ``(x, y)`` in input
+        pixels (``(N, k, 4, 2)`` for parallel transformers).
+
+        The corners are the input locations read by the output's top-left, top-right,
+        bottom-right and bottom-left pixels (see :func:`stn.transforms.output_corners` for the
+        pixel convention). ``input_size`` ``(H, W)`` gives them in the pixels of an image of
+        that size (the original of a resized input, say); default: the last input's size.
+        """
+        if self.last_params is None or self.last_input_size is None:
+            raise ValueError("regions needs a forward pass first")
+        size = self.last_input_size if input_size is None else T.check_size(input_size, "input_size")
+        params = self.last_params
+        params = params.to(torch.promote_types(params.dtype, torch.float32)).reshape(-1, self.transform.num_params)
+        corners = T.output_corners(self.transform, params, size, self._last_output_size(), self.align_corners)
+        return corners.view(*self.last_params.shape[:-1], 4, 2)
+
+    def _last_output_size(self) -> tuple[int, int]:
+        return self.output_size or T.check_size(self.last_input_size)
 
     def extra_repr(self) -> str:
         return f"transform={self.transform!r}, output_size={self.output_size}"

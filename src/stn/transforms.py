@@ -14,19 +14,24 @@ The convention (one for the whole library)
 * Shapes: parameters ``(N, num_params)``, points ``(N, P, 2)``, grids ``(N, H, W, 2)``,
   matrices ``(N, 3, 3)`` acting on homogeneous column vectors ``(x, y, 1)``.
 
-Every family has ``num_params``, :meth:`~Transform.identity`, :meth:`~Transform.grid` and
-:meth:`~Transform.transform_points`; the matrix families also have :meth:`~MatrixTransform.matrix`.
-Families are looked up by name with :func:`get`.
+Every family has ``num_params``, :meth:`~Transform.identity`, :meth:`~Transform.grid`,
+:meth:`~Transform.transform_points` and :meth:`~Transform.inverse_transform_points`; the matrix
+families also have :meth:`~MatrixTransform.matrix`. Families are looked up by name with :func:`get`.
+
+Pixel geometry (the end of this module) bridges to OpenCV and kornia: :func:`to_pixel_matrix`,
+:func:`from_pixel_matrix`, :func:`to_pixel_points`, :func:`from_pixel_points` and
+:func:`output_corners` use pixel coordinates with pixel centres at integers.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
@@ -40,26 +45,54 @@ __all__ = [
     "Translation",
     "base_grid",
     "compose",
+    "from_pixel_matrix",
+    "from_pixel_points",
     "get",
     "invert",
     "names",
+    "output_corners",
+    "to_pixel_matrix",
+    "to_pixel_points",
 ]
 
 Size2 = tuple[int, int]
+INVERSE_TOL = 1e-6  # default accuracy of numerical inverses, normalised units (1/2000 pixel at 1000 pixels)
 
 
 def check_size(size: Sequence[int] | int, what: str = "size") -> Size2:
-    """Return ``size`` as a pair ``(H, W)`` of positive ints, or raise ``ValueError``."""
-    if isinstance(size, int):
-        size = (size, size)
-    if isinstance(size, torch.Size):
-        size = tuple(size)
-    if not isinstance(size, Sequence) or len(size) != 2:
-        raise ValueError(f"{what} must be (H, W), got {size!r}")
-    h, w = size
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (h, w)) or h <= 0 or w <= 0:
-        raise ValueError(f"{what} must be two positive integers (H, W), got {tuple(size)!r}")
-    return int(h), int(w)
+    """Return ``size`` as a pair ``(H, W)`` of positive ints, or raise ``ValueError``.
+
+    Anything that is an integer in Python's sense is accepted: ``int``, numpy integers, integer
+    tensors of one element (``x.shape`` while ``torch.jit.trace`` runs) and symbolic sizes under
+    ``torch.compile``; a pair may be any sequence or array of two of them.
+    """
+    single = _as_size_int(size)
+    if single is not None:
+        size = (single, single)
+    try:
+        h, w = size  # type: ignore[misc]
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be (H, W), got {size!r}") from None
+    hw = _as_size_int(h), _as_size_int(w)
+    if hw[0] is None or hw[1] is None or hw[0] <= 0 or hw[1] <= 0:
+        raise ValueError(f"{what} must be two positive integers (H, W), got {_shown(h), _shown(w)!r}")
+    return hw  # type: ignore[return-value]
+
+
+def _as_size_int(value: object) -> int | None:
+    """``value`` as an int if it is an integer (not a bool), else ``None``; symbolic sizes pass."""
+    if isinstance(value, torch.SymInt):
+        return value  # type: ignore[return-value]
+    if isinstance(value, bool) or (isinstance(value, Tensor) and (value.numel() != 1 or value.is_floating_point())):
+        return None
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def _shown(value: object) -> object:
+    return value.item() if isinstance(value, Tensor) and value.numel() == 1 else value
 
 
 def base_grid(
@@ -74,14 +107,16 @@ def base_grid(
         ``(H, W, 2)``; the identity grid for ``grid_sample`` under the library's convention.
     """
     h, w = check_size(size)
-    dtype = dtype or torch.get_default_dtype()
-
-    def axis(n: int) -> Tensor:
-        line = torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype)
-        return line if align_corners else line * ((n - 1) / n)
-
-    ys, xs = torch.meshgrid(axis(h), axis(w), indexing="ij")
+    ys, xs = torch.meshgrid(
+        _axis(h, align_corners, device, dtype), _axis(w, align_corners, device, dtype), indexing="ij"
+    )
     return torch.stack((xs, ys), dim=-1)
+
+
+def _axis(n: int, align_corners: bool, device: torch.device | str | None, dtype: torch.dtype | None) -> Tensor:
+    """Normalised coordinates of the ``n`` pixel centres along one side, ``(n,)``."""
+    line = torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype or torch.get_default_dtype())
+    return line if align_corners else line * ((n - 1) / n)
 
 
 class Transform:
@@ -114,12 +149,57 @@ class Transform:
     def transform_points(self, params: Tensor, points: Tensor) -> Tensor:
         """Map normalised output locations ``(N, P, 2)`` to the input locations they read."""
         params = self.check_params(params)
+        return self._points(params, self._check_points(params, points).to(params.dtype))
+
+    def inverse_transform_points(
+        self, params: Tensor, points: Tensor, tol: float = INVERSE_TOL, max_iter: int = 50
+    ) -> Tensor:
+        """Map normalised input locations ``(N, P, 2)`` to the output locations that read them:
+        the inverse of :meth:`transform_points`.
+
+        Exact for the matrix families. For the others, Newton's method on :meth:`transform_points`
+        (central-difference Jacobian, in float64, started from ``p - (T(p) - p)``) finds each
+        ``q`` with ``max |T(q) - p| <= tol`` in normalised units; points it does not reach within
+        ``max_iter`` steps (where the map folds over itself) come back as NaN. Gradients reach
+        ``params`` and ``points`` through the implicit-function theorem (one last Newton step).
+        Returns ``(N, P, 2)`` in the parameters' dtype, as :meth:`transform_points`.
+        """
+        params = self.check_params(params)
+        points = self._check_points(params, points)
+        if not tol > 0:
+            raise ValueError(f"tol must be positive, got {tol!r}")
+        work = torch.float64 if points.device.type != "mps" else torch.float32
+        theta, target = params.to(work), points.to(work)
+        with torch.no_grad():
+            q = 2 * target - self._points(theta, target)
+            for _ in range(max_iter):
+                residual = self._points(theta, q) - target
+                if not bool(residual.abs().amax() > tol):
+                    break
+                q = q - _solve2(self._jacobian(theta, q), residual)
+            jacobian = self._jacobian(theta, q)
+            reached = (self._points(theta, q) - target).abs().amax(-1, keepdim=True) <= tol
+        q = q - _solve2(jacobian, self._points(theta, q) - target)  # carries the gradient, moves q by < tol
+        return torch.where(reached, q, torch.full_like(q, math.nan)).to(params.dtype)
+
+    def _jacobian(self, params: Tensor, points: Tensor, step: float = 1e-6) -> Tensor:
+        """``(N, P, 2, 2)`` Jacobian of :meth:`_points` at ``points``, ``J[..., i, j] = d out_i / d p_j``."""
+        columns = []
+        for axis in range(2):
+            h = torch.zeros_like(points)
+            h[..., axis] = step
+            columns.append((self._points(params, points + h) - self._points(params, points - h)) / (2 * step))
+        return torch.stack(columns, dim=-1)
+
+    def _check_points(self, params: Tensor, points: Tensor) -> Tensor:
         if not isinstance(points, Tensor) or points.dim() != 3 or points.shape[-1] != 2:
             shape = tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__
             raise ValueError(f"points must have shape (N, P, 2), got {shape}")
         if points.shape[0] != params.shape[0]:
             raise ValueError(f"points batch {points.shape[0]} does not match parameter batch {params.shape[0]}")
-        return self._points(params, points.to(params.dtype))
+        if not points.is_floating_point():
+            raise ValueError(f"points must be floating point, got {points.dtype}")
+        return points
 
     def check_params(self, params: Tensor) -> Tensor:
         """Return ``params`` if it is a floating ``(N, num_params)`` tensor, else raise."""
@@ -148,6 +228,37 @@ class Transform:
         args = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return f"{type(self).__name__}({args})"
 
+    def __eq__(self, other: object) -> bool:
+        """Transforms are equal when they are of one family with equal :attr:`options`."""
+        if not isinstance(other, Transform):
+            return NotImplemented
+        return type(self) is type(other) and _frozen(self.options) == _frozen(other.options)
+
+    def __hash__(self) -> int:
+        return hash((type(self), _frozen(self.options)))
+
+
+def _frozen(value: object) -> object:
+    """A hashable stand-in for options: lists become tuples, dicts sorted tuples of items."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _positive_bound(value: object, what: str) -> float | None:
+    """``None`` or a finite positive float, else ``ValueError``."""
+    if value is None:
+        return None
+    try:
+        bound = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a positive number, got {value!r}") from None
+    if not math.isfinite(bound) or bound <= 0:
+        raise ValueError(f"{what} must be a positive finite number, got {value!r}")
+    return bound
+
 
 class MatrixTransform(Transform):
     """A family whose maps are 3x3 matrices on homogeneous coordinates."""
@@ -162,14 +273,27 @@ class MatrixTransform(Transform):
         raise NotImplementedError
 
     def grid(self, params: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
-        if self.projective:
-            return super().grid(params, size, align_corners)
+        params = self.check_params(params)
         h, w = check_size(size, "output size")
-        theta = self.matrix(params)[:, :2, :]
-        return F.affine_grid(theta, [theta.shape[0], 1, h, w], align_corners=align_corners)
+        # Separable in x and y: a single full-size add makes an affine grid, (N, 1, W, 2) + (N, H, 1, 2).
+        m = self._matrix(params)[:, None, None]  # (N, 1, 1, 3, 3)
+        xs = _axis(w, align_corners, params.device, params.dtype).view(w, 1)
+        ys = _axis(h, align_corners, params.device, params.dtype).view(h, 1, 1)
+        grid = m[..., :2, 0] * xs + (m[..., :2, 1] * ys + m[..., :2, 2])
+        if not self.projective:
+            return grid
+        z = m[..., 2, 0] * xs[:, 0] + (m[..., 2, 1] * ys[..., 0] + m[..., 2, 2])  # (N, H, W)
+        return grid / _away_from_zero(z).unsqueeze(-1)
 
     def _points(self, params: Tensor, points: Tensor) -> Tensor:
         return apply_matrix(self._matrix(params), points, projective=self.projective)
+
+    def inverse_transform_points(
+        self, params: Tensor, points: Tensor, tol: float = INVERSE_TOL, max_iter: int = 50
+    ) -> Tensor:
+        params = self.check_params(params)
+        points = self._check_points(params, points)
+        return apply_matrix(invert(self._matrix(params)), points.to(params.dtype), projective=self.projective)
 
 
 def apply_matrix(matrix: Tensor, points: Tensor, projective: bool = True, eps: float = 1e-8) -> Tensor:
@@ -179,12 +303,21 @@ def apply_matrix(matrix: Tensor, points: Tensor, projective: bool = True, eps: f
     ``±eps`` where it is closer to zero, so that points sent to infinity stay finite. Without
     it the last row is taken to be ``(0, 0, 1)``.
     """
-    out = points @ matrix[:, :2, :2].transpose(1, 2) + matrix[:, None, :2, 2]
+    # Elementwise, not a matmul: autocast and TF32 leave it in the matrix's own precision, and it
+    # traces with a dynamic batch (F.affine_grid does not). MatrixTransform.grid does the same.
+    x, y = points[..., :1], points[..., 1:]
+    m = matrix[:, None]
+    out = x * m[..., :2, 0] + y * m[..., :2, 1] + m[..., :2, 2]
     if not projective:
         return out
-    w = points @ matrix[:, 2:, :2].transpose(1, 2) + matrix[:, None, 2:, 2]
-    w = torch.where(w.abs() < eps, torch.where(w < 0, -eps, eps), w)
-    return out / w
+    w = x * m[..., 2:, 0] + y * m[..., 2:, 1] + m[..., 2:, 2]
+    return out / _away_from_zero(w, eps)
+
+
+def _away_from_zero(w: Tensor, eps: float = 1e-8) -> Tensor:
+    """``w`` held at ``±eps`` (its sign; ``+`` for 0) where it is closer to zero."""
+    eps = max(eps, torch.finfo(w.dtype).tiny)
+    return torch.where(w < 0, w.clamp(max=-eps), w.clamp(min=eps))
 
 
 def _rows_to_matrix(top: Tensor, bottom: Tensor | None = None) -> Tensor:
@@ -205,9 +338,7 @@ class Translation(MatrixTransform):
     num_params = 2
 
     def __init__(self, max_shift: float | None = None) -> None:
-        if max_shift is not None and max_shift <= 0:
-            raise ValueError(f"max_shift must be positive, got {max_shift}")
-        self.max_shift = max_shift
+        self.max_shift = _positive_bound(max_shift, "max_shift")
 
     def _identity_row(self) -> list[float]:
         return [0.0, 0.0]
@@ -239,8 +370,9 @@ class Attention(MatrixTransform):
     def __init__(self, scale_range: tuple[float, float] | None = None) -> None:
         if scale_range is not None:
             lo, hi = scale_range
-            if not 0 <= lo < 1 < hi:
-                raise ValueError(f"scale_range must satisfy 0 <= lo < 1 < hi, got {scale_range}")
+            if not 0 <= lo < 1 < hi < math.inf:
+                raise ValueError(f"scale_range must satisfy 0 <= lo < 1 < hi (finite), got {scale_range}")
+            scale_range = (float(lo), float(hi))
         self.scale_range = scale_range
 
     def _identity_row(self) -> list[float]:
@@ -356,10 +488,8 @@ class ThinPlateSpline(Transform):
         rows, cols = (grid_size, grid_size) if isinstance(grid_size, int) else grid_size
         if rows < 2 or cols < 2:
             raise ValueError(f"tps needs at least 2x2 control points, got {rows}x{cols}")
-        if max_offset is not None and max_offset <= 0:
-            raise ValueError(f"max_offset must be positive, got {max_offset}")
         self.grid_size = (rows, cols)
-        self.max_offset = max_offset
+        self.max_offset = _positive_bound(max_offset, "max_offset")
         self.num_params = 2 * rows * cols
 
     def _identity_row(self) -> list[float]:
@@ -379,14 +509,33 @@ class ThinPlateSpline(Transform):
         h, w = check_size(size, "output size")
         weights = _tps_grid_weights(self.grid_size, (h, w), align_corners, params.device, params.dtype)
         base = base_grid((h, w), align_corners, params.device, params.dtype).view(1, h * w, 2)
-        return (base + weights @ self.offsets(params)).view(-1, h, w, 2)
+        with autocast_off(params):
+            return (base + weights @ self.offsets(params)).view(-1, h, w, 2)
 
     def _points(self, params: Tensor, points: Tensor) -> Tensor:
-        return points + _tps_weights(self.grid_size, points) @ self.offsets(params)
+        with autocast_off(params):
+            return points + _tps_weights(self.grid_size, points) @ self.offsets(params)
 
     @property
     def options(self) -> dict[str, object]:
         return {"grid_size": self.grid_size, "max_offset": self.max_offset}
+
+
+def autocast_off(t: Tensor) -> AbstractContextManager:
+    """Autocast switched off on ``t``'s device where it is on: a matmul in a grid stays in the
+    parameters' precision (bfloat16 offsets would move a 64-pixel grid by 1/8 pixel)."""
+    kind = t.device.type
+    if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+        return torch.autocast(kind, enabled=False)
+    return nullcontext()
+
+
+def _solve2(a: Tensor, b: Tensor) -> Tensor:
+    """``a⁻¹ b`` for ``(..., 2, 2)`` matrices and ``(..., 2)`` vectors, in closed form (NaN if singular)."""
+    det = a[..., 0, 0] * a[..., 1, 1] - a[..., 0, 1] * a[..., 1, 0]
+    x = a[..., 1, 1] * b[..., 0] - a[..., 0, 1] * b[..., 1]
+    y = a[..., 0, 0] * b[..., 1] - a[..., 1, 0] * b[..., 0]
+    return torch.stack((x, y), dim=-1) / det.unsqueeze(-1)
 
 
 def _tps_kernel(r2: Tensor) -> Tensor:
@@ -434,19 +583,31 @@ def _tps_grid_weights(
 
 
 def invert(matrix: Tensor) -> Tensor:
-    """Inverse of ``(N, 3, 3)`` transformation matrices: the map from input back to output."""
+    """Inverse of ``(N, 3, 3)`` transformation matrices: the map from input back to output.
+
+    Raises ``ValueError`` naming the first singular matrix (checked outside ``torch.compile``).
+    """
     _check_matrix(matrix)
-    return torch.linalg.inv(matrix)
+    inverse, info = torch.linalg.inv_ex(matrix.to(torch.promote_types(matrix.dtype, torch.float32)))
+    inverse = inverse.to(matrix.dtype)
+    if can_check_values(matrix):
+        bad = (info != 0) | ~torch.isfinite(inverse).flatten(1).all(1)
+        if bool(bad.any()):
+            raise ValueError(f"cannot invert: matrix {int(bad.nonzero()[0, 0])} of the batch is singular")
+    return inverse
 
 
 def compose(first: Tensor, second: Tensor) -> Tensor:
     """``(N, 3, 3)`` matrix of the point map ``p -> second(first(p))``, i.e. ``second @ first``.
 
     Matrices map output to input, so warping an image by ``A`` and then the result by ``B``
-    reads the original at ``A(B(p))``: the single warp with matrix ``compose(B, A)``.
+    reads the original at ``A(B(p))``: the single warp with matrix ``compose(B, A)``. Both
+    batches must be equal, or one of them 1 (that matrix applies to every element).
     """
     _check_matrix(first)
     _check_matrix(second)
+    if first.shape[0] != second.shape[0] and 1 not in (first.shape[0], second.shape[0]):
+        raise ValueError(f"compose: batch {first.shape[0]} of first does not match batch {second.shape[0]} of second")
     return second @ first
 
 
@@ -454,6 +615,14 @@ def _check_matrix(matrix: Tensor) -> None:
     if not isinstance(matrix, Tensor) or matrix.dim() != 3 or matrix.shape[1:] != (3, 3):
         shape = tuple(matrix.shape) if isinstance(matrix, Tensor) else type(matrix).__name__
         raise ValueError(f"expected matrices of shape (N, 3, 3), got {shape}")
+    if not matrix.is_floating_point():
+        raise ValueError(f"matrices must be floating point, got {matrix.dtype}")
+
+
+def can_check_values(t: Tensor) -> bool:
+    """Whether a check of ``t``'s values may run: not on ``meta`` tensors, nor while
+    ``torch.compile``, ``torch.export`` or ``torch.jit.trace`` trace the code."""
+    return t.device.type != "meta" and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
 
 
 _FAMILIES: dict[str, Callable[..., Transform]] = {
@@ -486,3 +655,112 @@ def get(name: str | Transform, **options: object) -> Transform:
         return _FAMILIES[name](**options)
     except TypeError as err:
         raise ValueError(f"bad options for transform {name!r}: {err}") from None
+
+
+# Pixel geometry: the bridge to OpenCV and kornia.
+#
+# Pixel coordinates follow cv2 and kornia: the centre of pixel (row i, column j) is at (x, y) = (j, i),
+# so an (H, W) image covers [-0.5, W - 0.5] x [-0.5, H - 0.5]. Pixel matrices map SOURCE (input)
+# pixels to DESTINATION (output) pixels, the forward map that cv2.warpAffine / cv2.warpPerspective and
+# kornia.geometry.transform.warp_affine / warp_perspective take; ours map output to input, normalised.
+
+
+def _pixel_scale(size: Sequence[int], align_corners: bool, what: str) -> tuple[float, float, float, float]:
+    """``(sx, sy, cx, cy)`` with ``pixel = s * normalised + c`` for an image of ``size``."""
+    h, w = check_size(size, what)
+    if align_corners and min(h, w) < 2:
+        raise ValueError(f"{what} must be at least 2 pixels per side with align_corners=True, got {(h, w)}")
+    sx, sy = ((w - 1) / 2, (h - 1) / 2) if align_corners else (w / 2, h / 2)
+    return sx, sy, (w - 1) / 2, (h - 1) / 2
+
+
+def _pixel_from_normalized(
+    size: Sequence[int], align_corners: bool, like: Tensor, what: str, inverse: bool = False
+) -> Tensor:
+    """``(1, 3, 3)`` matrix from normalised to pixel coordinates (its inverse with ``inverse``)."""
+    sx, sy, cx, cy = _pixel_scale(size, align_corners, what)
+    rows = [[1 / sx, 0, -cx / sx], [0, 1 / sy, -cy / sy]] if inverse else [[sx, 0, cx], [0, sy, cy]]
+    return torch.tensor([*rows, [0, 0, 1]], dtype=like.dtype, device=like.device).unsqueeze(0)
+
+
+def _unit_h33(matrix: Tensor) -> Tensor:
+    h33 = matrix[:, 2:, 2:]
+    return matrix / torch.where(h33 == 0, torch.ones_like(h33), h33)
+
+
+def to_pixel_matrix(
+    matrix: Tensor, input_size: Sequence[int], output_size: Sequence[int], align_corners: bool = False
+) -> Tensor:
+    """The pixel matrix of a normalised one, for ``cv2.warpPerspective`` or kornia.
+
+    Args:
+        matrix: ``(N, 3, 3)`` normalised output -> input matrices (``family.matrix(params)``).
+        input_size, output_size: ``(H, W)`` of the image read and of the image made.
+        align_corners: the convention ``matrix`` was made for (see the top of this module).
+
+    Returns:
+        ``(N, 3, 3)`` maps from input pixels to output pixels (source -> destination, scaled so
+        that ``[2, 2]`` is 1), pixel centres at integer coordinates: warping with
+        ``cv2.warpPerspective(img, P, (W_out, H_out))``, ``cv2.warpAffine(img, P[:2], ...)`` or
+        ``kornia.geometry.transform.warp_perspective(x, P, (H_out, W_out))`` gives
+        ``stn.warp(x, family, params, (H_out, W_out), align_corners=align_corners)``.
+    """
+    _check_matrix(matrix)
+    to_out = _pixel_from_normalized(output_size, align_corners, matrix, "output_size")
+    from_in = _pixel_from_normalized(input_size, align_corners, matrix, "input_size", inverse=True)
+    return _unit_h33(to_out @ invert(matrix) @ from_in)
+
+
+def from_pixel_matrix(
+    pixel_matrix: Tensor, input_size: Sequence[int], output_size: Sequence[int], align_corners: bool = False
+) -> Tensor:
+    """The inverse of :func:`to_pixel_matrix`: normalised output -> input ``(N, 3, 3)`` matrices
+    (``[2, 2]`` scaled to 1) from source -> destination pixel matrices (cv2, kornia). Feed them to
+    :meth:`Projective.from_matrix` or, for affine ones, :meth:`Affine.from_matrix`."""
+    _check_matrix(pixel_matrix)
+    to_out = _pixel_from_normalized(output_size, align_corners, pixel_matrix, "output_size")
+    from_in = _pixel_from_normalized(input_size, align_corners, pixel_matrix, "input_size", inverse=True)
+    return _unit_h33(from_in @ invert(pixel_matrix) @ to_out)
+
+
+def to_pixel_points(points: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
+    """Normalised ``(x, y)`` points ``(..., 2)`` -> pixel coordinates of an ``(H, W)`` image, pixel
+    centres at integers (cv2 and kornia's convention; the image covers ``[-0.5, W - 0.5]``)."""
+    sx, sy, cx, cy = _pixel_scale(size, align_corners, "size")
+    return points * points.new_tensor([sx, sy]) + points.new_tensor([cx, cy])
+
+
+def from_pixel_points(points: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
+    """The inverse of :func:`to_pixel_points`: pixel ``(x, y)`` ``(..., 2)`` -> normalised."""
+    sx, sy, cx, cy = _pixel_scale(size, align_corners, "size")
+    return (points - points.new_tensor([cx, cy])) / points.new_tensor([sx, sy])
+
+
+def output_corners(
+    transform: str | Transform,
+    params: Tensor,
+    input_size: Sequence[int],
+    output_size: Sequence[int],
+    align_corners: bool = False,
+) -> Tensor:
+    """Where each output was read: ``(N, 4, 2)`` input pixels ``(x, y)`` read by the output's
+    top-left, top-right, bottom-right and bottom-left pixels.
+
+    Pixel centres are at integers (see :func:`to_pixel_points`), so for a matrix family
+    ``cv2.getPerspectiveTransform(corners, [(0, 0), (W-1, 0), (W-1, H-1), (0, H-1)])`` is the
+    :func:`to_pixel_matrix` of the warp, and the identity at equal sizes gives ``(0, 0)``,
+    ``(W-1, 0)``, ``(W-1, H-1)``, ``(0, H-1)``. The quadrilateral the whole output covers reaches
+    half an output pixel (as mapped) further out.
+
+    Args:
+        transform: a family name or :class:`Transform`; ``params`` ``(N, num_params)`` its parameters.
+        input_size: ``(H, W)`` of the image whose pixels the corners are given in: the input, or
+            its full-resolution original (normalised coordinates do not depend on resolution).
+        output_size: ``(H_out, W_out)`` of the warp's output.
+    """
+    family = get(transform)
+    params = family.check_params(params)
+    h, w = check_size(output_size, "output_size")
+    pixels = params.new_tensor([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+    corners = from_pixel_points(pixels, (h, w), align_corners).expand(params.shape[0], 4, 2)
+    return to_pixel_points(family.transform_points(params, corners), input_size, align_corners)
