@@ -34,8 +34,10 @@ def fake_mnist(root, train: int = 30, test: int = 12):
 
 
 @pytest.fixture
-def mnist_root(tmp_path):
-    return fake_mnist(tmp_path / "data")
+def mnist_root(tmp_path, trust_idx):
+    root = fake_mnist(tmp_path / "data")
+    trust_idx("mnist", root / "mnist")
+    return root
 
 
 @pytest.mark.parametrize("name", SHAPES)
