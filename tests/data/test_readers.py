@@ -130,7 +130,7 @@ def test_corrupt_files_are_named(tmp_path, trust_idx, trust_cifar):
     batches = write_cifar(tmp_path / "c")
     (batches / "data_batch_3").write_bytes(b"\x80\x04 not a pickle")
     trust_cifar(batches)
-    with pytest.raises(DataError, match="corrupt CIFAR-10 batch .*data_batch_3"):
+    with pytest.raises(DataError, match=r"corrupt CIFAR-10 batch .*data_batch_3"):
         data.load("cifar10", tmp_path / "c")
 
 
