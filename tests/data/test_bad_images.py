@@ -42,7 +42,7 @@ def test_every_unreadable_file_is_named(tmp_path):
     for path in bad:
         assert str(path) in message
     assert "truncated" in message.lower() and "not an image file" in message and "LAB" in message
-    assert "skip_bad_images=True" in message
+    assert "skip_bad_images=True (--skip-bad-images)" in message
 
 
 def test_the_first_ten_are_named_then_counted(tmp_path):
@@ -94,3 +94,12 @@ def test_size_error_says_height_by_width(tmp_path):
     Image.new("L", (30, 20)).save(root / "train" / "vertical" / "wide.png")  # 30 wide, 20 high
     with pytest.raises(DataError, match=r"wide\.png is 20x30 but .* is 28x28 \(HxW\)"):
         data.load("folder", root)
+
+
+def test_a_cifar10_image_folder_can_skip_too(tmp_path):
+    root = make_bars_folder(tmp_path / "cifar10", train=3, test=2, size=32, channels=3)
+    (root / "test" / "vertical" / "bad.jpg").write_bytes(jpeg_bytes(32)[:100])
+    with pytest.raises(DataError, match=r"1 of 5 images under .*test cannot be read: .*bad\.jpg"):
+        data.load("cifar10", tmp_path)
+    ds = data.load("cifar10", tmp_path, skip_bad_images=True)
+    assert len(ds.test_labels) == 4 and ds.skipped == [str(root / "test" / "vertical" / "bad.jpg")]

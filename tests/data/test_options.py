@@ -17,7 +17,7 @@ def test_fixed_size_data_sets_refuse_an_image_size(tmp_path):
         assert type(err.value) is ValueError
         message = str(err.value)
         assert f"data set {name!r} does not take image_size" in message and "fixed size" in message
-        assert "image_size applies to folder" in message and "\n" not in message
+        assert "image_size (--image-size) applies to folder" in message and "\n" not in message
 
 
 def test_unknown_options_list_the_accepted_ones(tmp_path):

@@ -228,7 +228,11 @@ def read_image_folder(
 
     bad = [(path, result) for path, result in zip(paths, decoded, strict=True) if isinstance(result, str)]
     if bad and (not skip_bad or len(bad) == len(paths)):
-        hint = "; none is readable" if skip_bad else "; fix or remove them, or pass skip_bad_images=True to skip them"
+        hint = (
+            "; none is readable"
+            if skip_bad
+            else "; fix or remove them, or pass skip_bad_images=True (--skip-bad-images) to skip them"
+        )
         raise DataError(_bad_images(folder, bad, len(paths)) + hint)
     kept = [(p, a, y) for p, a, y in zip(paths, decoded, labels, strict=True) if not isinstance(a, str)]
     first, shape = kept[0][0], kept[0][1].shape

@@ -107,7 +107,7 @@ def check_options(name: str, given: dict[str, object] | list[str]) -> None:
     why = ""
     if "image_size" in unknown:
         sized = [n for n in _ENTRIES if "image_size" in options(n)]
-        why = f" (its images have a fixed size; image_size applies to {', '.join(sized)})"
+        why = f" (its images have a fixed size; image_size (--image-size) applies to {', '.join(sized)})"
     raise ValueError(f"data set {name!r} does not take {', '.join(unknown)}{why}; {takes}")
 
 
