@@ -204,3 +204,16 @@ def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"download failed: .*name resolution") as err:
         data.load("cifar10", tmp_path)
     assert "\n" not in str(err.value) and "Provide cifar-10-python.tar.gz" in str(err.value)
+
+
+def test_a_damaged_cache_is_rebuilt_with_one_line(tmp_path, capsys):
+    root = make_bars_folder(tmp_path / "bars", train=2, test=1)
+    first = data.load("folder", root)
+    (cached,) = list(data.cache_dir().iterdir())
+    for junk in (b"", b"text, not a tensor file\n", cached.read_bytes()[:100], pickle.dumps({"a": 1}, protocol=4)):
+        cached.write_bytes(junk)
+        again = data.load("folder", root)
+        assert torch.equal(again.train_images, first.train_images)
+        err = capsys.readouterr().err
+        assert err.startswith(f"stn: rebuilding damaged cache {cached}") and err.count("\n") == 1
+        assert "weights_only" not in err

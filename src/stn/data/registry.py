@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,7 +153,9 @@ def build(recipe: Recipe, cache: bool = True) -> Dataset:
     path = cache_dir() / f"{recipe.key}-v{CACHE_VERSION}.pt"
     if cache and path.is_file():
         try:
-            blob = torch.load(path, weights_only=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch warns about pickles it then refuses
+                blob = torch.load(path, weights_only=True)
             return Dataset(
                 **{k: blob[k] for k in _FIELDS},
                 name=blob["name"],
@@ -163,7 +166,7 @@ def build(recipe: Recipe, cache: bool = True) -> Dataset:
                 skipped=list(blob.get("skipped", [])),
             )
         except Exception as err:  # a damaged cache is rebuilt, never fatal
-            print(f"stn: rebuilding damaged cache {path} ({err})", file=sys.stderr)
+            print(f"stn: rebuilding damaged cache {path} ({type(err).__name__})", file=sys.stderr)
     data = recipe.build()
     if cache:
         blob = {k: getattr(data, k) for k in _FIELDS}
