@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import math
 import os
 import pickle
 import tarfile
@@ -56,10 +57,10 @@ def parse_idx(raw: bytes, path: Path) -> Tensor:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an IDX file of unsigned bytes")
     ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4) if len(raw) >= 4 + 4 * ndim else None
-    if dims is None or int(np.prod(dims)) != len(raw) - 4 - 4 * ndim:
+    dims = [int(d) for d in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)] if len(raw) >= 4 + 4 * ndim else None
+    if dims is None or min(dims, default=0) < 0 or math.prod(dims) != len(raw) - 4 - 4 * ndim:
         raise DataError(f"{path} is truncated or corrupt (size does not match its header)")
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(tuple(int(d) for d in dims))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(tuple(dims))
     return torch.from_numpy(data.copy())
 
 
