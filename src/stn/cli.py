@@ -448,6 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from stn.data import DataError
     from stn.engine import CheckpointError, RunError, TrainingDiverged
+    from stn.files import WriteError
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends a run as Ctrl-C does: saved, resumable
     try:
@@ -465,6 +466,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stn: interrupted", file=sys.stderr)
         return 130
+    except WriteError as err:  # a full disk: what was saved before is kept, and the message says so
+        print(f"stn: error: {_one_line(err)}", file=sys.stderr)
+        return 1
     except OSError as err:
         where = f" {err.filename}" if err.filename else ""
         print(f"stn: error: could not read or write{where}: {err.strerror or _one_line(err)}", file=sys.stderr)

@@ -12,6 +12,8 @@ import torch
 from stn import data
 from stn.data import glyphs
 
+from . import official_files
+
 SHAPES = {"mnist-r": 28, "mnist-rts": 42, "mnist-p": 28, "mnist-e": 28, "mnist-tc": 60}
 
 
@@ -20,8 +22,9 @@ def write_idx(path, array: np.ndarray) -> None:
     path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
 
 
-def fake_mnist(root, train: int = 30, test: int = 12):
-    """MNIST's four IDX files under ``root/mnist``: label 1 a bright disk, label 0 an empty image."""
+def fake_mnist(root, train: int = 30, test: int = 12, monkeypatch: pytest.MonkeyPatch | None = None):
+    """MNIST's four IDX files under ``root/mnist``: label 1 a bright disk, label 0 an empty image.
+    With ``monkeypatch``, they pass as the official MNIST files for the test."""
     folder = root / "mnist"
     folder.mkdir(parents=True)
     ys, xs = np.mgrid[:28, :28]
@@ -30,12 +33,14 @@ def fake_mnist(root, train: int = 30, test: int = 12):
         labels = (np.arange(n) * 7 % 3 == 0).astype(np.uint8)
         write_idx(folder / f"{split}-images-idx3-ubyte.gz", disk[None] * labels[:, None, None])
         write_idx(folder / f"{split}-labels-idx1-ubyte.gz", labels)
+    if monkeypatch is not None:
+        official_files.trust_idx(monkeypatch, "mnist", folder)
     return root
 
 
 @pytest.fixture
-def mnist_root(tmp_path):
-    return fake_mnist(tmp_path / "data")
+def mnist_root(tmp_path, monkeypatch):
+    return fake_mnist(tmp_path / "data", monkeypatch=monkeypatch)
 
 
 @pytest.mark.parametrize("name", SHAPES)

@@ -52,16 +52,19 @@ def write_cifar(folder: Path, per_batch: int = 4) -> Path:
 
 @pytest.mark.parametrize("layout", ["flat", "torchvision"])
 @pytest.mark.parametrize("gz", [True, False])
-def test_mnist_idx_layouts(tmp_path, layout, gz):
-    write_mnist(tmp_path / ("MNIST/raw" if layout == "torchvision" else "mnist"), gz=gz)
+def test_mnist_idx_layouts(tmp_path, layout, gz, trust_idx):
+    folder = tmp_path / ("MNIST/raw" if layout == "torchvision" else "mnist")
+    write_mnist(folder, gz=gz)
+    trust_idx("mnist", folder)
     ds = data.load("mnist", tmp_path)
     assert ds.train_images.shape == (30, 1, 28, 28) and ds.test_images.shape == (10, 1, 28, 28)
     assert ds.train_images.dtype == torch.uint8 and ds.train_labels.tolist() == [i % 10 for i in range(30)]
     assert ds.classes == [str(i) for i in range(10)] and len(ds.mean) == 1
 
 
-def test_cifar_folder_and_tarball(tmp_path):
+def test_cifar_folder_and_tarball(tmp_path, trust_cifar):
     batches = write_cifar(tmp_path / "a")
+    trust_cifar(batches)
     from_folder = data.load("cifar10", tmp_path / "a")
     assert from_folder.train_images.shape == (20, 3, 32, 32) and from_folder.test_images.shape == (4, 3, 32, 32)
     assert from_folder.classes[0] == "airplane"
@@ -86,12 +89,13 @@ def test_image_folder(tmp_path):
     assert colour.input_shape == (3, 28, 28)
 
 
-def test_second_load_comes_from_the_cache(tmp_path, monkeypatch):
+def test_second_load_comes_from_the_cache(tmp_path, monkeypatch, trust_idx):
     write_mnist(tmp_path / "mnist")
+    trust_idx("mnist", tmp_path / "mnist")
     first = data.load("mnist", tmp_path)
     import stn.data.official as official
 
-    monkeypatch.setattr(official, "read_idx", lambda path: pytest.fail("decoded again instead of cached"))
+    monkeypatch.setattr(official, "idx_bytes", lambda path: pytest.fail("decoded again instead of cached"))
     second = data.load("mnist", tmp_path)
     assert torch.equal(first.train_images, second.train_images) and second.mean == first.mean
 
@@ -103,14 +107,15 @@ def test_cache_follows_changes_to_the_files(tmp_path):
     assert len(data.load("folder", root).train_labels) == 5
 
 
-def test_corrupt_files_are_named(tmp_path):
+def test_corrupt_files_are_named(tmp_path, trust_idx, trust_cifar):
     root = make_bars_folder(tmp_path / "bars", train=3, test=2)
     bad = root / "train" / "vertical" / "0001.png"
     bad.write_bytes(b"\x89PNG garbage")
-    with pytest.raises(DataError, match=r"cannot decode image .*0001\.png"):
+    with pytest.raises(DataError, match=r"1 of 6 images .* cannot be read: .*0001\.png \(not an image file"):
         data.load("folder", root)
 
     write_mnist(tmp_path / "m" / "mnist")
+    trust_idx("mnist", tmp_path / "m" / "mnist")
     labels = tmp_path / "m" / "mnist" / "t10k-labels-idx1-ubyte.gz"
     labels.write_bytes(labels.read_bytes()[:20])
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz"):
@@ -124,7 +129,8 @@ def test_corrupt_files_are_named(tmp_path):
 
     batches = write_cifar(tmp_path / "c")
     (batches / "data_batch_3").write_bytes(b"\x80\x04 not a pickle")
-    with pytest.raises(DataError, match="data_batch_3"):
+    trust_cifar(batches)
+    with pytest.raises(DataError, match=r"corrupt CIFAR-10 batch .*data_batch_3"):
         data.load("cifar10", tmp_path / "c")
 
 
@@ -172,7 +178,7 @@ def test_shared_mnist_has_the_official_counts_and_statistics():
     assert ds.mean == pytest.approx((0.1307,), abs=1e-4) and ds.std == pytest.approx((0.3081,), abs=1e-4)
 
 
-def test_missing_data_is_downloaded_when_allowed(tmp_path, monkeypatch):
+def test_missing_data_is_downloaded_when_allowed(tmp_path, monkeypatch, trust_idx):
     import stn.data.builtin as builtin
 
     fetched = []
@@ -180,6 +186,7 @@ def test_missing_data_is_downloaded_when_allowed(tmp_path, monkeypatch):
     def fake_download(name, root):  # what torchvision's MNIST downloader leaves behind
         fetched.append(name)
         write_mnist(root / "MNIST" / "raw")
+        trust_idx("mnist", root / "MNIST" / "raw")
 
     monkeypatch.setenv("STN_NO_DOWNLOAD", "0")
     monkeypatch.setattr(builtin, "download", fake_download)
@@ -197,3 +204,16 @@ def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"download failed: .*name resolution") as err:
         data.load("cifar10", tmp_path)
     assert "\n" not in str(err.value) and "Provide cifar-10-python.tar.gz" in str(err.value)
+
+
+def test_a_damaged_cache_is_rebuilt_with_one_line(tmp_path, capsys):
+    root = make_bars_folder(tmp_path / "bars", train=2, test=1)
+    first = data.load("folder", root)
+    (cached,) = list(data.cache_dir().iterdir())
+    for junk in (b"", b"text, not a tensor file\n", cached.read_bytes()[:100], pickle.dumps({"a": 1}, protocol=4)):
+        cached.write_bytes(junk)
+        again = data.load("folder", root)
+        assert torch.equal(again.train_images, first.train_images)
+        err = capsys.readouterr().err
+        assert err.startswith(f"stn: rebuilding damaged cache {cached}") and err.count("\n") == 1
+        assert "weights_only" not in err

@@ -12,8 +12,8 @@ from tests.data.test_distorted import fake_mnist
 
 
 @pytest.fixture
-def mnist_root(tmp_path):
-    return fake_mnist(tmp_path / "data", train=24, test=8)
+def mnist_root(tmp_path, monkeypatch):
+    return fake_mnist(tmp_path / "data", train=24, test=8, monkeypatch=monkeypatch)
 
 
 def test_the_plan_covers_the_papers_table():

@@ -7,7 +7,18 @@ and ``test/<class>/`` images), and the distorted MNIST variants of the paper.
 from stn.data import builtin, distorted, glyphs  # noqa: F401  (they register their data sets)
 from stn.data.dataset import Dataset, channel_stats
 from stn.data.formats import DataError
-from stn.data.registry import Recipe, cache_dir, data_root, load, names, recipe, register, summary
+from stn.data.registry import (
+    Recipe,
+    cache_dir,
+    check_options,
+    data_root,
+    load,
+    names,
+    options,
+    recipe,
+    register,
+    summary,
+)
 
 __all__ = [
     "DataError",
@@ -15,9 +26,11 @@ __all__ = [
     "Recipe",
     "cache_dir",
     "channel_stats",
+    "check_options",
     "data_root",
     "load",
     "names",
+    "options",
     "recipe",
     "register",
     "summary",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 
 from stn.data.formats import DataError
@@ -20,7 +21,7 @@ from stn.data.official import (
 from stn.data.registry import Recipe, register
 
 
-def _official(name: str, root: Path, find, how: str) -> Recipe:
+def _official(name: str, root: Path, find, how: str) -> Source:
     source, looked = find(root)
     if source is None:
         reason = "downloads are off (STN_NO_DOWNLOAD)"
@@ -34,7 +35,25 @@ def _official(name: str, root: Path, find, how: str) -> Recipe:
             raise DataError(
                 f"{name} not found; looked for {'; '.join(looked)}; {reason}. {how} under --data-root (or $STN_DATA)"
             )
-    return _recipe(name, source)
+    return source
+
+
+def _check_flag(name: str, option: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: {option} must be True or False, got {value!r}")
+
+
+def _check_size(size: object) -> tuple[int, int] | None:
+    """``size`` as ``(H, W)`` of positive ints (numpy ints and lists accepted), or None."""
+    if size is None:
+        return None
+    try:
+        h, w = (operator.index(v) for v in size)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"folder: image_size must be (height, width), two positive ints, got {size!r}") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"folder: image_size must be (height, width), two positive ints, got {size!r}")
+    return h, w
 
 
 def _recipe(name: str, source: Source) -> Recipe:
@@ -42,22 +61,30 @@ def _recipe(name: str, source: Source) -> Recipe:
 
 
 @register("cifar10", "CIFAR-10: 50,000 + 10,000 colour 32x32 images, 10 classes")
-def cifar10(root: Path) -> Recipe:
-    return _official(
+def cifar10(root: Path, skip_bad_images: bool = False) -> Recipe:
+    """Options: ``skip_bad_images`` leaves out unreadable files of an image-folder copy."""
+    _check_flag("cifar10", "skip_bad_images", skip_bad_images)
+    source = _official(
         "cifar10",
         root,
         find_cifar10,
         "Provide cifar-10-python.tar.gz, its cifar-10-batches-py/ folder, or train/<class>/ and test/<class>/ images",
     )
+    if source.kind == "image-folder" and skip_bad_images:
+        source = Source(source.kind, source.paths, source.classes, skip_bad_images=True)
+    return _recipe("cifar10", source)
 
 
 @register("mnist", "MNIST: 60,000 + 10,000 grayscale 28x28 digits")
 def mnist(root: Path) -> Recipe:
-    return _official(
+    return _recipe(
         "mnist",
-        root,
-        lambda r: find_idx(r, ("mnist", "MNIST/raw", "mnist/MNIST/raw"), MNIST_CLASSES),
-        "Provide the four IDX files (train-images-idx3-ubyte.gz, ...)",
+        _official(
+            "mnist",
+            root,
+            lambda r: find_idx(r, ("mnist", "MNIST/raw", "mnist/MNIST/raw"), MNIST_CLASSES),
+            "Provide the four IDX files (train-images-idx3-ubyte.gz, ...)",
+        ),
     )
 
 
@@ -71,17 +98,17 @@ def fashion_mnist(root: Path) -> Recipe:
             extra=(DEBIAN_FASHION,),
         )
 
-    return _official(
-        "fashion-mnist",
-        root,
-        find,
-        "Install Debian's dataset-fashion-mnist, or provide the four IDX files",
-    )
+    how = "Install Debian's dataset-fashion-mnist, or provide the four IDX files"
+    return _recipe("fashion-mnist", _official("fashion-mnist", root, find, how))
 
 
 @register("folder", "your own images: --data-root holds train/<class>/* and test/<class>/*")
-def folder(root: Path, image_size: tuple[int, int] | None = None) -> Recipe:
-    source, looked = find_folder(root, image_size)
+def folder(root: Path, image_size: tuple[int, int] | None = None, skip_bad_images: bool = False) -> Recipe:
+    """Options: ``image_size`` ``(H, W)`` resizes every image; without it all must share one size.
+    ``skip_bad_images`` leaves out unreadable files (and lists them in ``Dataset.skipped``)."""
+    _check_flag("folder", "skip_bad_images", skip_bad_images)
+    image_size = _check_size(image_size)
+    source, looked = find_folder(root, image_size, skip_bad_images)
     if source is None:
         raise DataError(f"no image folder at {root}: looked for {looked[0]}; pass --data-root DIR")
     return _recipe(f"folder-{root.resolve().name}", source)

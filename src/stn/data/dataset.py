@@ -20,6 +20,7 @@ class Dataset:
         classes: class names, index = label.
         mean, std: per-channel statistics of the training images on ``[0, 1]``, used to normalise.
         source: where it was read from, for messages and run configs.
+        skipped: unreadable files left out (image folders read with ``skip_bad_images=True``).
     """
 
     name: str
@@ -31,6 +32,7 @@ class Dataset:
     mean: tuple[float, ...] = field(default=())
     std: tuple[float, ...] = field(default=())
     source: str = ""
+    skipped: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):

@@ -3,19 +3,34 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
+import io
+import math
 import os
 import pickle
 import tarfile
+import threading
+import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["IMAGE_SUFFIXES", "DataError", "read_cifar_batches", "read_idx", "read_image_folder"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "DataError",
+    "ImageFolder",
+    "idx_bytes",
+    "parse_idx",
+    "read_cifar_batches",
+    "read_idx",
+    "read_image_folder",
+]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -24,32 +39,67 @@ class DataError(ValueError):
     """A data set is missing, incomplete or corrupt; the message says what and where."""
 
 
+def idx_bytes(path: Path) -> bytes:
+    """The contents of an IDX file, decompressed if its name ends in ``.gz``."""
+    try:
+        return gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"cannot read {path}: {_first_line(err)}") from None
+
+
 def read_idx(path: Path) -> Tensor:
     """An IDX file (``.gz`` or raw) of unsigned bytes as a uint8 tensor of its stored shape."""
-    try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise DataError(f"cannot read {path}: {err}") from None
+    return parse_idx(idx_bytes(path), path)
+
+
+def parse_idx(raw: bytes, path: Path) -> Tensor:
+    """The IDX contents ``raw`` (read from ``path``, named in errors) as a uint8 tensor."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path} is not an IDX file of unsigned bytes")
     ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4) if len(raw) >= 4 + 4 * ndim else None
-    if dims is None or int(np.prod(dims)) != len(raw) - 4 - 4 * ndim:
+    dims = [int(d) for d in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)] if len(raw) >= 4 + 4 * ndim else None
+    if dims is None or min(dims, default=0) < 0 or math.prod(dims) != len(raw) - 4 - 4 * ndim:
         raise DataError(f"{path} is truncated or corrupt (size does not match its header)")
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(tuple(int(d) for d in dims))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(tuple(dims))
     return torch.from_numpy(data.copy())
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain data and numpy arrays only: a pickle naming any other global is refused,
+    so a crafted batch file cannot run code."""
+
+    _GLOBALS: ClassVar[dict[tuple[str, str], object]] = {
+        ("numpy.core.multiarray", "_reconstruct"): np.zeros(0).__reduce__()[0],
+        ("numpy._core.multiarray", "_reconstruct"): np.zeros(0).__reduce__()[0],
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        try:
+            return self._GLOBALS[module, name]
+        except KeyError:
+            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which a CIFAR-10 batch never holds") from None
+
+
 def read_cifar_batches(files: Iterable[tuple[str, bytes]]) -> tuple[Tensor, Tensor]:
-    """Images ``(N, 3, 32, 32)`` uint8 and labels from CIFAR-10 python pickles ``(name, bytes)``."""
+    """Images ``(N, 3, 32, 32)`` uint8 and labels from CIFAR-10 python pickles ``(name, bytes)``.
+
+    Only plain data and numpy arrays are unpickled: nothing in the file can run code."""
     images, labels = [], []
     for name, blob in files:
         try:
-            batch = pickle.loads(blob, encoding="latin1")
+            batch = _ArrayUnpickler(io.BytesIO(blob), encoding="latin1").load()
             data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             label = np.asarray(batch["labels"], dtype=np.int64)
         except Exception as err:  # a pickle can fail in many ways; all mean "corrupt"
-            raise DataError(f"corrupt CIFAR-10 batch {name}: {err}") from None
+            raise DataError(f"corrupt CIFAR-10 batch {name}: {_first_line(err)}") from None
         if len(data) != len(label):
             raise DataError(f"corrupt CIFAR-10 batch {name}: {len(data)} images, {len(label)} labels")
         images.append(torch.from_numpy(data))
@@ -71,8 +121,8 @@ def cifar_files(source: Path, names: list[str]) -> list[tuple[str, bytes]]:
             if missing:
                 raise DataError(f"{source} lacks {', '.join(missing)}")
             return [(f"{source}:{n}", tar.extractfile(members[n]).read()) for n in names]
-    except (tarfile.TarError, OSError, EOFError) as err:
-        raise DataError(f"cannot read {source}: {err}") from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+        raise DataError(f"cannot read {source}: {_first_line(err)}") from None
 
 
 def image_files(folder: Path) -> tuple[list[str], list[Path], list[int]]:
@@ -88,46 +138,112 @@ def image_files(folder: Path) -> tuple[list[str], list[Path], list[int]]:
     return classes, paths, labels
 
 
+class ImageFolder(NamedTuple):
+    """What :func:`read_image_folder` read: images ``(N, C, H, W)`` uint8, labels ``(N,)`` int64,
+    the class names (index = label), the channel count, and the unreadable files it skipped."""
+
+    classes: list[str]
+    images: Tensor
+    labels: Tensor
+    channels: int
+    skipped: list[Path]
+
+
+LISTED = 10  # unreadable files named in an error; the rest are counted
+_PILLOW = threading.Lock()  # guards Pillow's global LOAD_TRUNCATED_IMAGES while a folder is read
+
+
+def _png_complete(blob: bytes) -> bool:
+    """Whether the PNG ``blob`` holds whole chunks up to its ``IEND`` (Pillow stops reading at the
+    end of the image data, so a file cut after it would pass)."""
+    at = 8
+    while at + 8 <= len(blob):
+        length, kind = int.from_bytes(blob[at : at + 4], "big"), blob[at + 4 : at + 8]
+        at += 12 + length
+        if kind == b"IEND":
+            return at <= len(blob)
+    return False
+
+
+def _bad_images(folder: Path, bad: list[tuple[Path, str]], total: int) -> str:
+    named = "; ".join(f"{path} ({reason})" for path, reason in bad[:LISTED])
+    more = f"; and {len(bad) - LISTED} more" if len(bad) > LISTED else ""
+    return f"{len(bad)} of {total} images under {folder} cannot be read: {named}{more}"
+
+
 def read_image_folder(
-    folder: Path, size: tuple[int, int] | None = None, channels: int | None = None
-) -> tuple[list[str], Tensor, Tensor, int]:
+    folder: Path, size: tuple[int, int] | None = None, channels: int | None = None, skip_bad: bool = False
+) -> ImageFolder:
     """Decode every image under ``folder/<class>/``.
 
-    Images are converted to ``channels`` (default: those of the first image; 1 or 3) and, if
-    ``size`` is given, resized to it; otherwise they must all have the size of the first one.
-
-    Returns:
-        classes, images ``(N, C, H, W)`` uint8, labels ``(N,)``, channels.
+    Images are converted to ``channels`` (default: those of the first readable image; 1 or 3)
+    and, if ``size`` ``(H, W)`` is given, resized to it; otherwise they must all have the size of
+    the first one. A file Pillow cannot decode completely (not an image, truncated, a mode that
+    does not convert) is an error naming every such file (the first :data:`LISTED`, then a count),
+    or, with ``skip_bad``, left out and listed in ``skipped``. Truncated files are refused even if
+    ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is set.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageFile, UnidentifiedImageError
 
     classes, paths, labels = image_files(folder)
     if not paths:
         raise DataError(f"no images found in {folder}/<class>/ (looked for {', '.join(IMAGE_SUFFIXES)})")
 
-    def decode(path: Path) -> np.ndarray:
+    def open_image(path: Path) -> Image.Image:
+        blob = path.read_bytes()
+        img = Image.open(io.BytesIO(blob))
+        img.load()
+        if img.format == "PNG" and not _png_complete(blob):
+            raise OSError("image file is truncated (it ends before its IEND chunk)")
+        return img
+
+    def decode(path: Path) -> np.ndarray | str:
         try:
-            with Image.open(path) as img:
+            with open_image(path) as img:
                 img = img.convert("L" if channels == 1 else "RGB")
                 if size is not None and img.size != (size[1], size[0]):
                     img = img.resize((size[1], size[0]), Image.BILINEAR)
                 return np.asarray(img)
-        except (OSError, UnidentifiedImageError, ValueError) as err:
-            raise DataError(f"cannot decode image {path}: {err}") from None
+        except UnidentifiedImageError:
+            return "not an image file Pillow can read"
+        except Exception as err:  # Pillow's decoders fail in many ways on bad files; all mean "unreadable"
+            return _first_line(err)
 
-    if channels is None:
-        with Image.open(paths[0]) as first:
-            channels = 1 if first.mode in ("1", "L", "I", "I;16", "F") else 3
-    workers = min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:
-        arrays = list(pool.map(decode, paths, chunksize=256))
-    shape = arrays[0].shape
-    for path, array in zip(paths, arrays, strict=True):
+    with _PILLOW:
+        tolerant, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+        try:
+            if channels is None:
+                channels = 3
+                for path in paths:
+                    try:
+                        with Image.open(path) as first:
+                            channels = 1 if first.mode in ("1", "L", "I", "I;16", "F") else 3
+                        break
+                    except Exception:  # an unreadable file is reported below, with the others
+                        continue
+            workers = min(8, os.cpu_count() or 1)
+            with ThreadPoolExecutor(workers) as pool:
+                decoded = list(pool.map(decode, paths, chunksize=256))
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
+
+    bad = [(path, result) for path, result in zip(paths, decoded, strict=True) if isinstance(result, str)]
+    if bad and (not skip_bad or len(bad) == len(paths)):
+        hint = (
+            "; none is readable"
+            if skip_bad
+            else "; fix or remove them, or pass skip_bad_images=True (--skip-bad-images) to skip them"
+        )
+        raise DataError(_bad_images(folder, bad, len(paths)) + hint)
+    kept = [(p, a, y) for p, a, y in zip(paths, decoded, labels, strict=True) if not isinstance(a, str)]
+    first, shape = kept[0][0], kept[0][1].shape
+    for path, array, _ in kept:
         if array.shape != shape:
             raise DataError(
-                f"{path} is {array.shape[1]}x{array.shape[0]} but {paths[0]} is {shape[1]}x{shape[0]}: "
+                f"{path} is {array.shape[0]}x{array.shape[1]} but {first} is {shape[0]}x{shape[1]} (HxW): "
                 "images must share one size (or pass an image size to resize them)"
             )
-    stacked = torch.from_numpy(np.stack(arrays))
+    stacked = torch.from_numpy(np.stack([array for _, array, _ in kept]))
     images = stacked.unsqueeze(1) if channels == 1 else stacked.permute(0, 3, 1, 2)
-    return classes, images.contiguous(), torch.tensor(labels, dtype=torch.int64), channels
+    kept_labels = torch.tensor([y for _, _, y in kept], dtype=torch.int64)
+    return ImageFolder(classes, images.contiguous(), kept_labels, channels, [path for path, _ in bad])

@@ -7,8 +7,10 @@ the cache folder, so a second run starts in about a second.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +21,20 @@ from stn.data.dataset import Dataset
 from stn.data.formats import DataError
 from stn.files import save_atomic
 
-__all__ = ["Recipe", "cache_dir", "data_root", "load", "names", "recipe", "register", "summary"]
+__all__ = [
+    "Recipe",
+    "cache_dir",
+    "check_options",
+    "data_root",
+    "load",
+    "names",
+    "options",
+    "recipe",
+    "register",
+    "summary",
+]
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: official files verified before caching; Dataset.skipped
 
 
 @dataclass(frozen=True)
@@ -77,20 +90,59 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "stn" / "tensors"
 
 
-def recipe(name: str, root: str | os.PathLike | None = None, **options: object) -> Recipe:
-    """The :class:`Recipe` of data set ``name`` under ``root`` (see :func:`data_root`)."""
+def options(name: str) -> list[str]:
+    """The options data set ``name`` takes (keyword arguments of :func:`load`)."""
     _, fn = _entry(name)
+    parameters = list(inspect.signature(fn).parameters.values())[1:]
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def check_options(name: str, given: dict[str, object] | list[str]) -> None:
+    """Raise ``ValueError`` (one line, listing the accepted options) if data set ``name`` does not
+    take every option in ``given``."""
+    accepted = options(name)
+    unknown = [key for key in given if key not in accepted]
+    if not unknown:
+        return
+    takes = f"it takes {', '.join(accepted)}" if accepted else "it takes no options"
+    why = ""
+    if "image_size" in unknown:
+        sized = [n for n in _ENTRIES if "image_size" in options(n)]
+        why = f" (its images have a fixed size; image_size (--image-size) applies to {', '.join(sized)})"
+    raise ValueError(f"data set {name!r} does not take {', '.join(unknown)}{why}; {takes}")
+
+
+def recipe(name: str, root: str | os.PathLike | None = None, **options: object) -> Recipe:
+    """The :class:`Recipe` of data set ``name`` under ``root`` (see :func:`data_root`).
+
+    Raises:
+        ValueError: an option the data set does not take (the message lists those it takes).
+    """
+    _, fn = _entry(name)
+    check_options(name, options)
     return fn(data_root(root), **options)
 
 
 def load(name: str, root: str | os.PathLike | None = None, cache: bool = True, **options: object) -> Dataset:
     """Load data set ``name``: from the tensor cache when it is there, else built and cached.
 
+    A data set in an official format (MNIST, Fashion-MNIST, CIFAR-10 batches) is checked against
+    the official files when it is built. Unreadable images left out (``skip_bad_images=True``) are
+    listed in ``Dataset.skipped`` and counted in one line on stderr.
+
     Raises:
         DataError: unknown name, missing files (the message lists where it looked and how to
-            provide them), or a corrupt file (the message names it).
+            provide them), a corrupt file or files that are not the data set's (the message names
+            them).
+        ValueError: an option the data set does not take, or a bad option value.
     """
-    return build(recipe(name, root, **options), cache)
+    data = build(recipe(name, root, **options), cache)
+    if data.skipped:
+        print(
+            f"stn: skipped {len(data.skipped)} unreadable image(s) of {data.name}, the first {data.skipped[0]}",
+            file=sys.stderr,
+        )
+    return data
 
 
 _FIELDS = ("train_images", "train_labels", "test_images", "test_labels")
@@ -101,7 +153,9 @@ def build(recipe: Recipe, cache: bool = True) -> Dataset:
     path = cache_dir() / f"{recipe.key}-v{CACHE_VERSION}.pt"
     if cache and path.is_file():
         try:
-            blob = torch.load(path, weights_only=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch warns about pickles it then refuses
+                blob = torch.load(path, weights_only=True)
             return Dataset(
                 **{k: blob[k] for k in _FIELDS},
                 name=blob["name"],
@@ -109,13 +163,21 @@ def build(recipe: Recipe, cache: bool = True) -> Dataset:
                 mean=tuple(blob["mean"]),
                 std=tuple(blob["std"]),
                 source=blob["source"],
+                skipped=list(blob.get("skipped", [])),
             )
         except Exception as err:  # a damaged cache is rebuilt, never fatal
-            print(f"stn: rebuilding damaged cache {path} ({err})", file=sys.stderr)
+            print(f"stn: rebuilding damaged cache {path} ({type(err).__name__})", file=sys.stderr)
     data = recipe.build()
     if cache:
         blob = {k: getattr(data, k) for k in _FIELDS}
-        blob.update(name=data.name, classes=data.classes, mean=list(data.mean), std=list(data.std), source=data.source)
+        blob.update(
+            name=data.name,
+            classes=data.classes,
+            mean=list(data.mean),
+            std=list(data.std),
+            source=data.source,
+            skipped=list(data.skipped),
+        )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_atomic(blob, path)
