@@ -205,6 +205,14 @@ def test_each_warning_fires_once(family, rows, options, expected, hint):
     assert D.warnings_for([stats(family, rows, **options)] * D.IDENTITY_EPOCHS) == [new[0].split(": ", 1)[1]]
 
 
+def test_hints_follow_the_run_settings():
+    zoom = [stats("affine", [[2, 0, 0, 0, 2, 0]])]
+    (plain,) = D.warnings_for(zoom)
+    assert "--stn-fill black" in plain and "e.g. 0.1" in plain
+    (tuned,) = D.warnings_for(zoom, fill="black", lr_scale=0.1)
+    assert "--stn-fill" not in tuned and "now 0.1; e.g. 0.01" in tuned and "bounded family" in tuned
+
+
 def test_warnings_are_per_transformer():
     zoom = {k.replace("stn_", "stn2_"): v for k, v in stats("affine", [[2, 0, 0, 0, 2, 0]]).items()}
     fine = {k.replace("stn_", "stn1_"): v for k, v in stats("affine", [[0.9, 0, 0, 0, 0.9, 0]]).items()}

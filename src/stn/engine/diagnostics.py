@@ -329,17 +329,29 @@ def prefixes(stats: Mapping[str, object]) -> list[str]:
 
 
 _HINT_FILL = "--stn-fill black (outside the image it reads the mean colour for free)"
-_HINT_LR = "a lower --stn-lr-scale (e.g. 0.1)"
 _HINT_BOUNDED = "a bounded family (attention with scale_range, translation with max_shift, tps with max_offset)"
 
 
-def _conditions(prefix: str, stats: Mapping[str, float], epochs_seen: int) -> list[tuple[str, str]]:
+def _try(*hints: str | None) -> str:
+    """``try a, b, or c`` from the hints that apply."""
+    hints = tuple(h for h in hints if h)
+    return "try " + (hints[0] if len(hints) == 1 else ", ".join(hints[:-1]) + f", or {hints[-1]}")
+
+
+def _conditions(
+    prefix: str, stats: Mapping[str, float], epochs_seen: int, fill: str | None, lr_scale: float | None
+) -> list[tuple[str, str]]:
     """``(condition, message)`` for every warning condition that holds in one epoch's stats."""
 
     def value(name: str) -> float | None:
         v = stats.get(f"{prefix}_{name}")
         return None if v is None or v != v else float(v)
 
+    hint_fill = None if fill == "black" else _HINT_FILL
+    if lr_scale is None:
+        hint_lr = "a lower --stn-lr-scale (e.g. 0.1)"
+    else:
+        hint_lr = f"a lower --stn-lr-scale (now {lr_scale:g}; e.g. {lr_scale / 10:g})"
     found: list[tuple[str, str]] = []
     samples, share = value("outside_samples"), value("outside_share")
     if samples is not None and samples > ZOOM_OUT_SAMPLES:
@@ -348,7 +360,7 @@ def _conditions(prefix: str, stats: Mapping[str, float], epochs_seen: int) -> li
                 "zoom-out",
                 f"{prefix} reads outside the image (zooming out): {samples:.0%} of the samples read more than "
                 f"{OUTSIDE_LARGE:.0%} of their grid outside it ({share:.0%} of all grid points); "
-                f"try {_HINT_FILL}, {_HINT_LR}, or {_HINT_BOUNDED}",
+                + _try(hint_fill, hint_lr, _HINT_BOUNDED),
             )
         )
     collapse = value("collapse_share")
@@ -357,7 +369,7 @@ def _conditions(prefix: str, stats: Mapping[str, float], epochs_seen: int) -> li
             (
                 "collapse",
                 f"{prefix} is collapsing: {collapse:.0%} of the samples read less than {COLLAPSE_DET:.0%} of the "
-                f"image's area (|det| < {COLLAPSE_DET}); try {_HINT_LR} or {_HINT_BOUNDED}",
+                f"image's area (|det| < {COLLAPSE_DET}); " + _try(hint_lr, _HINT_BOUNDED),
             )
         )
     reflection = value("reflection_share")
@@ -365,8 +377,8 @@ def _conditions(prefix: str, stats: Mapping[str, float], epochs_seen: int) -> li
         found.append(
             (
                 "reflection",
-                f"{prefix} mirrors the image: {reflection:.0%} of the samples have det <= 0; try {_HINT_LR}, "
-                "or a family that cannot mirror (similarity, attention)",
+                f"{prefix} mirrors the image: {reflection:.0%} of the samples have det <= 0; "
+                + _try(hint_lr, "a family that cannot mirror (similarity, attention)"),
             )
         )
     pinned = value("pinned_share")
@@ -375,7 +387,8 @@ def _conditions(prefix: str, stats: Mapping[str, float], epochs_seen: int) -> li
             (
                 "pinned",
                 f"{prefix} is pinned at its bound: {pinned:.0%} of its bounded values are within "
-                f"{1 - PINNED_LEVEL:.0%} of the bound; try {_HINT_LR}, {_HINT_FILL}, or a wider bound",
+                f"{1 - PINNED_LEVEL:.0%} of the bound, where it barely learns; "
+                + _try(hint_lr, hint_fill, "a wider bound"),
             )
         )
     moved = value("displacement_mean")
@@ -398,9 +411,14 @@ class Monitor:
     ``str``, usually empty); :attr:`warnings` holds all raised so far. Conditions: zooming out,
     collapse, reflection, pinned at a bound, and no movement from the identity after
     :data:`IDENTITY_EPOCHS` epochs (thresholds: the module's constants).
+
+    Args:
+        fill: the run's ``stn_fill``; with ``black`` the hints do not suggest it again.
+        lr_scale: the run's ``stn_lr_scale``, to suggest a value below it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, fill: str | None = None, lr_scale: float | None = None) -> None:
+        self.fill, self.lr_scale = fill, lr_scale
         self.raised: set[tuple[str, str]] = set()
         self.warnings: list[str] = []
         self.epochs_seen = 0
@@ -412,7 +430,7 @@ class Monitor:
         epoch = stats.get("epoch")
         new: list[str] = []
         for prefix in prefixes(stats):
-            for condition, message in _conditions(prefix, stats, self.epochs_seen):
+            for condition, message in _conditions(prefix, stats, self.epochs_seen, self.fill, self.lr_scale):
                 if (prefix, condition) not in self.raised:
                     self.raised.add((prefix, condition))
                     new.append(message if epoch is None else f"epoch {int(epoch)}: {message}")
@@ -420,9 +438,12 @@ class Monitor:
         return new
 
 
-def warnings_for(rows: Iterable[Mapping[str, float]]) -> list[str]:
-    """All warnings a :class:`Monitor` raises over a run's per-epoch rows, in order."""
-    monitor = Monitor()
+def warnings_for(
+    rows: Iterable[Mapping[str, float]], fill: str | None = None, lr_scale: float | None = None
+) -> list[str]:
+    """All warnings a :class:`Monitor` raises over a run's per-epoch rows, in order (``fill``
+    and ``lr_scale`` as for :class:`Monitor`, e.g. from the run's config)."""
+    monitor = Monitor(fill, lr_scale)
     for row in rows:
         monitor.update(row)
     return monitor.warnings
