@@ -163,6 +163,16 @@ def test_measure_finds_transformers_and_restores_modes():
     assert D.measure(nn.Conv2d(1, 1, 1), torch.randn(2, 1, 4, 4)) == {}
 
 
+class Unreachable(nn.Module):
+    def forward(self, x):
+        raise AssertionError("measure ran the model past its last transformer")
+
+
+def test_measure_stops_after_the_last_transformer():
+    model = nn.Sequential(fixed_transformer([0.5, 0, 0, 0, 0.5, 0]), Unreachable())
+    assert D.measure(model, torch.randn(3, 1, 8, 8), batch_size=2)["stn_scale_mean"] == pytest.approx(0.5)
+
+
 def identity_stats():
     return stats("affine", [[1, 0, 0, 0, 1, 0]] * 4)
 

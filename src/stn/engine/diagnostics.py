@@ -62,6 +62,7 @@ The measured values that justify each are in ``results/diagnostics.md``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -247,6 +248,10 @@ def transformer_stats(
     return stats
 
 
+class _Measured(Exception):
+    """Raised by :func:`measure`'s hook to stop a forward pass once every transformer has run."""
+
+
 def _transformers(model: nn.Module) -> list[tuple[SpatialTransformer, list[str]]]:
     """The model's transformers in module order, each with the prefixes of its parameter sets."""
     found = [m for m in model.modules() if isinstance(m, SpatialTransformer)]
@@ -267,7 +272,8 @@ def measure(model: nn.Module, images: Tensor, batch_size: int = 500) -> dict[str
     Args:
         model: any module holding :class:`~stn.layers.SpatialTransformer` (or
             :class:`~stn.layers.ParallelSpatialTransformers`) layers; it runs in eval mode
-            without gradients, and every submodule's mode is restored afterwards.
+            without gradients, and every submodule's mode is restored afterwards. The forward
+            pass stops once every transformer has run (the classifier after it is not computed).
         images: ``(N, C, H, W)`` images, **normalised** as the model expects them (a fixed set of
             test images, so that epochs compare); sent to the model's device in batches of
             ``batch_size``.
@@ -285,11 +291,16 @@ def measure(model: nn.Module, images: Tensor, batch_size: int = 500) -> dict[str
         return {}
     seen: dict[int, list[tuple[Tensor, tuple[int, int], tuple[int, int]]]] = {id(m): [] for m, _ in transformers}
 
+    ran: set[int] = set()
+
     def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
         assert isinstance(module, SpatialTransformer) and module.last_params is not None
         seen[id(module)].append(
             (module.last_params.float().cpu(), tuple(inputs[0].shape[-2:]), tuple(output.shape[-2:]))
         )
+        ran.add(id(module))
+        if len(ran) == len(seen):  # every transformer has run on this chunk: skip the rest of the model
+            raise _Measured
 
     first = next(model.parameters(), None)
     device = first.device if first is not None else images.device
@@ -298,7 +309,9 @@ def measure(model: nn.Module, images: Tensor, batch_size: int = 500) -> dict[str
     try:
         model.eval()
         for chunk in images.split(batch_size):
-            model(chunk.to(device))
+            ran.clear()
+            with contextlib.suppress(_Measured):
+                model(chunk.to(device))
     finally:
         for handle in hooks:
             handle.remove()
