@@ -92,7 +92,7 @@ __all__ = [
 ]
 
 # A sample "reads a large share outside" when more than this share of its grid lies outside the input.
-OUTSIDE_LARGE = 0.10
+OUTSIDE_LARGE = 0.15
 # Zooming out: more than this share of the samples read a large share outside.
 ZOOM_OUT_SAMPLES = 0.5
 # A sample has collapsed when |det| of its linear part is below this: it reads < 5 % of the input's area.
@@ -341,8 +341,7 @@ def prefixes(stats: Mapping[str, object]) -> list[str]:
     return [key[: -len(suffix)] for key in stats if key.endswith(suffix)]
 
 
-_HINT_FILL = "--stn-fill black (outside the image it reads the mean colour for free)"
-_HINT_BOUNDED = "a bounded family (attention with scale_range, translation with max_shift, tps with max_offset)"
+_HINT_BOUNDED = "a bounded family (attention scale_range, translation max_shift, tps max_offset)"
 
 
 def _try(*hints: str | None) -> str:
@@ -360,7 +359,9 @@ def _conditions(
         v = stats.get(f"{prefix}_{name}")
         return None if v is None or v != v else float(v)
 
-    hint_fill = None if fill == "black" else _HINT_FILL
+    hint_fill = {"black": None, "border": "--stn-fill black"}.get(
+        fill, "--stn-fill black (zero padding reads the mean colour)"
+    )
     if lr_scale is None:
         hint_lr = "a lower --stn-lr-scale (e.g. 0.1)"
     else:
