@@ -111,7 +111,8 @@ def plot_statistics(rows: Sequence[Mapping[str, float]], path: str | os.PathLike
         if reference is not None:
             axes.axhline(reference, color="grey", linestyle="--", linewidth=0.8)
         if percent:
-            axes.set_ylim(0, max(axes.get_ylim()[1], 0.05))
+            top = max(axes.get_ylim()[1], 0.05)
+            axes.set_ylim(-0.02 * top, top)  # a line at 0 stays visible above the axis
             axes.yaxis.set_major_formatter(PercentFormatter(1.0))
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
