@@ -52,6 +52,7 @@ __all__ = [
 
 OPSET = 18
 MIN_OPSET = 16  # GridSample
+EXPORTER_OPSET = 18  # what torch.onnx writes natively; others are converted from it
 FORMATS = ("onnx", "pt2")
 PT2_METADATA = "stn-metadata.json"
 
@@ -143,12 +144,19 @@ def export_onnx(
             input_names=["images"],
             output_names=list(graph.output_names),
             dynamic_shapes=({0: batch},),
-            opset_version=opset,
+            opset_version=max(opset, EXPORTER_OPSET),
             dynamo=True,
             verbose=False,
         )
         props = _metadata(graph, metadata)
     proto = program.model_proto
+    if opset < EXPORTER_OPSET:
+        # The exporter's own down-conversion runs before its optimisations and fails on ops
+        # (Pad) that the optimised graph no longer holds; convert that graph instead.
+        try:
+            proto = _require("onnx.version_converter").convert_version(proto, opset)
+        except Exception as err:
+            raise ExportError(f"cannot convert the graph to opset {opset}: {str(err).splitlines()[0]}") from None
     written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if written != opset:
         raise ExportError(f"the exporter could not write opset {opset} (it wrote {written})")
