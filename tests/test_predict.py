@@ -270,3 +270,22 @@ def test_onnx_prediction_imports_no_training_code(files, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "contact-sheet-001.png").is_file()
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "--help"])
+    assert exit_.value.code == 0 and "--skip-bad-images" in capsys.readouterr().out
+
+
+def test_readme_predict_commands_parse_and_name_files_that_exist():
+    from stn.cli import build_parser
+
+    root = Path(__file__).resolve().parents[1]
+    section = (root / "README.md").read_text().split("## Predict\n", 1)[1].split("\n## ", 1)[0]
+    commands = [line.split("#")[0].split() for line in section.splitlines() if line.startswith("stn ")]
+    assert [c[1] for c in commands].count("predict") >= 2 and "export" in [c[1] for c in commands]
+    for command in commands:
+        args = build_parser().parse_args(command[1:])
+        for name in getattr(args, "inputs", []):
+            assert (root / name).exists(), name
