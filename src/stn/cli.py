@@ -226,16 +226,25 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _add_export(sub) -> None:
     p = sub.add_parser(
         "export",
-        help="export a trained model to ONNX, checked with ONNX Runtime",
-        description="Write the model of a run or checkpoint, spatial transformer included, as an ONNX file "
-        "taking normalised float32 images (N, C, H, W) with N free; its metadata holds the classes, mean and std. "
-        "ONNX Runtime then runs it beside PyTorch on random inputs and the largest difference is printed. "
-        "Needs the export extra: pip install 'torch-stn[export]'.",
+        help="export a trained model to ONNX or torch.export (.pt2), checked against PyTorch",
+        description="Write the model of a run or checkpoint, spatial transformer included, as an ONNX file or a "
+        "torch.export program (.pt2) taking normalised float32 images (N, C, H, W) with N free, and returning the "
+        "log-probabilities and (with a transformer that reads the image) its parameters and output. The metadata "
+        "holds the classes, mean and std. The file then runs beside PyTorch on random inputs (ONNX Runtime, or "
+        "torch.export.load) and the largest difference is printed and stored in the metadata (parity). "
+        "ONNX needs the export extra: pip install 'torch-stn[export]'.",
     )
     p.add_argument("target", metavar="RUN_DIR|CHECKPOINT", help="a run directory (uses best.pt) or a .pt file")
-    p.add_argument("--out", metavar="FILE", help="the .onnx file (default: model.onnx beside the checkpoint)")
+    p.add_argument("--format", choices=("onnx", "pt2"), help="default: the --out suffix, else onnx")
+    p.add_argument("--out", metavar="FILE", help="the file (default: model.onnx or model.pt2 beside the checkpoint)")
     p.add_argument("--opset", type=_positive_int, default=None, help="ONNX opset, 16 or later (default 18)")
-    p.add_argument("--no-check", action="store_true", help="do not run the file in ONNX Runtime")
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="flip test-time augmentation in the graph (default: as the run was evaluated)",
+    )
+    p.add_argument("--no-check", action="store_true", help="do not run the file beside PyTorch")
     p.set_defaults(run=_export)
 
 
@@ -243,18 +252,27 @@ def _export(args: argparse.Namespace) -> int:
     import torch
 
     from stn.engine import load_model
-    from stn.export import OPSET, export_onnx, onnx_difference
+    from stn.export import OPSET, check, export
 
     model, payload, path = load_model(args.target)
+    fmt = args.format or ("pt2" if args.out and Path(args.out).suffix == ".pt2" else "onnx")
+    if args.opset is not None and fmt != "onnx":
+        raise UsageError("--opset is for --format onnx")
     shape = tuple(payload["model_options"]["input_shape"])
     metadata = {key: payload[key] for key in ("model", "model_options", "dataset", "classes", "mean", "std")}
-    out = Path(args.out) if args.out else path.with_name("model.onnx")
-    export_onnx(model, shape, out, metadata=metadata, opset=args.opset or OPSET)
-    print(f"Wrote {out} ({out.stat().st_size / 1e6:.1f} MB): input 'images' (N, {', '.join(map(str, shape))})")
+    tta = args.tta if args.tta is not None else bool(payload.get("config", {}).get("flip_tta", False))
+    out = Path(args.out) if args.out else path.with_name(f"model.{fmt}")
+    export(model, shape, out, format=fmt, metadata=metadata, opset=args.opset or OPSET, tta=tta)
+    what = "log-probabilities" + (" with flip test-time augmentation" if tta else "")
+    print(f"Wrote {out} ({out.stat().st_size / 1e6:.1f} MB): input 'images' (N, {', '.join(map(str, shape))}), {what}")
     if not args.no_check:
         inputs = torch.randn(8, *shape, generator=torch.Generator().manual_seed(0))
-        difference = onnx_difference(out, model, inputs)
-        print(f"ONNX Runtime against PyTorch on 8 random inputs: max |difference| {difference:.2e}")
+        report = check(out, model, inputs)
+        runtime = "ONNX Runtime" if fmt == "onnx" else "torch.export.load"
+        print(
+            f"{runtime} against PyTorch on 8 random inputs: max |difference| {report['max_abs_difference']:.2e} "
+            "(stored in the file's metadata as 'parity')"
+        )
     return 0
 
 
@@ -401,7 +419,64 @@ def _bench_paper(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------- predict
+def _add_predict(sub) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="classify image files with a trained run or an exported ONNX / .pt2 file",
+        description="Read each image as the run's data were (its channels, input size and normalisation), print "
+        "the top classes and their probabilities, and with --out write predictions.csv and predictions.json. "
+        "An .onnx file runs in ONNX Runtime, a .pt2 file through torch.export, without the training code; "
+        "classes, mean and std come from the file's metadata. Folders are searched recursively for images.",
+    )
+    p.add_argument("target", metavar="RUN_DIR|MODEL.onnx|MODEL.pt2", help="a run directory, checkpoint or export")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files and folders of them")
+    p.add_argument("--top-k", type=_positive_int, default=3, help="classes to show per image (default 3)")
+    p.add_argument("--out", metavar="DIR", help="write predictions.csv and predictions.json here")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="images per batch (default 64)")
+    p.add_argument(
+        "--boxes", action="store_true", help="add where the transformer looks (input pixels) to predictions.json"
+    )
+    p.add_argument(
+        "--save-transformed",
+        action="store_true",
+        help="write each image's transformer output (transformed/*.png) and contact sheets into --out",
+    )
+    p.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images and count them")
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
+    )
+    p.set_defaults(run=_predict)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from stn.predict import load_predictor, predict_files
+
+    if (args.boxes or args.save_transformed) and not args.out:
+        raise UsageError(f"{'--boxes' if args.boxes else '--save-transformed'} writes files: give --out DIR")
+    predictor = load_predictor(args.target)
+    summary = predict_files(
+        predictor,
+        args.inputs,
+        args.out,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        boxes=args.boxes,
+        save_transformed=args.save_transformed,
+        skip_bad_images=args.skip_bad_images,
+        progress=args.progress,
+        echo=print,
+    )
+    for _, reason in summary.skipped:
+        print(f"stn: skipped: {reason}", file=sys.stderr)
+    counts = f"{summary.count} images" + (f", {len(summary.skipped)} skipped (unreadable)" if summary.skipped else "")
+    where = f"; wrote {', '.join(str(p) for p in summary.written)}" if summary.written else ""
+    print(f"{counts} ({predictor.backend}: {predictor.source}){where}")
+    return 0
+
+
 COMMANDS: list[Callable] = [_add_train, _add_evaluate, _add_export, _add_lists, _add_viz, _add_experiments]
+COMMANDS.append(_add_predict)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,11 +1,20 @@
-"""ONNX export of a model and its spatial transformers, checked against PyTorch with ONNX Runtime.
+"""Export of a model and its spatial transformers, ONNX or ``torch.export``, checked against PyTorch.
 
-The exported graph takes float32 images ``(N, C, H, W)`` normalised as in training
-(``(pixel / 255 - mean) / std``; ``mean``, ``std`` and ``classes`` are in the file's metadata),
-with the batch size ``N`` free, and returns the model's output (``(N, classes)``
-log-probabilities for the registry's models). Sampling becomes ONNX's ``GridSample`` (opset 16
-and later), so the transformer runs wherever the model does. Needs the ``export`` extra
-(``pip install 'torch-stn[export]'``: onnx, onnxscript and, to check the file, onnxruntime).
+The exported graph is the model as :class:`stn.inference.InferenceGraph` runs it: it takes float32
+images ``(N, C, H, W)`` normalised as in training (``(pixel / 255 - mean) / std``), with the batch
+size ``N`` free, and returns ``output``, the ``(N, classes)`` log-probabilities (with ``tta``,
+those of the mean probabilities of each image and its mirror image), then, when the first
+transformer reads the image, ``params`` ``(N, k, P)`` and ``transformed`` ``(N, k*C, h, w)``.
+
+Metadata (ONNX: the file's ``metadata_props``, strings, JSON for anything else; ``.pt2``: the
+archive's extra file ``stn-metadata.json``) holds what the caller passes (``stn export``: the
+classes, mean, std, model and its options), the ``input_shape``, the ``outputs``, ``tta``, the
+``transformer`` (family, options, ``align_corners``, ``k``) and, once :func:`check` has run, the
+``parity`` report (the largest absolute difference from PyTorch on random inputs).
+
+ONNX sampling is ``GridSample`` (opset 16 and later), so the transformer runs wherever the model
+does. Needs the ``export`` extra (``pip install 'torch-stn[export]'``: onnx, onnxscript and, to
+check the file, onnxruntime); ``.pt2`` needs only torch.
 """
 
 from __future__ import annotations
@@ -23,10 +32,29 @@ import torch
 from torch import Tensor, nn
 
 from stn.files import write_atomic
+from stn.inference import InferenceGraph
 
-__all__ = ["OPSET", "ExportError", "export_onnx", "onnx_difference"]
+__all__ = [
+    "FORMATS",
+    "OPSET",
+    "PT2_METADATA",
+    "ExportError",
+    "check",
+    "export",
+    "export_onnx",
+    "export_pt2",
+    "load_pt2",
+    "newest_opset",
+    "onnx_difference",
+    "pt2_difference",
+    "read_metadata",
+]
 
 OPSET = 18
+MIN_OPSET = 16  # GridSample
+EXPORTER_OPSET = 18  # what torch.onnx writes natively; others are converted from it
+FORMATS = ("onnx", "pt2")
+PT2_METADATA = "stn-metadata.json"
 
 
 class ExportError(ValueError):
@@ -40,6 +68,12 @@ def _require(name: str) -> ModuleType:
         raise ExportError(f"ONNX export needs the {name} package: pip install 'torch-stn[export]'") from None
 
 
+def newest_opset() -> int:
+    """The newest opset the installed ``onnx`` defines, which the exporter converts to (ONNX
+    Runtime's support is checked by the tests, which run every family at this opset)."""
+    return int(_require("onnx").defs.onnx_opset_version())
+
+
 @contextmanager
 def _on_cpu_in_eval(model: nn.Module) -> Iterator[nn.Module]:
     """``model`` on the CPU in eval mode, without gradients; its device and mode restored after."""
@@ -51,6 +85,27 @@ def _on_cpu_in_eval(model: nn.Module) -> Iterator[nn.Module]:
         model.to(device).train(training)
 
 
+@contextmanager
+def _graph(model: nn.Module, input_shape: tuple[int, int, int], tta: bool) -> Iterator[InferenceGraph]:
+    """The :class:`InferenceGraph` of ``model`` on the CPU in eval mode; hooks and mode undone after."""
+    _check_shape(input_shape)
+    with _on_cpu_in_eval(model):
+        graph = InferenceGraph(model, input_shape, tta)
+        try:
+            yield graph.eval()
+        finally:
+            graph.remove_hooks()
+
+
+def _check_shape(input_shape: tuple[int, int, int]) -> None:
+    if len(input_shape) != 3 or any(not isinstance(n, int) or n < 1 for n in input_shape):
+        raise ExportError(f"input_shape must be three positive ints (C, H, W), got {tuple(input_shape)}")
+
+
+def _metadata(graph: InferenceGraph, metadata: dict[str, Any] | None) -> dict[str, Any]:
+    return {**(metadata or {}), "input_shape": list(graph.input_shape), **graph.metadata()}
+
+
 def export_onnx(
     model: nn.Module,
     input_shape: tuple[int, int, int],
@@ -58,53 +113,199 @@ def export_onnx(
     *,
     metadata: dict[str, Any] | None = None,
     opset: int = OPSET,
+    tta: bool = False,
 ) -> Path:
-    """Write ``model`` in eval mode as an ONNX file at ``path`` (atomically) and return the path.
+    """Write ``model`` as an ONNX file at ``path`` (atomically) and return the path.
 
     Args:
-        model: takes ``(N, *input_shape)`` float32 images; exported on the CPU, its mode restored.
+        model: takes ``(N, *input_shape)`` float32 images; exported on the CPU in eval mode, its
+            device and mode restored.
         input_shape: ``(C, H, W)`` of one image.
         path: the ``.onnx`` file to write.
-        metadata: strings (others are written as JSON) stored in the file's ``metadata_props``.
-        opset: ONNX opset version (16 or later: ``GridSample``).
+        metadata: stored in the file's ``metadata_props`` (strings as they are, others as JSON),
+            beside what the module notes list.
+        opset: ONNX opset version (16 or later: ``GridSample``; at most :func:`newest_opset`).
+        tta: flip test-time augmentation inside the graph.
     """
     _require("onnxscript")
     onnx = _require("onnx")
-    if len(input_shape) != 3 or any(not isinstance(n, int) or n < 1 for n in input_shape):
-        raise ExportError(f"input_shape must be three positive ints (C, H, W), got {tuple(input_shape)}")
-    if opset < 16:
-        raise ExportError(f"opset must be 16 or later (GridSample), got {opset}")
-    example = torch.randn(2, *input_shape)
-    with _on_cpu_in_eval(model):
-        # One eager call first: the transforms cache what depends only on sizes (a TPS's solved
-        # system, its grid weights), so the export sees those as constants.
-        model(example)
+    _check_shape(input_shape)
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset must be {MIN_OPSET} or later (GridSample), got {opset}")
+    if opset > newest_opset():
+        raise ExportError(f"opset {opset} is newer than the installed onnx knows (at most {newest_opset()})")
+    with _graph(model, input_shape, tta) as graph:
+        # The graph's eager probe call has run: the transforms cache what depends only on sizes
+        # (a TPS's solved system, its grid weights), so the export sees those as constants.
+        batch = torch.export.Dim("batch", min=1)
         program = torch.onnx.export(
-            model,
-            (example,),
+            graph,
+            (torch.randn(2, *input_shape),),
             input_names=["images"],
-            output_names=["output"],
-            dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
-            opset_version=opset,
+            output_names=list(graph.output_names),
+            dynamic_shapes=({0: batch},),
+            opset_version=max(opset, EXPORTER_OPSET),
             dynamo=True,
             verbose=False,
         )
+        props = _metadata(graph, metadata)
     proto = program.model_proto
-    props = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
-    onnx.helper.set_model_props(proto, props)
+    if opset < EXPORTER_OPSET:
+        # The exporter's own down-conversion runs before its optimisations and fails on ops
+        # (Pad) that the optimised graph no longer holds; convert that graph instead.
+        try:
+            proto = _require("onnx.version_converter").convert_version(proto, opset)
+        except Exception as err:
+            raise ExportError(f"cannot convert the graph to opset {opset}: {str(err).splitlines()[0]}") from None
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != opset:
+        raise ExportError(f"the exporter could not write opset {opset} (it wrote {written})")
+    _set_onnx_metadata(onnx, proto, props)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda f: f.write(proto.SerializeToString()))
     return path
 
 
+def _set_onnx_metadata(onnx: ModuleType, proto: Any, metadata: dict[str, Any]) -> None:
+    props = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    onnx.helper.set_model_props(proto, props)
+
+
+def export_pt2(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    path: str | os.PathLike,
+    *,
+    metadata: dict[str, Any] | None = None,
+    tta: bool = False,
+) -> Path:
+    """Write ``model`` as a ``torch.export`` program (``torch.export.save``) at ``path``,
+    atomically, batch size free; ``metadata`` as for :func:`export_onnx`. Read it back with
+    :func:`load_pt2`."""
+    _check_shape(input_shape)
+    with _graph(model, input_shape, tta) as graph:
+        batch = torch.export.Dim("batch", min=1)
+        program = torch.export.export(graph, (torch.randn(2, *input_shape),), dynamic_shapes=({0: batch},))
+        meta = _metadata(graph, metadata)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save_pt2(program, path, meta)
+    return path
+
+
+def _save_pt2(program: Any, path: Path, metadata: dict[str, Any]) -> None:
+    extra = {PT2_METADATA: json.dumps(metadata)}
+    write_atomic(path, lambda f: torch.export.save(program, f, extra_files=extra))
+
+
+def load_pt2(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    """The ``torch.export.ExportedProgram`` at ``path`` and its metadata (see the module notes)."""
+    extra = {PT2_METADATA: ""}
+    try:
+        program = torch.export.load(str(path), extra_files=extra)
+    except FileNotFoundError:
+        raise ExportError(f"no such file: {path}") from None
+    except Exception as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ExportError(f"{path} is not a readable torch.export program: {first}") from None
+    return program, json.loads(extra[PT2_METADATA] or "{}")
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of an exported ``.onnx`` or ``.pt2`` file, JSON values decoded."""
+    path = Path(path)
+    if path.suffix == ".pt2":
+        return load_pt2(path)[1]
+    onnx = _require("onnx")
+    proto = onnx.load(str(path), load_external_data=False)
+    return {p.key: _decode(p.value) for p in proto.metadata_props}
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _reference(model: nn.Module, inputs: Tensor, tta: bool) -> tuple[Tensor, ...]:
+    with _graph(model, tuple(inputs.shape[1:]), tta) as graph:
+        return graph(inputs)
+
+
+def _largest(got: list[Tensor], want: tuple[Tensor, ...]) -> float:
+    if len(got) != len(want):
+        return float("inf")
+    return max(float((g.float() - w.float()).abs().max()) for g, w in zip(got, want, strict=True))
+
+
 def onnx_difference(path: str | os.PathLike, model: nn.Module, inputs: Tensor) -> float:
-    """Largest absolute difference between ONNX Runtime running the file at ``path`` on
-    ``inputs`` ``(N, C, H, W)`` and ``model`` (eval mode, on the CPU) on the same inputs."""
+    """Largest absolute difference, over all outputs, between ONNX Runtime running the file at
+    ``path`` on ``inputs`` ``(N, C, H, W)`` and ``model`` (eval mode, on the CPU, with the
+    file's ``tta``) on the same inputs."""
     ort = _require("onnxruntime")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
     inputs = inputs.detach().float().cpu()
-    (got,) = session.run(None, {session.get_inputs()[0].name: inputs.numpy()})
-    with _on_cpu_in_eval(model):
-        want = model(inputs)
-    return float((torch.from_numpy(got) - want).abs().max())
+    got = session.run(None, {session.get_inputs()[0].name: inputs.numpy()})
+    want = _reference(model, inputs, json.loads(meta.get("tta", "false")))
+    return _largest([torch.from_numpy(g) for g in got], want)
+
+
+def pt2_difference(path: str | os.PathLike, model: nn.Module, inputs: Tensor) -> float:
+    """As :func:`onnx_difference`, for a ``.pt2`` file loaded with ``torch.export.load``."""
+    program, meta = load_pt2(path)
+    inputs = inputs.detach().float().cpu()
+    with torch.no_grad():
+        got = program.module()(inputs)
+    return _largest(list(got), _reference(model, inputs, bool(meta.get("tta", False))))
+
+
+def check(path: str | os.PathLike, model: nn.Module, inputs: Tensor) -> dict[str, Any]:
+    """Run the exported file at ``path`` (ONNX Runtime for ``.onnx``, ``torch.export.load`` for
+    ``.pt2``) beside ``model`` on ``inputs`` and store the report in the file's metadata as
+    ``parity``; return the report: ``max_abs_difference``, ``runtime``, ``inputs``."""
+    path = Path(path)
+    if path.suffix == ".pt2":
+        difference, runtime = pt2_difference(path, model, inputs), f"torch.export.load (torch {torch.__version__})"
+    else:
+        ort = _require("onnxruntime")
+        difference, runtime = onnx_difference(path, model, inputs), f"onnxruntime {ort.__version__}"
+    report = {
+        "max_abs_difference": difference,
+        "runtime": runtime,
+        "against": f"PyTorch {torch.__version__}",
+        "inputs": f"{len(inputs)} random images {tuple(inputs.shape[1:])}",
+    }
+    if path.suffix == ".pt2":
+        program, meta = load_pt2(path)
+        _save_pt2(program, path, {**meta, "parity": report})
+    else:
+        onnx = _require("onnx")
+        proto = onnx.load(str(path))
+        meta = {p.key: p.value for p in proto.metadata_props}
+        del proto.metadata_props[:]
+        _set_onnx_metadata(onnx, proto, {**meta, "parity": report})
+        write_atomic(path, lambda f: f.write(proto.SerializeToString()))
+    return report
+
+
+def export(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    path: str | os.PathLike,
+    *,
+    format: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    opset: int = OPSET,
+    tta: bool = False,
+) -> Path:
+    """:func:`export_onnx` or :func:`export_pt2`, by ``format`` (default: the suffix of
+    ``path``, ``.pt2`` or else ONNX)."""
+    format = format or ("pt2" if Path(path).suffix == ".pt2" else "onnx")
+    if format not in FORMATS:
+        raise ExportError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
+    if format == "pt2":
+        return export_pt2(model, input_shape, path, metadata=metadata, tta=tta)
+    return export_onnx(model, input_shape, path, metadata=metadata, opset=opset, tta=tta)

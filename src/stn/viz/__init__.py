@@ -12,14 +12,43 @@
 Everything renders headless (Pillow, and matplotlib's Agg canvas for the curves).
 """
 
-from stn.viz.curves import plot_curves, read_metrics
-from stn.viz.figures import write_figures
-from stn.viz.grids import before_after
-from stn.viz.images import denormalize, image_grid, normalize
-from stn.viz.learning import learning_frames, save_gif, write_learning
-from stn.viz.outlines import draw_regions, region_lines, to_pixels
-from stn.viz.report import write_report
-from stn.viz.views import TransformerView, from_run, load_snapshots, look, snapshot_views
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Submodules load on first use (PEP 562), so that the drawing modules (images, outlines) can be
+# used without the run-reading ones (views, figures, report), which import the training code.
+_WHERE = {
+    "plot_curves": "curves",
+    "read_metrics": "curves",
+    "write_figures": "figures",
+    "before_after": "grids",
+    "denormalize": "images",
+    "image_grid": "images",
+    "normalize": "images",
+    "learning_frames": "learning",
+    "save_gif": "learning",
+    "write_learning": "learning",
+    "draw_regions": "outlines",
+    "region_lines": "outlines",
+    "to_pixels": "outlines",
+    "write_report": "report",
+    "TransformerView": "views",
+    "from_run": "views",
+    "load_snapshots": "views",
+    "look": "views",
+    "snapshot_views": "views",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'stn.viz' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"stn.viz.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "TransformerView",
