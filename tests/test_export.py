@@ -170,10 +170,10 @@ def test_stn_export_command(tmp_path, capsys):
     assert parity["max_abs_difference"] == difference or f"{parity['max_abs_difference']:.2e}" == f"{difference:.2e}"
     assert parity["runtime"].startswith("onnxruntime")
 
-    assert main(["export", str(tmp_path), "--format", "pt2", "--tta"]) == 0
+    assert main(["export", str(tmp_path / "best.pt"), "--format", "pt2", "--tta"]) == 0
     out = capsys.readouterr().out
     assert f"Wrote {tmp_path / 'model.pt2'}" in out and "with flip test-time augmentation" in out
     assert "torch.export.load against PyTorch on 8 random inputs: max |difference|" in out
     meta = read_metadata(tmp_path / "model.pt2")
     assert meta["tta"] is True and meta["parity"]["max_abs_difference"] < 1e-5 and meta["classes"][0] == "0"
-    assert main(["export", str(tmp_path), "--format", "pt2", "--opset", "17"]) == 2
+    assert main(["export", str(tmp_path / "best.pt"), "--format", "pt2", "--opset", "17"]) == 2
