@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stn import transforms as T
+from stn.sampling import separable, warp_separable
 
 __all__ = ["normalized_fill", "warp"]
 
@@ -71,15 +72,20 @@ def warp(
         raise ValueError(f"unknown padding_mode {padding_mode!r}; choose one of: {', '.join(PADDING_MODES)}")
     size = T.check_size(output_size if output_size is not None else x.shape[-2:], "output size")
 
-    grid = family.grid(params.to(x.dtype), size, align_corners=align_corners)
-    if fill is None:
-        return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
-    if padding_mode != "zeros":
+    if fill is not None and padding_mode != "zeros":
         raise ValueError(f"fill only applies with padding_mode='zeros', not {padding_mode!r}")
+
+    def sample(v: Tensor) -> Tensor:
+        if separable(family, mode):  # axis-aligned bilinear: two matrix products, no grid (stn.sampling)
+            return warp_separable(v, family, params, size, padding_mode, align_corners)
+        grid = family.grid(params.to(x.dtype), size, align_corners=align_corners)
+        return F.grid_sample(v, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+
+    if fill is None:
+        return sample(x)
     value = _fill_tensor(fill, x)
     # Zero padding of (x - fill) is fill padding of x: every sampling kernel's weights sum to one.
-    out = F.grid_sample(x - value, grid, mode=mode, padding_mode="zeros", align_corners=align_corners)
-    return out + value
+    return sample(x - value) + value
 
 
 def _fill_tensor(fill: Fill, x: Tensor) -> Tensor:
