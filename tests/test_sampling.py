@@ -48,20 +48,27 @@ def test_values_and_gradients_match_grid_sample(name, padding_mode, align_corner
 
 
 @pytest.mark.parametrize("name", FAMILIES)
-def test_warp_uses_it_and_matches_grid_sample_in_float32(name, monkeypatch):
+def test_warp_uses_it_where_it_pays_and_matches_grid_sample(name, monkeypatch):
     family = T.get(name)
     x = torch.randn(5, 2, 16, 16)
     params = random_params(family, 5, torch.float32, spread=0.3)
     calls = []
     original = sampling.warp_separable
     monkeypatch.setattr(stn.functional, "warp_separable", lambda *a, **k: calls.append(1) or original(*a, **k))
-    out = stn.warp(x, name, params, fill=[0.5, -2.0])
-    assert calls, "warp did not take the separable path"
     value = torch.tensor([0.5, -2.0]).view(1, 2, 1, 1)
-    torch.testing.assert_close(out, reference(x - value, family, params, (16, 16), "zeros", False) + value)
-    stn.warp(x, "affine", T.get("affine").identity(5), fill=0.0)
-    stn.warp(x, name, params, mode="nearest")
-    assert len(calls) == 1, "only bilinear axis-aligned families take the separable path"
+    want = reference(x - value, family, params, (16, 16), "zeros", False) + value
+    torch.testing.assert_close(stn.warp(x, name, params, fill=[0.5, -2.0]), want)
+    assert not calls, "on the CPU grid_sample is the faster one"
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        torch.testing.assert_close(stn.warp(x, name, params, fill=[0.5, -2.0]), want)
+        assert len(calls) == 1, "deterministic algorithms asked for: the separable sampler"
+        stn.warp(x, "affine", T.get("affine").identity(5), fill=0.0)
+        stn.warp(x, name, params, mode="nearest")
+        assert len(calls) == 1, "only bilinear axis-aligned families take the separable path"
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
 
 
 def test_bounded_families_and_identity():
@@ -100,7 +107,7 @@ def test_float32_under_bf16_autocast_like_grid_sample():
     x = torch.randn(2, 3, 8, 8)
     params = random_params(family, 2, torch.float32, 0.2)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = stn.warp(x, family, params.bfloat16())
+        out = sampling.warp_separable(x, family, params.bfloat16(), (8, 8))
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, reference(x, family, params.bfloat16().float(), (8, 8), "zeros", False))
 

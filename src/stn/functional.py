@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stn import transforms as T
-from stn.sampling import separable, warp_separable
+from stn.sampling import prefer_separable, warp_separable
 
 __all__ = ["normalized_fill", "warp"]
 
@@ -76,7 +76,7 @@ def warp(
         raise ValueError(f"fill only applies with padding_mode='zeros', not {padding_mode!r}")
 
     def sample(v: Tensor) -> Tensor:
-        if separable(family, mode):  # axis-aligned bilinear: two matrix products, no grid (stn.sampling)
+        if prefer_separable(v, family, mode):  # axis-aligned bilinear as two matrix products (stn.sampling)
             return warp_separable(v, family, params, size, padding_mode, align_corners)
         grid = family.grid(params.to(x.dtype), size, align_corners=align_corners)
         return F.grid_sample(v, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)

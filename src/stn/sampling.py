@@ -25,7 +25,7 @@ from torch import Tensor
 
 from stn import transforms as T
 
-__all__ = ["axis_weights", "sample_axis_aligned", "separable", "source_index", "warp_separable"]
+__all__ = ["axis_weights", "prefer_separable", "sample_axis_aligned", "separable", "source_index", "warp_separable"]
 
 PADDING_MODES = ("zeros", "border", "reflection")
 SEPARABLE_FAMILIES = (T.Translation, T.Attention)
@@ -35,6 +35,17 @@ def separable(transform: T.Transform, mode: str = "bilinear") -> bool:
     """Whether :func:`warp_separable` computes ``warp(..., transform, mode=mode)``: bilinear
     sampling by a family whose maps are always axis-aligned (``translation``, ``attention``)."""
     return mode == "bilinear" and isinstance(transform, SEPARABLE_FAMILIES)
+
+
+def prefer_separable(x: Tensor, transform: T.Transform, mode: str = "bilinear") -> bool:
+    """Whether :func:`stn.warp` samples ``x`` with :func:`warp_separable`: where it applies
+    (:func:`separable`) and either the input is on an accelerator (its backward is deterministic
+    there, ``grid_sample``'s is not), a graph is being exported (no ``GridSample`` in it), or
+    deterministic algorithms are asked for. On the CPU ``grid_sample`` is vectorised, deterministic
+    and measured faster (``benchmarks/warp_throughput.py``), so it stays."""
+    if not separable(transform, mode):
+        return False
+    return x.device.type != "cpu" or torch.compiler.is_exporting() or torch.are_deterministic_algorithms_enabled()
 
 
 def source_index(coords: Tensor, size: int, padding_mode: str = "zeros", align_corners: bool = False) -> Tensor:
