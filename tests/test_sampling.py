@@ -112,6 +112,17 @@ def test_float32_under_bf16_autocast_like_grid_sample():
     torch.testing.assert_close(out, reference(x, family, params.bfloat16().float(), (8, 8), "zeros", False))
 
 
+@pytest.mark.parametrize("name", ["affine", "attention"])
+def test_warp_under_bf16_autocast_samples_at_float32_coordinates(name):
+    family = T.get(name)
+    x = torch.randn(2, 3, 32, 32)
+    params = random_params(family, 2, torch.float32, 0.2).bfloat16().float()  # what a bf16 head outputs
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = stn.warp(x, family, params)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, reference(x, family, params, (32, 32), "zeros", False))
+
+
 def test_errors_name_the_problem():
     x = torch.randn(2, 3, 8, 8)
     with pytest.raises(ValueError, match="scale must have shape"):

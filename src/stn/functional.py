@@ -78,7 +78,8 @@ def warp(
     def sample(v: Tensor) -> Tensor:
         if prefer_separable(v, family, mode):  # axis-aligned bilinear as two matrix products (stn.sampling)
             return warp_separable(v, family, params, size, padding_mode, align_corners)
-        grid = family.grid(params.to(x.dtype), size, align_corners=align_corners)
+        with torch.autocast(x.device.type, enabled=False):  # else affine_grid runs in bf16 (0.1 px off at 32 px)
+            grid = family.grid(params.to(x.dtype), size, align_corners=align_corners)
         return F.grid_sample(v, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
 
     if fill is None:
