@@ -32,6 +32,7 @@ from stn import data as stn_data
 from stn import models
 from stn.engine import DeviceData, TrainConfig, evaluate, from_recipe
 from stn.engine.loop import build_model, compile_model, make_optimizer, make_scheduler, train_step
+from stn.engine.precision import resolve_amp
 
 
 @dataclass
@@ -78,7 +79,7 @@ def engine(cfg: TrainConfig, dataset: stn_data.Dataset, device: torch.device, da
     epochs = (
         data.train_batches(cfg.batch_size, generator, cfg.augment, cfg.crop_padding, cfg.drop_last) for _ in count()
     )
-    bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+    bf16 = resolve_amp(cfg.amp, device) == "bf16"
     return Contender(
         "engine",
         cfg.recipe,
@@ -102,7 +103,7 @@ def tutorial(cfg: TrainConfig, dataset: stn_data.Dataset, device: torch.device, 
 def engine_configs(device: torch.device, batch_sizes: list[int], compile: bool) -> list[TrainConfig]:
     """The seed recipe as it is, then with one option changed at a time; then at each batch size,
     as it is and in the other precision; then the fast recipe."""
-    other_amp = "off" if device.type == "cuda" else "bf16"
+    other_amp = "off" if resolve_amp("auto", device) == "bf16" else "bf16"
     configs = [from_recipe("seed"), from_recipe("seed", channels_last=False), from_recipe("seed", amp=other_amp)]
     if compile:
         configs.append(from_recipe("seed", compile="default"))

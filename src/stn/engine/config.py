@@ -55,7 +55,7 @@ class TrainConfig:
     threads: int | None = None
     channels_last: bool = True  # measured faster on CPU (see benchmarks); same function
     compile: str = "off"
-    amp: str = "auto"  # auto: bf16 autocast on CUDA, off elsewhere; or "bf16", "off"
+    amp: str = "auto"  # auto: bf16 where native and faster (engine.precision.resolve_amp); or "bf16", "off"
     snapshot_images: int = 16
     report: bool = True
     extra: dict[str, Any] = field(default_factory=dict)

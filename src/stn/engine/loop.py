@@ -26,7 +26,7 @@ from stn.engine import checkpoint
 from stn.engine.augment import random_crop, random_flip
 from stn.engine.config import TrainConfig
 from stn.engine.log import RunLog, test_line, train_line
-from stn.engine.precision import autocast
+from stn.engine.precision import autocast, describe_amp
 from stn.engine.snapshots import Snapshots
 from stn.files import write_text_atomic
 from stn.layers import SpatialTransformer
@@ -359,6 +359,7 @@ def train(
         f"stn train: {cfg.model} ({n_params:,} parameters) on {dataset.name} "
         f"({len(dataset.train_labels)} train / {len(dataset.test_labels)} test), recipe {cfg.recipe}, device {device}"
     )
+    log(describe_amp(cfg.amp, device))
     meta = dict(
         model=cfg.model,
         model_options=options,
