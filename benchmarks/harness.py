@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,9 @@ def save(path: Path | None, section: str, device: torch.device, value: dict[str,
         return
     key = _key or device.type
     results = json.loads(path.read_text()) if path.is_file() else {}
-    results.setdefault(section, {})[key] = {"machine": describe(device), **value}
+    # The load average says how busy the machine was: figures from a shared machine are rough.
+    load = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    results.setdefault(section, {})[key] = {"machine": {**describe(device), "load_average": load}, **value}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(results, indent=2) + "\n")
     print(f"\nwrote [{section!r}][{key!r}] of {path}")

@@ -15,6 +15,7 @@ results file. Profiling slows small operators; the step time without the profile
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections import defaultdict
@@ -170,8 +171,8 @@ def main() -> None:
         machine = describe(device)
         header = (
             f"# {title}\n\nMachine: {machine['cpu']}, {machine['threads']} torch threads, torch {machine['torch']}, "
-            f"{machine['date']}. Written by `benchmarks/step_profile.py`; operators' own times, by the part of "
-            "the network they serve."
+            f"{machine['date']}, load average {os.getloadavg()[0]:.1f} (the machine's other users: times are rough). "
+            "Written by `benchmarks/step_profile.py`; operators' own times, by the part of the network they serve."
         )
         table_path.write_text(markdown(rows, results, header))
         print(f"\nwrote {table_path}")

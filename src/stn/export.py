@@ -4,7 +4,8 @@ The exported graph takes float32 images ``(N, C, H, W)`` normalised as in traini
 (``(pixel / 255 - mean) / std``; ``mean``, ``std`` and ``classes`` are in the file's metadata),
 with the batch size ``N`` free, and returns the model's output (``(N, classes)``
 log-probabilities for the registry's models). Sampling becomes ONNX's ``GridSample`` (opset 16
-and later), so the transformer runs wherever the model does. Needs the ``export`` extra
+and later), or two ``MatMul`` for the axis-aligned families (translation, attention: see
+:mod:`stn.sampling`), so the transformer runs wherever the model does. Needs the ``export`` extra
 (``pip install 'torch-stn[export]'``: onnx, onnxscript and, to check the file, onnxruntime).
 """
 
