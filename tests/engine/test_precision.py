@@ -1,8 +1,7 @@
-"""What ``amp`` means on a device: ``auto`` is bf16 where bf16 is native and measured faster."""
+"""What ``amp`` means on a device: ``auto`` is bf16 where bf16 is native and measured faster
+(AMX; AMD with AVX512-BF16), fp32 elsewhere."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
@@ -12,11 +11,11 @@ from stn.engine import precision
 
 @pytest.fixture
 def cpu(monkeypatch):
-    """Pretend CPU: ``set(instructions, speedup)`` fixes what the detection and the probe find."""
+    """Pretend CPU: ``set_cpu(instructions, vendor)`` fixes what the detection finds."""
 
-    def set_cpu(instructions, speedup):
+    def set_cpu(instructions, vendor="GenuineIntel"):
         monkeypatch.setattr(precision, "cpu_bf16_instructions", lambda: instructions)
-        monkeypatch.setattr(precision, "cpu_bf16_faster", lambda: speedup)
+        monkeypatch.setattr(precision, "cpu_vendor", lambda: vendor)
 
     return set_cpu
 
@@ -30,29 +29,35 @@ def test_explicit_values_pass_through_and_bad_ones_are_named():
 
 
 @pytest.mark.parametrize(
-    ("instructions", "speedup", "want"),
-    [("amx_bf16", 2.2, "bf16"), ("avx512_bf16", 1.6, "bf16"), ("avx512_bf16", 0.5, "off"), (None, 3.0, "off")],
+    ("instructions", "vendor", "want"),
+    [
+        ("amx_bf16", "GenuineIntel", "bf16"),
+        ("avx512_bf16", "AuthenticAMD", "bf16"),
+        ("avx512_bf16", "GenuineIntel", "off"),
+        ("avx512_bf16", "", "off"),
+        (None, "AuthenticAMD", "off"),
+    ],
 )
-def test_auto_on_the_cpu_needs_native_bf16_that_measures_faster(cpu, instructions, speedup, want):
-    cpu(instructions, speedup)
+def test_auto_on_the_cpu_is_bf16_where_it_measured_faster(cpu, instructions, vendor, want):
+    cpu(instructions, vendor)
     assert precision.resolve_amp("auto", torch.device("cpu")) == want
     line = precision.describe_amp("auto", "cpu")
     assert line.startswith("precision: " + ("bf16 autocast" if want == "bf16" else "fp32") + " (--amp auto: ")
-    assert (instructions or "no native bf16") in line
+    assert {"amx_bf16": "AMX", "avx512_bf16": "AVX512-BF16", None: "no native bf16"}[instructions] in line
     assert precision.describe_amp("off", "cpu") == "precision: fp32 (--amp off)"
 
 
 def test_auto_is_off_on_other_devices(cpu):
-    cpu("amx_bf16", 2.0)
+    cpu("amx_bf16")
     assert precision.resolve_amp("auto", "meta") == "off"
     assert "no bf16 autocast by default on meta" in precision.describe_amp("auto", "meta")
 
 
 def test_autocast_follows_the_resolved_amp(cpu):
-    cpu("amx_bf16", 2.0)
+    cpu("amx_bf16")
     with precision.autocast(torch.device("cpu"), "auto"):
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-    cpu(None, 2.0)
+    cpu(None)
     with precision.autocast(torch.device("cpu"), "auto"):
         assert not torch.is_autocast_enabled("cpu")
     with precision.autocast(torch.device("cpu"), "bf16"):
@@ -77,6 +82,10 @@ def test_instructions_from_proc_cpuinfo_where_torch_cannot_say(monkeypatch, tmp_
         precision.cpu_bf16_instructions.cache_clear()
 
 
-def test_probe_measures_a_ratio():
-    ratio = precision.cpu_bf16_faster.__wrapped__(size=64, repeats=2)
-    assert ratio > 0 and math.isfinite(ratio)
+def test_vendor_from_proc_cpuinfo(monkeypatch, tmp_path):
+    info = tmp_path / "cpuinfo"
+    monkeypatch.setattr(precision, "Path", lambda _: info)
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n")
+    assert precision.cpu_vendor() == "AuthenticAMD"
+    info.unlink()
+    assert precision.cpu_vendor() == ""

@@ -1,24 +1,23 @@
 """Numeric precision of a run: what the ``amp`` setting means on a device, and its autocast.
 
-``amp="auto"`` (the default) is bf16 autocast where bf16 is native and faster: CUDA GPUs with bf16
-support, and CPUs with AMX or AVX512-BF16 instructions on which a bf16 matrix product measures
-faster than an fp32 one (a probe of a few tens of milliseconds, once per process). bf16 keeps the
-recipes' accuracy (the seed and fast recipes, 50 epochs each, land within the runs' noise; see the
-README's Speed section) and trains 1.6x (AMD EPYC, AVX512-BF16) to 2.2x (Intel Xeon, AMX) faster.
-The probe is there because native instructions are not enough: on an Intel Xeon VM with
-AVX512-BF16 but no AMX, bf16 matrix products ran at half the fp32 rate. Elsewhere ``auto`` is fp32.
+``amp="auto"`` (the default) is bf16 autocast where bf16 is native and measured faster: CUDA GPUs
+with bf16 support; CPUs with AMX; AMD CPUs with AVX512-BF16 (Zen 4 and later). bf16 keeps the
+recipes' accuracy (the seed and fast recipes, 50 epochs each, land within the runs' noise; see
+the README's Speed section) and trained 1.6x faster on an AMD EPYC (AVX512-BF16) and 2.2x on an
+Intel Xeon with AMX. An Intel CPU with AVX512-BF16 but no AMX gets fp32: on such a Xeon (a VM
+that hides AMX) bf16 matrix products ran at half the fp32 rate and training at 0.5x. The rule is
+static, not a timing probe, so that a run's arithmetic never depends on how busy the machine was.
 """
 
 from __future__ import annotations
 
-import time
 from contextlib import AbstractContextManager, nullcontext, suppress
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
-__all__ = ["autocast", "cpu_bf16_faster", "cpu_bf16_instructions", "describe_amp", "resolve_amp"]
+__all__ = ["autocast", "cpu_bf16_instructions", "cpu_vendor", "describe_amp", "resolve_amp"]
 
 AMP_CHOICES = ("auto", "bf16", "off")
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo's names, best first
@@ -47,23 +46,15 @@ def cpu_bf16_instructions() -> str | None:
     return next((flag for flag in NATIVE_BF16_FLAGS if answers.get(flag)), None)
 
 
-@lru_cache(maxsize=1)
-def cpu_bf16_faster(size: int = 384, repeats: int = 5) -> float:
-    """How many times faster a ``size``-square matrix product runs in bf16 than in fp32 on this
-    CPU with torch's threads (best of ``repeats``, the two taking turns so that a busy machine
-    slows both)."""
-    a = torch.randn(size, size)
-    b = a.bfloat16()
-    best = {torch.float32: float("inf"), torch.bfloat16: float("inf")}
-    for _ in range(repeats):
-        for x in (a, b):
-            tic = time.perf_counter()
-            x @ x
-            best[x.dtype] = min(best[x.dtype], time.perf_counter() - tic)
-    return best[torch.float32] / best[torch.bfloat16]
-
-
-BF16_MIN_SPEEDUP = 1.2  # what the probe must show for auto to pick bf16 on a CPU
+def cpu_vendor() -> str:
+    """``vendor_id`` of ``/proc/cpuinfo`` (``GenuineIntel``, ``AuthenticAMD``, ...), or ``""``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def _cpu_auto() -> tuple[str, str]:
@@ -71,17 +62,19 @@ def _cpu_auto() -> tuple[str, str]:
     found = cpu_bf16_instructions()
     if found is None:
         return "off", "this CPU has no native bf16 (AMX or AVX512-BF16)"
-    speedup = cpu_bf16_faster()
-    verdict = "bf16" if speedup >= BF16_MIN_SPEEDUP else "off"
-    return verdict, f"this CPU has {found}; a bf16 matmul ran {speedup:.2f}x the fp32 speed"
+    if found == "amx_bf16":
+        return "bf16", "this CPU has AMX"
+    vendor = cpu_vendor()
+    if vendor == "AuthenticAMD":
+        return "bf16", "this AMD CPU has AVX512-BF16"
+    return "off", f"this CPU ({vendor or 'vendor unknown'}) has AVX512-BF16 but no AMX: bf16 measured slower there"
 
 
 def resolve_amp(amp: str, device: torch.device | str) -> str:
     """``"bf16"`` or ``"off"``: what ``amp`` (``auto``, ``bf16`` or ``off``) means on ``device``.
 
-    ``auto`` is ``bf16`` on CUDA devices that support it and on CPUs with native bf16
-    (:func:`cpu_bf16_instructions`) where it measures faster (:func:`cpu_bf16_faster` at least
-    ``BF16_MIN_SPEEDUP``), ``off`` elsewhere (MPS included).
+    ``auto`` is ``bf16`` on CUDA devices that support it, on CPUs with AMX and on AMD CPUs with
+    AVX512-BF16 (see the module's notes), ``off`` elsewhere (MPS included).
     """
     if amp not in AMP_CHOICES:
         raise ValueError(f"amp must be one of {', '.join(AMP_CHOICES)}; got {amp!r}")
