@@ -84,7 +84,9 @@ def datasheet(device: torch.device) -> dict[str, float] | None:
 
 def compute_dtype(device: torch.device) -> str:
     """The dtype the recipes' convolutions and matmuls run in with ``amp="auto"``: a key of ``DTYPES``."""
-    return "bf16" if device.type == "cuda" else "fp32"
+    from stn.engine.precision import resolve_amp
+
+    return "bf16" if resolve_amp("auto", device) == "bf16" else "fp32"
 
 
 def epoch_floor(

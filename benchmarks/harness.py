@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from stn.engine.machine import describe
 from stn.files import write_text_atomic
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks.json"
+_key: str | None = None  # --key: where save() puts a run under each section
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -30,6 +32,11 @@ def parser(description: str) -> argparse.ArgumentParser:
         type=Path,
         help=f"JSON file to merge the results into (default {RESULTS.relative_to(RESULTS.parents[1])}; "
         "with --quick: none)",
+    )
+    p.add_argument(
+        "--key",
+        help="key of this run under each section of the results file (default: the device type, cpu or cuda); "
+        "e.g. a name for the machine, to keep the figures of several machines side by side",
     )
     return p
 
@@ -72,6 +79,8 @@ def cifar10(args: argparse.Namespace) -> stn_data.Dataset:
 
 def setup(args: argparse.Namespace) -> torch.device:
     """Apply ``--threads``, pick ``--out`` and return the device of ``--device``."""
+    global _key
+    _key = getattr(args, "key", None)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.out is None and not args.quick:
@@ -110,12 +119,16 @@ def table(rows: list[dict[str, Any]], title: str = "") -> str:
 
 
 def save(path: Path | None, section: str, device: torch.device, value: dict[str, Any]) -> None:
-    """Set ``[section][device type]`` of the JSON file at ``path`` (with the machine's description),
-    keeping everything else in it; nothing when ``path`` is ``None``."""
+    """Set ``[section][key]`` of the JSON file at ``path`` (with the machine's description),
+    keeping everything else in it; nothing when ``path`` is ``None``. The key is ``--key``, else the
+    device type."""
     if path is None:
         return
+    key = _key or device.type
     results = json.loads(path.read_text()) if path.is_file() else {}
-    results.setdefault(section, {})[device.type] = {"machine": describe(device), **value}
+    # The load average says how busy the machine was: figures from a shared machine are rough.
+    load = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    results.setdefault(section, {})[key] = {"machine": {**describe(device), "load_average": load}, **value}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote [{section!r}][{device.type!r}] of {path}")
+    print(f"\nwrote [{section!r}][{key!r}] of {path}")

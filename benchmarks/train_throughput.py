@@ -34,6 +34,7 @@ from stn.engine import DeviceData, TrainConfig, evaluate, from_recipe
 from stn.engine.loop import train_step
 from stn.engine.model import build_model, compile_model
 from stn.engine.optim import make_optimizer, make_scheduler
+from stn.engine.precision import resolve_amp
 
 
 @dataclass
@@ -80,7 +81,7 @@ def engine(cfg: TrainConfig, dataset: stn_data.Dataset, device: torch.device, da
     epochs = (
         data.train_batches(cfg.batch_size, generator, cfg.augment, cfg.crop_padding, cfg.drop_last) for _ in count()
     )
-    bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+    bf16 = resolve_amp(cfg.amp, device) == "bf16"
     return Contender(
         "engine",
         cfg.recipe,
@@ -104,7 +105,7 @@ def tutorial(cfg: TrainConfig, dataset: stn_data.Dataset, device: torch.device, 
 def engine_configs(device: torch.device, batch_sizes: list[int], compile: bool) -> list[TrainConfig]:
     """The seed recipe as it is, then with one option changed at a time; then at each batch size,
     as it is and in the other precision; then the fast recipe."""
-    other_amp = "off" if device.type == "cuda" else "bf16"
+    other_amp = "off" if resolve_amp("auto", device) == "bf16" else "bf16"
     configs = [from_recipe("seed"), from_recipe("seed", channels_last=False), from_recipe("seed", amp=other_amp)]
     if compile:
         configs.append(from_recipe("seed", compile="default"))

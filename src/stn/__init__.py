@@ -3,7 +3,7 @@
 The coordinate convention shared by every part is stated once, in :mod:`stn.transforms`.
 """
 
-from stn import functional, transforms
+from stn import functional, sampling, transforms
 from stn.functional import normalized_fill, warp
 from stn.layers import ParallelSpatialTransformers, SpatialTransformer, conv_localization
 
@@ -16,6 +16,7 @@ __all__ = [
     "conv_localization",
     "functional",
     "normalized_fill",
+    "sampling",
     "transforms",
     "warp",
 ]

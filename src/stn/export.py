@@ -12,8 +12,9 @@ classes, mean, std, model and its options), the ``input_shape``, the ``outputs``
 ``transformer`` (family, options, ``align_corners``, ``k``) and, once :func:`check` has run, the
 ``parity`` report (the largest absolute difference from PyTorch on random inputs).
 
-ONNX sampling is ``GridSample`` (opset 16 and later), so the transformer runs wherever the model
-does. Needs the ``export`` extra (``pip install 'torch-stn[export]'``: onnx, onnxscript and, to
+ONNX sampling is ``GridSample`` (opset 16 and later), or two ``MatMul`` for the axis-aligned
+families (translation, attention: see :mod:`stn.sampling`), so the transformer runs wherever the
+model does. Needs the ``export`` extra (``pip install 'torch-stn[export]'``: onnx, onnxscript and, to
 check the file, onnxruntime); ``.pt2`` needs only torch.
 """
 

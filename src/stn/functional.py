@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stn import transforms as T
+from stn.sampling import prefer_separable, warp_separable
 
 __all__ = ["check_sampling", "normalized_fill", "warp"]
 
@@ -78,15 +79,19 @@ def warp(
     size = T.check_size(output_size if output_size is not None else x.shape[-2:], "output size")
 
     dtype = torch.promote_types(x.dtype, torch.float32)
-    grid = family.grid(params.to(dtype), size, align_corners=align_corners)
-    image = x.to(dtype)
-    if fill is None:
-        out = F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
-        return out.to(x.dtype)
-    value = _fill_tensor(fill, image)
+    image, params = x.to(dtype), params.to(dtype)
     # Zero padding of (x - fill) is fill padding of x: every sampling kernel's weights sum to one.
-    out = F.grid_sample(image - value, grid, mode=mode, padding_mode="zeros", align_corners=align_corners)
-    return (out + value).to(x.dtype)
+    value = None if fill is None else _fill_tensor(fill, image)
+    if value is not None:
+        image = image - value
+    if prefer_separable(image, family, mode):  # axis-aligned bilinear as two matrix products (stn.sampling)
+        out = warp_separable(image, family, params, size, padding_mode, align_corners)
+    else:
+        grid = family.grid(params, size, align_corners=align_corners)
+        out = F.grid_sample(image, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    if value is not None:
+        out = out + value
+    return out.to(x.dtype)
 
 
 def check_sampling(mode: str, padding_mode: str, fill: Fill) -> None:

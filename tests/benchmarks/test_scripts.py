@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = {
     "flops.py": ([], "flops"),
     "warp_throughput.py": ([], "warp_throughput"),
+    "step_profile.py": (["--synthetic"], "step_profile"),
+    "scaling.py": ([], "scaling"),
     "train_throughput.py": (["--synthetic"], "train_throughput"),
     "recipe_time.py": (["--synthetic", "--measure", "--runs", str(ROOT / "results" / "seed-cifar")], "recipe_time"),
 }

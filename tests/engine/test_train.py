@@ -61,6 +61,7 @@ def test_short_run_learns_and_writes_its_run_directory(bars, tmp_path):
     assert summary["best_accuracy"] >= 90.0
     logged = (run / "train.log").read_text().splitlines()
     lines = [line for line in logged if line.startswith(("Train Epoch", "Test set"))]
+    assert any(line.startswith("precision: ") for line in logged)  # what amp chose, and why
     assert lines[0].startswith("Train Epoch: 1 [0/96 (0%)]\tLoss: ")
     assert sum(line.startswith("Test set: Average loss: ") for line in lines) == 4
     config = json.loads((run / "config.json").read_text())

@@ -82,7 +82,12 @@ class TrainConfig:
     threads: int | None = option(None, "CPU threads for torch", "engine")
     channels_last: bool = option(True, "channels_last memory format (measured faster on CPU)", "engine")
     compile: str = option("off", "torch.compile mode (reduce-overhead captures CUDA graphs)", "engine", COMPILE_MODES)
-    amp: str = option("auto", "autocast (auto: bf16 on CUDA only)", "engine", AMP_MODES)
+    amp: str = option(
+        "auto",
+        "autocast: auto is bf16 where it is native and faster (GPUs, AMX CPUs; see README Speed)",
+        "engine",
+        AMP_MODES,
+    )
     snapshot_images: int = option(16, "test images whose transformation is kept every epoch", "output")
 
     def validate(self) -> TrainConfig:

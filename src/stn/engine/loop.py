@@ -20,7 +20,7 @@ from stn.engine.evaluation import EvalResult, evaluate
 from stn.engine.log import RunLog, train_line
 from stn.engine.model import build_model, compile_model, model_options
 from stn.engine.optim import make_optimizer, make_scheduler
-from stn.engine.precision import autocast
+from stn.engine.precision import autocast, describe_amp
 from stn.engine.run import Run, RunError, load_dataset, per_class_accuracy
 from stn.engine.snapshots import Snapshots
 from stn.engine.state import TrainState
@@ -152,6 +152,7 @@ def train(
                 f"stn train: {cfg.model} ({n_params:,} parameters) on {dataset.name} ({len(dataset.train_labels)} "
                 f"train / {len(dataset.test_labels)} test), recipe {cfg.recipe}, device {device}"
             )
+            log(describe_amp(cfg.amp, device))
             snapshots = Snapshots.for_run(run.path("snapshots"), dataset, cfg.snapshot_images, state.epoch)
             for epoch in range(state.epoch + 1, cfg.epochs + 1):
                 tic = time.perf_counter()
