@@ -131,6 +131,13 @@ def _add_train(sub) -> None:
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
     )
     g.add_argument("--no-report", dest="report", action="store_false", help="skip report.md at the end")
+    p.add_argument(
+        "--nproc-per-node",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="train on N processes of this machine (torchrun; one GPU each on CUDA); see README 'Many GPUs'",
+    )
     p.set_defaults(run=_train)
 
 
@@ -146,8 +153,29 @@ def _given(args: argparse.Namespace) -> dict[str, object]:
     return given
 
 
+def _without_nproc(argv: Sequence[str]) -> list[str]:
+    """``argv`` less its ``--nproc-per-node N`` (or ``--nproc-per-node=N``)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc-per-node":
+            skip = True
+        elif not arg.startswith("--nproc-per-node="):
+            out.append(arg)
+    return out
+
+
 def _train(args: argparse.Namespace) -> int:
     from stn.engine import Run, from_recipe, train
+
+    if args.nproc_per_node is not None:
+        if "WORLD_SIZE" in os.environ:
+            raise UsageError("--nproc-per-node under torchrun: give the process count to torchrun only")
+        from stn.engine.distributed import launch
+
+        return launch(args.nproc_per_node, _without_nproc(args.argv))
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
 
     given = _given(args)
     if args.resume:
@@ -173,7 +201,9 @@ def _train(args: argparse.Namespace) -> int:
             resumable = Run.open(run_dir).can_resume
         except ValueError:
             resumable = False
-        if resumable:
+        if not main_rank:
+            pass
+        elif resumable:
             print(
                 f"\nstn: interrupted; the last finished epoch is saved. Resume with: stn train --resume {run_dir}",
                 file=sys.stderr,
@@ -181,6 +211,8 @@ def _train(args: argparse.Namespace) -> int:
         else:
             print("\nstn: interrupted before the first epoch finished; nothing was saved to resume", file=sys.stderr)
         return 130
+    if not main_rank:
+        return 0
     print(
         f"Run directory: {run_dir}  (final {summary['final_accuracy']:.2f}%, best {summary['best_accuracy']:.2f}% "
         f"at epoch {summary['best_epoch']}, {summary['seconds']:.0f} s)"
@@ -527,7 +559,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends a run as Ctrl-C does: saved, resumable
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
+        args.argv = argv
         if not getattr(args, "command", None):
             build_parser().print_help()
             return EXIT_USAGE

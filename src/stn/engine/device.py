@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -71,8 +71,12 @@ class DeviceData:
         augment: str = "none",
         padding: int = 4,
         drop_last: bool = False,
+        part: Callable[[int], slice] | None = None,
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield ``(images, labels)`` for one epoch in a random order drawn from ``generator``."""
+        """Yield ``(images, labels)`` for one epoch in a random order drawn from ``generator``.
+
+        With ``part`` (a rank's :meth:`~stn.engine.distributed.Group.part`), each batch is cut to
+        ``part(len(batch))`` after augmentation, so the union over ranks is the whole batch."""
         n = len(self.train_labels)
         order = torch.randperm(n, generator=generator, device=generator.device).to(self.device)
         stop = n - n % batch_size if drop_last else n
@@ -83,14 +87,24 @@ class DeviceData:
                 images = random_crop(images, padding, generator)
             if augment in ("flip", "crop-flip"):
                 images = random_flip(images, generator)
-            yield self.normalize(images), self.train_labels[index]
+            labels = self.train_labels[index]
+            if part is not None:
+                cut = part(len(index))
+                images, labels = images[cut], labels[cut]
+            yield self.normalize(images), labels
 
-    def test_batches(self, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
-        for start in range(0, len(self.test_labels), batch_size):
-            yield (
-                self.normalize(self.test_images[start : start + batch_size]),
-                self.test_labels[start : start + batch_size],
+    def test_batches(self, batch_size: int, part: slice | None = None) -> Iterator[tuple[Tensor, Tensor]]:
+        """The test set (or its slice ``part``) in order, in batches of ``batch_size``."""
+        images, labels = (
+            (self.test_images, self.test_labels)
+            if part is None
+            else (
+                self.test_images[part],
+                self.test_labels[part],
             )
+        )
+        for start in range(0, len(labels), batch_size):
+            yield self.normalize(images[start : start + batch_size]), labels[start : start + batch_size]
 
     def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
         n = len(self.train_labels)

@@ -6,6 +6,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,9 @@ from stn.engine.device import DeviceData, resolve_device
 from stn.engine.log import test_line
 from stn.engine.precision import autocast
 from stn.engine.run import RunError, load_dataset, load_model, per_class_accuracy
+
+if TYPE_CHECKING:
+    from stn.engine.distributed import Group
 
 __all__ = ["EvalResult", "evaluate", "evaluate_checkpoint"]
 
@@ -46,18 +50,26 @@ class EvalResult:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: DeviceData, batch_size: int = 1000, amp: str = "off", flip_tta: bool = False
+    model: nn.Module,
+    data: DeviceData,
+    batch_size: int = 1000,
+    amp: str = "off",
+    flip_tta: bool = False,
+    group: Group | None = None,
 ) -> EvalResult:
     """Test-set loss (NLL of the model's log-probabilities), accuracy and per-class accuracy.
 
     With ``flip_tta`` the prediction is the mean of the probabilities for each image and its
-    mirror image (test-time augmentation).
+    mirror image (test-time augmentation). With an active ``group`` each rank tests its slice
+    of the test set and the sums are all-reduced: every rank gets the whole set's result. ``model``
+    must then be the unwrapped one (not ``DistributedDataParallel``, whose forward is a collective).
     """
     model.eval()
     num_classes = data.dataset.num_classes
     loss = torch.zeros((), device=data.device, dtype=torch.float64)
     class_correct = torch.zeros(num_classes, device=data.device, dtype=torch.long)
-    for images, labels in data.test_batches(batch_size):
+    part = group.part(len(data.test_labels)) if group is not None and group.active else None
+    for images, labels in data.test_batches(batch_size, part):
         with autocast(data.device, amp):
             output = model(images).float()
             if flip_tta:
@@ -66,6 +78,9 @@ def evaluate(
         loss += F.nll_loss(output, labels, reduction="sum")
         # index_add_, not bincount(labels[hits]): a mask and bincount both wait for the device.
         class_correct.index_add_(0, labels, (output.argmax(1) == labels).long())
+    if part is not None:
+        group.sum(loss)
+        group.sum(class_correct)
     class_total = torch.bincount(data.test_labels, minlength=num_classes)
     total = len(data.test_labels)
     per_class = class_correct.cpu().tolist()

@@ -4,6 +4,7 @@ checkpoints and exact resume."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 from stn import models
 from stn.engine.config import RESUMABLE_CHANGES, TrainConfig
 from stn.engine.device import DeviceData, resolve_device
+from stn.engine.distributed import Group, Silent
 from stn.engine.evaluation import EvalResult, evaluate
 from stn.engine.log import RunLog, train_line
 from stn.engine.model import build_model, compile_model, model_options
@@ -39,45 +41,60 @@ def train_step(
     labels: Tensor,
     amp: str = "off",
     label_smoothing: float = 0.0,
+    scale: float = 1.0,
 ) -> Tensor:
     """One optimizer step on a batch. Returns the batch's mean loss, detached and left on the
-    device: reading it is the caller's (only) sync."""
+    device: reading it is the caller's (only) sync. The gradient is that of ``scale`` times the
+    loss (a rank's share of a global batch, see :mod:`stn.engine.distributed`)."""
     with autocast(images.device, amp):
         output = forward(images)
     loss = F.cross_entropy(output.float(), labels, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss * scale if scale != 1.0 else loss).backward()
     optimizer.step()
     return loss.detach()
 
 
 def train_one_epoch(
-    forward: nn.Module, state: TrainState, data: DeviceData, cfg: TrainConfig, epoch: int, log: RunLog, run: Run
+    forward: nn.Module,
+    state: TrainState,
+    data: DeviceData,
+    cfg: TrainConfig,
+    epoch: int,
+    log: RunLog,
+    run: Run,
+    group: Group | None = None,
 ) -> float:
     """One pass over the training set; returns its mean loss. Logs the seed's line every
-    ``cfg.log_interval`` batches, where it also checks that the loss is finite."""
+    ``cfg.log_interval`` batches, where it also checks that the loss is finite. With an active
+    ``group``, this rank trains on its slice of every global batch (``forward`` is then the
+    ``DistributedDataParallel`` model) and the logged losses are the global batch's."""
+    group = group or Group()
     state.model.train()
     loss_sum, seen = torch.zeros((), device=data.device), 0
     steps = data.num_batches(cfg.batch_size, cfg.drop_last)
     total = len(data.train_labels)
     bar = log.bar(steps * cfg.batch_size if cfg.drop_last else total, f"epoch {epoch}")
-    batches = data.train_batches(cfg.batch_size, state.generator, cfg.augment, cfg.crop_padding, cfg.drop_last)
+    part = group.part if group.active else None
+    batches = data.train_batches(cfg.batch_size, state.generator, cfg.augment, cfg.crop_padding, cfg.drop_last, part)
     for batch_idx, (images, labels) in enumerate(batches):
-        loss = train_step(forward, state.optimizer, images, labels, cfg.amp, cfg.label_smoothing)
+        size = min(cfg.batch_size, total - batch_idx * cfg.batch_size)  # the global batch's
+        scale = group.world_size * len(labels) / size
+        loss = train_step(forward, state.optimizer, images, labels, cfg.amp, cfg.label_smoothing, scale)
         state.scheduler.step()
         loss_sum += loss * len(labels)
-        seen += len(labels)
+        seen += size
         if bar is not None:
-            bar.update(len(labels))
+            bar.update(size)
         if batch_idx % cfg.log_interval == 0:
-            value = loss.item()
+            value = group.mean_loss(loss, len(labels), size).item()
             if not math.isfinite(value):
                 raise TrainingDiverged(
                     f"loss is {value} at epoch {epoch}, batch {batch_idx}; last good checkpoint: {run.path('last')}"
                 )
-            log(train_line(epoch, batch_idx * len(labels), total, batch_idx, steps, value))
+            log(train_line(epoch, batch_idx * size, total, batch_idx, steps, value))
     log.end_bar()
-    train_loss = float(loss_sum) / seen
+    train_loss = float(group.sum(loss_sum)) / seen
     if not math.isfinite(train_loss):
         raise TrainingDiverged(
             f"training loss is {train_loss} in epoch {epoch}; last good checkpoint: {run.path('last')}"
@@ -105,10 +122,13 @@ def train(
     cfg.dataset = cfg.dataset or models.describe(cfg.model).default_dataset
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    group = Group.from_env()  # several processes only under torchrun
+    device = group.start(resolve_device(cfg.device))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    previous = _check_resume(cfg, run_dir) if resume else None
+    if group.active and cfg.batch_size < group.world_size:
+        raise ValueError(f"--batch-size {cfg.batch_size} is below the number of processes ({group.world_size})")
+    previous = group.share(lambda: _check_resume(cfg, run_dir)) if resume else None
 
     # Data: decoded once (cached), moved to the device as uint8.
     dataset = load_dataset(cfg)
@@ -126,6 +146,7 @@ def train(
     optimizer = make_optimizer(cfg, model, device)
     scheduler = make_scheduler(cfg, optimizer, data.num_batches(cfg.batch_size, cfg.drop_last))
     forward = compile_model(model, cfg.compile)
+    train_forward = group.wrap(forward, cfg.seed)
     state = TrainState(model, optimizer, scheduler, generator)
     meta = dict(
         model=cfg.model,
@@ -137,13 +158,19 @@ def train(
         config=cfg.to_dict(),
     )
 
-    run = Run.create(run_dir, cfg) if previous is None else previous
-    with run.lock():
-        log = RunLog(run.path("log"), stream=stream, progress=progress)
+    run = group.share(lambda: Run.create(run_dir, cfg)) if previous is None else previous
+    with run.lock() if group.is_main else contextlib.nullcontext():
+        if group.is_main:
+            log = RunLog(run.path("log"), stream=stream, progress=progress)
+        else:
+            log = RunLog(None, stream=Silent(), progress=False)  # type: ignore[arg-type]
         try:
             if previous is not None:
-                state.load_state_dict(run.checkpoint("last", map_location=device))
-                if run.config != cfg:
+                state.load_state_dict(
+                    group.share(lambda: run.checkpoint("last", map_location="cpu" if group.active else device))
+                )
+                group.seed_local(cfg.seed, state.epoch)
+                if run.config != cfg and group.is_main:
                     run.config = cfg
                     run.write_config()
                 log(f"Resuming {run.dir} after epoch {state.epoch} of {cfg.epochs}")
@@ -151,23 +178,27 @@ def train(
             log(
                 f"stn train: {cfg.model} ({n_params:,} parameters) on {dataset.name} ({len(dataset.train_labels)} "
                 f"train / {len(dataset.test_labels)} test), recipe {cfg.recipe}, device {device}"
+                + (f", {group.world_size} processes" if group.active else "")
             )
             log(describe_amp(cfg.amp, device))
-            snapshots = Snapshots.for_run(run.path("snapshots"), dataset, cfg.snapshot_images, state.epoch)
+            snapshots = Snapshots.for_run(
+                run.path("snapshots"), dataset, cfg.snapshot_images if group.is_main else 0, state.epoch
+            )
             for epoch in range(state.epoch + 1, cfg.epochs + 1):
                 tic = time.perf_counter()
-                train_loss = train_one_epoch(forward, state, data, cfg, epoch, log, run)
-                result = evaluate(forward, data, cfg.test_batch_size, cfg.amp, cfg.flip_tta)
+                train_loss = train_one_epoch(train_forward, state, data, cfg, epoch, log, run, group)
+                result = evaluate(forward, data, cfg.test_batch_size, cfg.amp, cfg.flip_tta, group)
                 log()
                 log(result.line())
                 log()
                 snapshots.capture(epoch, model)
                 state.elapsed += time.perf_counter() - tic
-                _save_epoch(run, state, meta, snapshots, train_loss, result, epoch)
+                _save_epoch(run if group.is_main else None, state, meta, snapshots, train_loss, result, epoch)
         finally:
             log.close()
         summary = _summary(cfg, state, dataset.classes, device)
-        run.write_summary(summary)
+        if group.is_main:
+            run.write_summary(summary)
     return summary
 
 
@@ -191,7 +222,7 @@ def _check_resume(cfg: TrainConfig, run_dir: str | os.PathLike) -> Run:
 
 
 def _save_epoch(
-    run: Run,
+    run: Run | None,
     state: TrainState,
     meta: dict[str, Any],
     snapshots: Snapshots,
@@ -199,7 +230,8 @@ def _save_epoch(
     result: EvalResult,
     epoch: int,
 ) -> None:
-    """Record the epoch, then save: ``last.pt`` (atomic) first, the files derived from it, ``best.pt``."""
+    """Record the epoch, then save (unless ``run`` is ``None``: a rank other than 0): ``last.pt``
+    (atomic) first, the files derived from it, ``best.pt``."""
     row = dict(
         epoch=epoch,
         train_loss=round(train_loss, 6),
@@ -208,6 +240,8 @@ def _save_epoch(
         seconds=round(state.elapsed, 1),
     )
     is_best = state.record(row, result.class_correct, result.class_total)
+    if run is None:
+        return
     run.save_checkpoint("last", dict(meta, **state.state_dict()))
     run.write_metrics(state.metrics)
     snapshots.save()
