@@ -174,7 +174,7 @@ def _train(args: argparse.Namespace) -> int:
             raise UsageError("--nproc-per-node under torchrun: give the process count to torchrun only")
         from stn.engine.distributed import launch
 
-        return launch(args.nproc_per_node, _without_nproc(args.argv))
+        return launch(args.nproc_per_node, _without_nproc(args.argv), args.resume or args.out)
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
 
     given = _given(args)
@@ -557,7 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from stn.engine import CheckpointError, RunError, TrainingDiverged
     from stn.files import WriteError
 
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends a run as Ctrl-C does: saved, resumable
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends a run as Ctrl-C does: saved, resumable
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
@@ -585,7 +585,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if os.environ.get("STN_DEBUG"):
             raise
+        from stn.engine.distributed import lost_peer
+
+        if lost := lost_peer(err):  # under torchrun: a peer died or hung; torchrun stops the rest
+            print(f"stn: error: {lost}", file=sys.stderr)
+            return 1
         return _internal_error(err)
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # a SIGTERM while the interpreter exits is not an error
 
 
 if __name__ == "__main__":

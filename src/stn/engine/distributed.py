@@ -20,6 +20,7 @@ import atexit
 import datetime
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TIMEOUT_ENV", "Group", "Silent", "launch"]
+__all__ = ["TIMEOUT_ENV", "Group", "Silent", "launch", "lost_peer"]
 
 T = TypeVar("T")
 
@@ -187,6 +188,22 @@ def _timeout_s() -> float:
     return value
 
 
+def lost_peer(err: BaseException) -> str | None:
+    """If ``err`` is a failed collective of a multi-process run (a peer died, hung or timed out),
+    one line saying so; else ``None``."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    dist = sys.modules.get("torch.distributed")
+    known = dist is not None and isinstance(err, getattr(dist, "DistError", ()))
+    text = str(err)
+    markers = ("gloo", "NCCL", "Connection reset", "Connection closed", "timed out", "Timed out", "Socket")
+    if not (known or (isinstance(err, RuntimeError) and any(m in text for m in markers))):
+        return None
+    reason = re.sub(r"^[\s:\d]+", "", text.split("]")[-1]).split(". ")[0].strip().rstrip(".")
+    reason = reason or type(err).__name__
+    return f"rank {os.environ.get('RANK', '?')} stopped: lost contact with another process ({reason})"
+
+
 def _close() -> None:
     import torch.distributed as dist
 
@@ -194,7 +211,7 @@ def _close() -> None:
         dist.destroy_process_group()
 
 
-def launch(nproc_per_node: int, argv: Sequence[str]) -> int:
+def launch(nproc_per_node: int, argv: Sequence[str], run_dir: str | None = None) -> int:
     """Run ``python -m stn <argv>`` as ``nproc_per_node`` processes on this machine through
     ``torch.distributed.run`` (torchrun); return the exit status.
 
@@ -217,7 +234,7 @@ def launch(nproc_per_node: int, argv: Sequence[str]) -> int:
             return 130
         print(
             f"stn: error: rank {rank} of {nproc_per_node} (pid {failure.pid}) died of {name}; the other ranks were "
-            "stopped. The last finished epoch is saved: continue with stn train --resume RUN_DIR",
+            f"stopped. The last finished epoch is saved: continue with stn train --resume {run_dir or 'RUN_DIR'}",
             file=sys.stderr,
         )
         return 1
