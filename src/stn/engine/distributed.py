@@ -217,14 +217,18 @@ def launch(nproc_per_node: int, argv: Sequence[str], run_dir: str | None = None)
 
     The ranks report their own errors (rank 0) and interruptions; a rank that dies without a word
     (killed) is named here in one line, after torchrun has stopped the others."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
-    logging.getLogger("torch.distributed.run").setLevel(logging.CRITICAL)
+    for name in [*logging.Logger.manager.loggerDict, "torch.distributed.elastic", "torch.distributed.run"]:
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.run")):
+            logging.getLogger(name).setLevel(logging.CRITICAL)  # the ranks and the line below say it all
     args = get_args_parser().parse_args(["--nproc-per-node", str(nproc_per_node), "--module", "stn", *argv])
     try:
         run(args)
+    except SignalException:  # SIGTERM or SIGINT: torchrun passed it on, the ranks saved and said so
+        return 130
     except ChildFailedError as err:
         rank, failure = err.get_first_failure()
         if failure.exitcode >= 0:
