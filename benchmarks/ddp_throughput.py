@@ -6,7 +6,8 @@ communication's share of a data-parallel step.
 
 Both train the global batch ``--batch`` the way ``stn train`` does (device-resident data, a
 rank's slice of every global batch, SGD), for ``--steps`` steps after a warm-up; the figure is
-images/s of the global batch over the timed steps. In the processes, the same steps are timed
+images/s of the global batch over the timed steps (one process with one thread is timed too, for
+scale: on a busy machine, threads that wait for each other lose more than processes). In the processes, the same steps are timed
 again under DDP's ``no_sync()`` (gradients not exchanged): the communication's share of a step
 is ``1 - t(no_sync) / t(DDP)`` (it includes waiting for the slower rank). The all-reduce of a
 buffer the size of the model's gradients is also timed on its own. On a shared machine, every
@@ -106,8 +107,10 @@ def main() -> None:
     if device.type != "cpu":
         raise SystemExit("ddp_throughput.py measures the CPU (gloo); pass --device cpu")
     threads = args.threads or args.procs
-    torch.set_num_threads(threads)
     dataset = harness.cifar10(args)
+    torch.set_num_threads(1)
+    single = _train(Group(), dataset, args)
+    torch.set_num_threads(threads)
     one = _train(Group(), dataset, args)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,6 +127,7 @@ def main() -> None:
     numel = sum(p.numel() for p in build_model(from_recipe("seed"), dataset, torch.device("cpu")).parameters())
     share = max(0.0, 1.0 - many["step_no_sync"] / many["step"])
     rows = [
+        dict(config="1 process x 1 thread", images_per_s=args.batch / single, ms_per_step=1e3 * single),
         dict(config=f"1 process x {threads} threads", images_per_s=args.batch / one, ms_per_step=1e3 * one),
         dict(
             config=f"{args.procs} processes x 1 thread (DDP, gloo)",

@@ -166,15 +166,23 @@ def _without_nproc(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _launch(args: argparse.Namespace, cfg, run_dir: Path) -> int:
+    """``stn train --nproc-per-node N``: this command again in N processes, through torchrun (the
+    config checked here first, so that a mistake is reported once)."""
+    from stn.engine.distributed import launch
+
+    if "WORLD_SIZE" in os.environ:
+        raise UsageError("--nproc-per-node under torchrun: give the process count to torchrun only")
+    cfg.validate()
+    if cfg.batch_size < args.nproc_per_node:
+        raise UsageError(f"--batch-size {cfg.batch_size} is below --nproc-per-node {args.nproc_per_node}")
+    argv = _without_nproc(args.argv) + ([] if args.out or args.resume else ["--out", str(run_dir)])
+    return launch(args.nproc_per_node, argv, str(run_dir))
+
+
 def _train(args: argparse.Namespace) -> int:
     from stn.engine import Run, from_recipe, train
 
-    if args.nproc_per_node is not None:
-        if "WORLD_SIZE" in os.environ:
-            raise UsageError("--nproc-per-node under torchrun: give the process count to torchrun only")
-        from stn.engine.distributed import launch
-
-        return launch(args.nproc_per_node, _without_nproc(args.argv), args.resume or args.out)
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
 
     given = _given(args)
@@ -194,6 +202,8 @@ def _train(args: argparse.Namespace) -> int:
             cfg.dataset = models.describe(cfg.model).default_dataset
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.out) if args.out else Path("runs") / f"{cfg.model}-{cfg.dataset}-{stamp}"
+    if args.nproc_per_node is not None:
+        return _launch(args, cfg, run_dir)
     try:
         summary = train(cfg, run_dir, resume=bool(args.resume), progress=args.progress)
     except KeyboardInterrupt:

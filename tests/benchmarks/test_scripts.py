@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPTS = {
+    "ddp_throughput.py": (["--synthetic"], "ddp_throughput"),
     "flops.py": ([], "flops"),
     "warp_throughput.py": ([], "warp_throughput"),
     "step_profile.py": (["--synthetic"], "step_profile"),

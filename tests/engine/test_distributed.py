@@ -110,6 +110,9 @@ def test_two_processes_train_as_one_and_resume_on_any_number(bars, tmp_path):
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < LOSS_TOLERANCE, (a, b)
     assert _test_lines(one) == _test_lines(two)
     assert Run.open(two).epochs_done == 2
+    again = _run("--nproc-per-node", "2", *_flags(bars), "--out", "two", "--no-report", cwd=tmp_path)
+    assert again.returncode == 2 and again.stderr.count("stn: error:") == 1, again.stderr  # said once, by rank 0
+    assert "already holds a run" in again.stderr and again.stdout == ""
 
     # Two processes -> one, and one process -> two: both continue to epoch 3, and agree.
     train(_config(bars, epochs=3), two, resume=True, stream=open(os.devnull, "w"))  # noqa: SIM115
