@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from stn.engine import Run, train
+from stn import data as stn_data
+from stn.engine import DeviceData, Run, train
 from stn.engine.distributed import Group
 
 from .test_train import tiny_config
@@ -91,6 +92,31 @@ def test_parts_cover_a_batch_once():
         for world in (1, 2, 3):
             parts = [Group(rank, world).part(n) for rank in range(world)]
             assert [i for p in parts for i in range(n)[p]] == list(range(n))
+
+
+def test_the_ranks_batches_are_the_one_process_batches_cut():
+    g = torch.Generator().manual_seed(0)
+    dataset = stn_data.Dataset(
+        "random",
+        torch.randint(0, 256, (23, 3, 8, 8), generator=g, dtype=torch.uint8),
+        torch.randint(0, 4, (23,), generator=g),
+        torch.randint(0, 256, (7, 3, 8, 8), generator=g, dtype=torch.uint8),
+        torch.randint(0, 4, (7,), generator=g),
+        classes=list("abcd"),
+    )
+    data = DeviceData(dataset, torch.device("cpu"))
+
+    def batches(part=None):
+        return list(data.train_batches(10, torch.Generator().manual_seed(3), "crop-flip", 2, part=part))
+
+    whole = batches()
+    for world in (2, 3):
+        ranks = [batches(Group(rank, world).part) for rank in range(world)]
+        for i, (images, labels) in enumerate(whole):  # batches of 10, 10, 3: the last splits unevenly
+            assert torch.equal(torch.cat([r[i][0] for r in ranks]), images)
+            assert torch.equal(torch.cat([r[i][1] for r in ranks]), labels)
+        tests = [torch.cat([y for _, y in data.test_batches(3, Group(rank, world).part(7))]) for rank in range(world)]
+        assert torch.equal(torch.cat(tests), dataset.test_labels)
 
 
 def test_two_processes_train_as_one_and_resume_on_any_number(bars, tmp_path):
