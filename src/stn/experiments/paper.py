@@ -316,6 +316,8 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 def _comparison(error: dict[tuple[str, str], float], variants: list[str], st_labels: list[str]) -> list[str]:
     """Markdown lines: each ST-CNN's error beside CNN's, its change in points, and the share of
     CNN's errors the best one removes."""
+    if not any(("CNN", v) in error for v in variants):
+        return []
     lines = ["", "## ST-CNN against CNN at the same budget", ""]
     lines += ["Test error in %; in brackets, the change from CNN in points (negative: fewer errors).", ""]
     lines += ["| variant | CNN | " + " | ".join(st_labels) + " | every ST-CNN beats CNN | errors removed (best) |"]
