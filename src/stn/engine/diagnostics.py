@@ -81,6 +81,7 @@ import torch
 from torch import Tensor, nn
 
 from stn import transforms as T
+from stn.engine.run import Run
 from stn.layers import ParallelSpatialTransformers, SpatialTransformer
 
 __all__ = [
@@ -98,6 +99,7 @@ __all__ = [
     "measure",
     "per_sample",
     "prefixes",
+    "run_statistics",
     "transformer_stats",
     "warnings_for",
 ]
@@ -523,3 +525,28 @@ def format_table(rows: Sequence[Mapping[str, float]]) -> str:
         text = "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in table)
         blocks.append(f"{prefix}\n{text}")
     return "\n\n".join(blocks)
+
+
+def run_statistics(run: Run) -> tuple[list[dict[str, float]], str]:
+    """The per-epoch transformer statistics of a run directory, and where they come from: the
+    columns of its ``metrics.csv`` (measured on a fixed set of test images while it trained), or
+    for runs that predate them, its snapshots (the few test images kept every epoch)."""
+    rows = run.metrics()
+    if any(prefixes(row) for row in rows):
+        return rows, "metrics.csv (fixed test images, every epoch)"
+    snapshots = run.snapshots()
+    if snapshots is None or not snapshots["epochs"]:
+        return [], "nothing: the run has no statistics columns and no snapshots"
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in snapshots["transform_options"].items()}
+    transform = T.get(snapshots["transform"], **options)
+    input_size = tuple(snapshots["images"].shape[-2:])
+    stats_rows = []
+    for epoch, params, outputs in zip(snapshots["epochs"], snapshots["params"], snapshots["outputs"], strict=True):
+        output_size = tuple(outputs.shape[-2:]) if outputs.numel() else input_size
+        sets = [params] if params.dim() == 2 else list(params.unbind(1))
+        row: dict[str, float] = {"epoch": epoch}
+        for i, p in enumerate(sets):
+            prefix = "stn" if len(sets) == 1 else f"stn{i + 1}"
+            row.update(transformer_stats(transform, p, output_size, input_size, prefix=prefix))
+        stats_rows.append(row)
+    return stats_rows, f"snapshots.pt ({len(snapshots['images'])} test images, every epoch)"

@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +18,7 @@ from torch import Tensor, nn
 from stn import models
 from stn.engine.config import RESUMABLE_CHANGES, TrainConfig
 from stn.engine.device import DeviceData, resolve_device
+from stn.engine.diagnostics import Monitor, measure
 from stn.engine.evaluation import EvalResult, evaluate
 from stn.engine.log import RunLog, train_line
 from stn.engine.model import build_model, compile_model, model_options
@@ -24,12 +27,39 @@ from stn.engine.precision import autocast, describe_amp
 from stn.engine.run import Run, RunError, load_dataset, per_class_accuracy
 from stn.engine.snapshots import Snapshots
 from stn.engine.state import TrainState
+from stn.observe import TransformerView
 
-__all__ = ["TrainingDiverged", "train", "train_one_epoch", "train_step"]
+__all__ = ["Callback", "EpochEnd", "TrainingDiverged", "train", "train_one_epoch", "train_step"]
+
+STATS_IMAGES = 256  # fixed test images on which the transformers' statistics are measured every epoch
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+@dataclass
+class EpochEnd:
+    """What a finished epoch hands to callbacks: its ``metrics.csv`` row (losses, accuracy,
+    seconds and the transformers' statistics), the learning rate, the warnings it raised, the
+    model, the snapshot batch seen through the first transformer (``None`` without one), and
+    the run directory."""
+
+    epoch: int
+    row: dict[str, Any]
+    lr: float
+    warnings: list[str]
+    model: nn.Module
+    view: TransformerView | None
+    run: Run
+
+
+class Callback(Protocol):
+    """Something that watches a run (TensorBoard, for one: :mod:`stn.viz.board`)."""
+
+    def on_epoch(self, end: EpochEnd) -> None: ...
+
+    def on_end(self, cfg: TrainConfig, summary: dict[str, Any]) -> None: ...
 
 
 def train_step(
@@ -92,6 +122,7 @@ def train(
     *,
     stream: Any = None,
     progress: bool | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
     """Train ``cfg`` into the run directory ``run_dir`` (see :class:`~stn.engine.run.Run`), or
     continue the run there when ``resume`` (``cfg`` may then change only
@@ -99,7 +130,10 @@ def train(
 
     Everything is checked (config, device, data, model) before anything is written. The log goes
     to ``stream`` (standard output by default, with a progress bar when ``progress``) and to
-    ``train.log``.
+    ``train.log``. Every epoch the transformers' statistics on a fixed set of test images join
+    its metrics row (see :mod:`stn.engine.diagnostics`), and a transformer drifting into a known
+    failure (zooming out, collapse, ...) is warned about once in the log; ``callbacks`` see each
+    finished epoch and the summary.
     """
     cfg.validate()
     cfg.dataset = cfg.dataset or models.describe(cfg.model).default_dataset
@@ -118,6 +152,7 @@ def train(
             "lower --batch-size or pass --no-drop-last"
         )
     data = DeviceData(dataset, device, cfg.channels_last)
+    probe = data.normalize(data.test_images[:STATS_IMAGES])
 
     # Model, optimizer, schedule: all seeded, so a run is a function of its config.
     torch.manual_seed(cfg.seed)
@@ -154,6 +189,9 @@ def train(
             )
             log(describe_amp(cfg.amp, device))
             snapshots = Snapshots.for_run(run.path("snapshots"), dataset, cfg.snapshot_images, state.epoch)
+            monitor = Monitor(cfg.stn_fill, cfg.stn_lr_scale)
+            for row in state.metrics:  # on resume: conditions already warned about stay quiet
+                monitor.update(row)
             for epoch in range(state.epoch + 1, cfg.epochs + 1):
                 tic = time.perf_counter()
                 train_loss = train_one_epoch(forward, state, data, cfg, epoch, log, run)
@@ -161,13 +199,22 @@ def train(
                 log()
                 log(result.line())
                 log()
-                snapshots.capture(epoch, model)
+                view = snapshots.capture(epoch, model)
+                stats = {key: round(value, 6) for key, value in measure(model, probe).items()}
                 state.elapsed += time.perf_counter() - tic
-                _save_epoch(run, state, meta, snapshots, train_loss, result, epoch)
+                row = _save_epoch(run, state, meta, snapshots, train_loss, result, epoch, stats)
+                warned = monitor.update(row)
+                for line in warned:
+                    log(f"stn: warning: {line}")
+                end = EpochEnd(epoch, row, state.scheduler.get_last_lr()[0], warned, model, view, run)
+                for callback in callbacks:
+                    callback.on_epoch(end)
         finally:
             log.close()
-        summary = _summary(cfg, state, dataset.classes, device)
+        summary = _summary(cfg, state, dataset.classes, device, monitor.warnings)
         run.write_summary(summary)
+    for callback in callbacks:
+        callback.on_end(cfg, summary)
     return summary
 
 
@@ -198,14 +245,17 @@ def _save_epoch(
     train_loss: float,
     result: EvalResult,
     epoch: int,
-) -> None:
-    """Record the epoch, then save: ``last.pt`` (atomic) first, the files derived from it, ``best.pt``."""
+    stats: dict[str, float],
+) -> dict[str, Any]:
+    """Record the epoch, then save: ``last.pt`` (atomic) first, the files derived from it,
+    ``best.pt``. Returns the epoch's metrics row."""
     row = dict(
         epoch=epoch,
         train_loss=round(train_loss, 6),
         test_loss=round(result.loss, 6),
         test_accuracy=round(result.accuracy, 2),
         seconds=round(state.elapsed, 1),
+        **stats,
     )
     is_best = state.record(row, result.class_correct, result.class_total)
     run.save_checkpoint("last", dict(meta, **state.state_dict()))
@@ -213,10 +263,14 @@ def _save_epoch(
     snapshots.save()
     if is_best:
         run.save_checkpoint("best", dict(meta, **state.best_state_dict()))
+    return row
 
 
-def _summary(cfg: TrainConfig, state: TrainState, classes: list[str], device: torch.device) -> dict[str, Any]:
+def _summary(
+    cfg: TrainConfig, state: TrainState, classes: list[str], device: torch.device, warnings: list[str]
+) -> dict[str, Any]:
     best = max(state.metrics, key=lambda row: row["test_accuracy"])
+    last = state.metrics[-1]
     return dict(
         model=cfg.model,
         dataset=cfg.dataset,
@@ -228,4 +282,6 @@ def _summary(cfg: TrainConfig, state: TrainState, classes: list[str], device: to
         best_epoch=best["epoch"],
         seconds=round(state.elapsed, 1),
         per_class_accuracy=per_class_accuracy(classes, state.class_correct, state.class_total),
+        transformer={key: value for key, value in last.items() if key.startswith("stn")},
+        warnings=warnings,
     )

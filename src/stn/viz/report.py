@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from stn.data import DataError
+from stn.engine.diagnostics import run_statistics, warnings_for
 from stn.engine.run import Run
 from stn.files import write_text_atomic
 from stn.viz.curves import plot_curves, run_labels
@@ -137,6 +138,17 @@ def _run_section(run: Path, label: str, summary: dict[str, Any], figures: Path) 
         )
     elif not summary["config"].get("stn", True):
         blocks.append(Paragraph("This model has no spatial transformer, so there are no transformer pictures."))
+    if "statistics" in written:
+        warnings = summary.get("warnings")
+        if warnings is None:
+            rows, _ = run_statistics(Run.open(run))
+            warnings = warnings_for(rows, summary["config"].get("stn_fill"), summary["config"].get("stn_lr_scale"))
+        blocks += [
+            Heading("Transformer statistics", 3),
+            Picture(written["statistics"], "What the transformer does, per epoch (stn inspect prints the numbers)."),
+            Picture(written["histograms"], "Per test image, best checkpoint: scale, rotation and share read outside."),
+            Paragraph("Warnings: " + ("; ".join(warnings) if warnings else "none: the transformer looks healthy.")),
+        ]
     if "learning" in written:
         blocks += [
             Heading("How it learned", 3),
