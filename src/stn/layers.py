@@ -132,13 +132,14 @@ class SpatialTransformer(nn.Module):
             )
         return self.fc_loc(features)
 
-    def sample(self, x: Tensor, params: Tensor) -> Tensor:
-        """Warp ``x`` by given parameters with this layer's sampling settings."""
+    def sample(self, x: Tensor, params: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
+        """Warp ``x`` by given parameters with this layer's sampling settings (to ``output_size``,
+        default the layer's)."""
         return warp(
             x,
             self.transform,
             params,
-            self.output_size,
+            self.output_size if output_size is None else output_size,
             self.mode,
             self.padding_mode,
             self.fill,
@@ -277,7 +278,7 @@ class RecurrentSpatialTransformer(SpatialTransformer):
         matrix: Tensor | None = None
         out: list[Tensor] = []
         for _ in range(self.steps):
-            seen = x if matrix is None else self._warp(x, out[-1], x.shape[-2:])
+            seen = x if matrix is None else self.sample(x, out[-1], x.shape[-2:])
             update = family.matrix(super().predict(seen))
             matrix = update if matrix is None else matrix @ update
             out.append(family.from_matrix(matrix))
@@ -286,19 +287,6 @@ class RecurrentSpatialTransformer(SpatialTransformer):
     def predict(self, x: Tensor) -> Tensor:
         """The final parameters ``(N, P)``."""
         return self.predict_steps(x)[-1]
-
-    def _warp(self, x: Tensor, params: Tensor, size: Sequence[int] | None) -> Tensor:
-        return warp(
-            x,
-            self.transform,
-            params,
-            size,
-            self.mode,
-            self.padding_mode,
-            self.fill,
-            self.align_corners,
-            self.check_finite,
-        )
 
     def forward(self, x: Tensor) -> Tensor:
         steps = self.predict_steps(x)

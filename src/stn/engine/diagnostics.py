@@ -302,34 +302,7 @@ def measure(model: nn.Module, images: Tensor, batch_size: int = 500) -> dict[str
     transformers = _transformers(model)
     if not transformers or not transformers[0][1]:
         return {}
-    seen: dict[int, list[tuple[Tensor, tuple[int, int], tuple[int, int]]]] = {id(m): [] for m, _ in transformers}
-
-    ran: set[int] = set()
-
-    def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        assert isinstance(module, SpatialTransformer) and module.last_params is not None
-        seen[id(module)].append(
-            (module.last_params.float().cpu(), tuple(inputs[0].shape[-2:]), tuple(output.shape[-2:]))
-        )
-        ran.add(id(module))
-        if len(ran) == len(seen):  # every transformer has run on this chunk: skip the rest of the model
-            raise _Measured
-
-    first = next(model.parameters(), None)
-    device = first.device if first is not None else images.device
-    modes = {m: m.training for m in model.modules()}
-    hooks = [m.register_forward_hook(hook) for m, _ in transformers]
-    try:
-        model.eval()
-        for chunk in images.split(batch_size):
-            ran.clear()
-            with contextlib.suppress(_Measured):
-                model(chunk.to(device))
-    finally:
-        for handle in hooks:
-            handle.remove()
-        for m, training in modes.items():
-            m.training = training
+    seen = _record_calls(model, [m for m, _ in transformers], images, batch_size)
     stats: dict[str, float] = {}
     for module, names in transformers:
         calls = seen[id(module)]
@@ -348,6 +321,44 @@ def measure(model: nn.Module, images: Tensor, batch_size: int = 500) -> dict[str
     return stats
 
 
+Call = tuple[Tensor, tuple[int, int], tuple[int, int]]  # (params, input size, output size) of one forward
+
+
+def _record_calls(
+    model: nn.Module, transformers: list[SpatialTransformer], images: Tensor, batch_size: int
+) -> dict[int, list[Call]]:
+    """Run ``images`` through ``model`` in eval mode, chunk by chunk, and keep each transformer's
+    calls; every submodule's mode is restored, and each chunk stops once all transformers ran."""
+    seen: dict[int, list[Call]] = {id(m): [] for m in transformers}
+    ran: set[int] = set()
+
+    def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        assert isinstance(module, SpatialTransformer) and module.last_params is not None
+        seen[id(module)].append(
+            (module.last_params.float().cpu(), tuple(inputs[0].shape[-2:]), tuple(output.shape[-2:]))
+        )
+        ran.add(id(module))
+        if len(ran) == len(seen):  # every transformer has run on this chunk: skip the rest of the model
+            raise _Measured
+
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else images.device
+    modes = {m: m.training for m in model.modules()}
+    hooks = [m.register_forward_hook(hook) for m in transformers]
+    try:
+        model.eval()
+        for chunk in images.split(batch_size):
+            ran.clear()
+            with contextlib.suppress(_Measured):
+                model(chunk.to(device))
+    finally:
+        for handle in hooks:
+            handle.remove()
+        for m, training in modes.items():
+            m.training = training
+    return seen
+
+
 def prefixes(stats: Mapping[str, object]) -> list[str]:
     """The transformer prefixes (``stn``, ``stn1``, ...) present in a row of statistics."""
     suffix = "_outside_share"
@@ -363,6 +374,16 @@ def _try(*hints: str | None) -> str:
     return "try " + (hints[0] if len(hints) == 1 else ", ".join(hints[:-1]) + f", or {hints[-1]}")
 
 
+def _hints(fill: str | None, lr_scale: float | None) -> tuple[str | None, str]:
+    """The hints about the fill (none when it is already black) and the transformers' learning rate."""
+    hint_fill = {"black": None, "border": "--stn-fill black"}.get(
+        fill, "--stn-fill black (zero padding reads the mean colour)"
+    )
+    if lr_scale is None:
+        return hint_fill, "a lower --stn-lr-scale (e.g. 0.1)"
+    return hint_fill, f"a lower --stn-lr-scale (now {lr_scale:g}; e.g. {lr_scale / 10:g})"
+
+
 def _conditions(
     prefix: str, stats: Mapping[str, float], epochs_seen: int, fill: str | None, lr_scale: float | None
 ) -> list[tuple[str, str]]:
@@ -372,13 +393,7 @@ def _conditions(
         v = stats.get(f"{prefix}_{name}")
         return None if v is None or v != v else float(v)
 
-    hint_fill = {"black": None, "border": "--stn-fill black"}.get(
-        fill, "--stn-fill black (zero padding reads the mean colour)"
-    )
-    if lr_scale is None:
-        hint_lr = "a lower --stn-lr-scale (e.g. 0.1)"
-    else:
-        hint_lr = f"a lower --stn-lr-scale (now {lr_scale:g}; e.g. {lr_scale / 10:g})"
+    hint_fill, hint_lr = _hints(fill, lr_scale)
     found: list[tuple[str, str]] = []
     samples, share = value("outside_samples"), value("outside_share")
     if samples is not None and samples > ZOOM_OUT_SAMPLES:

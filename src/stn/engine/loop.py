@@ -29,7 +29,7 @@ from stn.engine.snapshots import Snapshots
 from stn.engine.state import TrainState
 from stn.observe import TransformerView
 
-__all__ = ["Callback", "EpochEnd", "TrainingDiverged", "train", "train_one_epoch", "train_step"]
+__all__ = ["Callback", "EpochEnd", "Setup", "TrainingDiverged", "prepare", "train", "train_one_epoch", "train_step"]
 
 STATS_IMAGES = 256  # fixed test images on which the transformers' statistics are measured every epoch
 
@@ -115,6 +115,60 @@ def train_one_epoch(
     return train_loss
 
 
+@dataclass
+class Setup:
+    """Everything a run needs, built and checked before anything is written: the device, the data
+    on it (and the fixed test images the statistics are measured on), the model and its compiled
+    form, the training state, and the description that every checkpoint carries."""
+
+    cfg: TrainConfig
+    device: torch.device
+    data: DeviceData
+    probe: Tensor
+    forward: nn.Module
+    state: TrainState
+    meta: dict[str, Any]
+
+
+def prepare(cfg: TrainConfig) -> Setup:
+    """Check ``cfg`` and build what training it needs (``ValueError`` naming the first problem)."""
+    cfg.validate()
+    cfg.dataset = cfg.dataset or models.describe(cfg.model).default_dataset
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    # Data: decoded once (cached), moved to the device as uint8.
+    dataset = load_dataset(cfg)
+    if cfg.drop_last and len(dataset.train_labels) < cfg.batch_size:
+        raise ValueError(
+            f"--drop-last leaves no batch: {len(dataset.train_labels)} training images, batch size {cfg.batch_size}; "
+            "lower --batch-size or pass --no-drop-last"
+        )
+    data = DeviceData(dataset, device, cfg.channels_last)
+
+    # Model, optimizer, schedule: all seeded, so a run is a function of its config.
+    torch.manual_seed(cfg.seed)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    model = build_model(cfg, dataset, device)
+    optimizer = make_optimizer(cfg, model, device)
+    scheduler = make_scheduler(cfg, optimizer, data.num_batches(cfg.batch_size, cfg.drop_last))
+    meta = dict(
+        model=cfg.model,
+        model_options=model_options(cfg, dataset),
+        dataset=cfg.dataset,
+        classes=dataset.classes,
+        mean=list(dataset.mean),
+        std=list(dataset.std),
+        config=cfg.to_dict(),
+    )
+    probe = data.normalize(data.test_images[:STATS_IMAGES])
+    state = TrainState(model, optimizer, scheduler, generator)
+    return Setup(cfg, device, data, probe, compile_model(model, cfg.compile), state, meta)
+
+
 def train(
     cfg: TrainConfig,
     run_dir: str | os.PathLike,
@@ -135,87 +189,63 @@ def train(
     failure (zooming out, collapse, ...) is warned about once in the log; ``callbacks`` see each
     finished epoch and the summary.
     """
-    cfg.validate()
-    cfg.dataset = cfg.dataset or models.describe(cfg.model).default_dataset
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     previous = _check_resume(cfg, run_dir) if resume else None
-
-    # Data: decoded once (cached), moved to the device as uint8.
-    dataset = load_dataset(cfg)
-    if cfg.drop_last and len(dataset.train_labels) < cfg.batch_size:
-        raise ValueError(
-            f"--drop-last leaves no batch: {len(dataset.train_labels)} training images, batch size {cfg.batch_size}; "
-            "lower --batch-size or pass --no-drop-last"
-        )
-    data = DeviceData(dataset, device, cfg.channels_last)
-    probe = data.normalize(data.test_images[:STATS_IMAGES])
-
-    # Model, optimizer, schedule: all seeded, so a run is a function of its config.
-    torch.manual_seed(cfg.seed)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    model = build_model(cfg, dataset, device)
-    optimizer = make_optimizer(cfg, model, device)
-    scheduler = make_scheduler(cfg, optimizer, data.num_batches(cfg.batch_size, cfg.drop_last))
-    forward = compile_model(model, cfg.compile)
-    state = TrainState(model, optimizer, scheduler, generator)
-    meta = dict(
-        model=cfg.model,
-        model_options=model_options(cfg, dataset),
-        dataset=cfg.dataset,
-        classes=dataset.classes,
-        mean=list(dataset.mean),
-        std=list(dataset.std),
-        config=cfg.to_dict(),
-    )
-
+    setup = prepare(cfg)
+    state = setup.state
     run = Run.create(run_dir, cfg) if previous is None else previous
     with run.lock():
         log = RunLog(run.path("log"), stream=stream, progress=progress)
         try:
             if previous is not None:
-                state.load_state_dict(run.checkpoint("last", map_location=device))
-                if run.config != cfg:
-                    run.config = cfg
-                    run.write_config()
-                log(f"Resuming {run.dir} after epoch {state.epoch} of {cfg.epochs}")
-            n_params = sum(p.numel() for p in model.parameters())
-            log(
-                f"stn train: {cfg.model} ({n_params:,} parameters) on {dataset.name} ({len(dataset.train_labels)} "
-                f"train / {len(dataset.test_labels)} test), recipe {cfg.recipe}, device {device}"
-            )
-            log(describe_amp(cfg.amp, device))
-            snapshots = Snapshots.for_run(run.path("snapshots"), dataset, cfg.snapshot_images, state.epoch)
+                _resume(setup, run, log)
+            _header(setup, log)
+            snapshots = Snapshots.for_run(run.path("snapshots"), setup.data.dataset, cfg.snapshot_images, state.epoch)
             monitor = Monitor(cfg.stn_fill, cfg.stn_lr_scale)
             for row in state.metrics:  # on resume: conditions already warned about stay quiet
                 monitor.update(row)
             for epoch in range(state.epoch + 1, cfg.epochs + 1):
                 tic = time.perf_counter()
-                train_loss = train_one_epoch(forward, state, data, cfg, epoch, log, run)
-                result = evaluate(forward, data, cfg.test_batch_size, cfg.amp, cfg.flip_tta)
+                train_loss = train_one_epoch(setup.forward, state, setup.data, cfg, epoch, log, run)
+                result = evaluate(setup.forward, setup.data, cfg.test_batch_size, cfg.amp, cfg.flip_tta)
                 log()
                 log(result.line())
                 log()
-                view = snapshots.capture(epoch, model)
-                stats = {key: round(value, 6) for key, value in measure(model, probe).items()}
+                view = snapshots.capture(epoch, state.model)
+                stats = {key: round(value, 6) for key, value in measure(state.model, setup.probe).items()}
                 state.elapsed += time.perf_counter() - tic
-                row = _save_epoch(run, state, meta, snapshots, train_loss, result, epoch, stats)
+                row = _save_epoch(run, state, setup.meta, snapshots, train_loss, result, epoch, stats)
                 warned = monitor.update(row)
                 for line in warned:
                     log(f"stn: warning: {line}")
-                end = EpochEnd(epoch, row, state.scheduler.get_last_lr()[0], warned, model, view, run)
+                end = EpochEnd(epoch, row, state.scheduler.get_last_lr()[0], warned, state.model, view, run)
                 for callback in callbacks:
                     callback.on_epoch(end)
         finally:
             log.close()
-        summary = _summary(cfg, state, dataset.classes, device, monitor.warnings)
+        summary = _summary(cfg, state, setup.data.dataset.classes, setup.device, monitor.warnings)
         run.write_summary(summary)
     for callback in callbacks:
         callback.on_end(cfg, summary)
     return summary
+
+
+def _resume(setup: Setup, run: Run, log: RunLog) -> None:
+    """Load ``last.pt`` into the training state; record the changes ``--resume`` may make."""
+    setup.state.load_state_dict(run.checkpoint("last", map_location=setup.device))
+    if run.config != setup.cfg:
+        run.config = setup.cfg
+        run.write_config()
+    log(f"Resuming {run.dir} after epoch {setup.state.epoch} of {setup.cfg.epochs}")
+
+
+def _header(setup: Setup, log: RunLog) -> None:
+    cfg, dataset = setup.cfg, setup.data.dataset
+    n_params = sum(p.numel() for p in setup.state.model.parameters())
+    log(
+        f"stn train: {cfg.model} ({n_params:,} parameters) on {dataset.name} ({len(dataset.train_labels)} "
+        f"train / {len(dataset.test_labels)} test), recipe {cfg.recipe}, device {setup.device}"
+    )
+    log(describe_amp(cfg.amp, setup.device))
 
 
 def _check_resume(cfg: TrainConfig, run_dir: str | os.PathLike) -> Run:
