@@ -52,7 +52,9 @@ class TrainConfig:
     )
     stn: bool = option(True, "the spatial transformer in front of the network (--no-stn: without)", "what to train")
     transform: str = option(
-        "affine", "transform family: translation, attention, similarity, affine, projective, tps, ...", "what to train"
+        "affine",
+        "transform family: translation, attention, similarity, affine, projective, tps, diffeomorphic, polar, field",
+        "what to train",
     )
     stn_fill: str = option("zeros", "what the transformer reads outside the image", "what to train", FILLS)
     stn_lr_scale: float = option(1.0, "the transformers' learning rate relative to the model's", "what to train")
