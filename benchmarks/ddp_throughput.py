@@ -7,9 +7,10 @@ communication's share of a data-parallel step.
 Both train the global batch ``--batch`` the way ``stn train`` does (device-resident data, a
 rank's slice of every global batch, SGD), for ``--steps`` steps after a warm-up; the figure is
 images/s of the global batch over the timed steps (one process with one thread is timed too, for
-scale: on a busy machine, threads that wait for each other lose more than processes). In the processes, the same steps are timed
-again under DDP's ``no_sync()`` (gradients not exchanged): the communication's share of a step
-is ``1 - t(no_sync) / t(DDP)`` (it includes waiting for the slower rank). The all-reduce of a
+scale: on a busy machine, threads that wait for each other lose more than processes). In the
+processes, the same steps are timed again under DDP's ``no_sync()`` (gradients not exchanged):
+the communication's share of a step is ``1 - t(no_sync) / t(DDP)`` (it includes waiting for the
+slower rank). The all-reduce of a
 buffer the size of the model's gradients is also timed on its own. On a shared machine, every
 figure here is noisy.
 """
