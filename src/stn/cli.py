@@ -624,7 +624,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"stn: training diverged: {_one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("stn: interrupted", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+            print("stn: interrupted", file=sys.stderr)
         return 130
     except WriteError as err:  # a full disk: what was saved before is kept, and the message says so
         print(f"stn: error: {_one_line(err)}", file=sys.stderr)

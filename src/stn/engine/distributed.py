@@ -170,6 +170,8 @@ class Group:
                 box[0] = (False, None)
         dist.broadcast_object_list(box, src=0)
         ok, value = box[0]
+        if not ok:
+            dist.barrier()  # every rank has the news before rank 0 ends (and torchrun stops the rest)
         if error is not None:
             raise error
         if not ok:
