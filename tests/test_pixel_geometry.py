@@ -107,7 +107,7 @@ def test_output_corners_rectify_as_cv2_would(name, align_corners):
 
 
 @pytest.mark.parametrize("align_corners", [False, True])
-@pytest.mark.parametrize("name", T.names())
+@pytest.mark.parametrize("name", [n for n in T.names() if n != "polar"])  # polar has no identity map
 def test_output_corners_of_the_identity_are_the_corner_pixels(name, align_corners):
     family = T.get(name)
     corners = T.output_corners(name, family.identity(1), IN_SIZE, IN_SIZE, align_corners)
