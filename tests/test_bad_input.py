@@ -326,34 +326,48 @@ def test_a_stale_lock_does_not_block(unfinished, live_pid, capsys):
 
 
 # ------------------------------------------------------------------ damaged run files
-@pytest.mark.parametrize(
-    ("damage", "message"),
-    [
-        (lambda d: (d / "config.json").write_text("{not json"), "config.json is not valid JSON"),
-        (lambda d: (d / "config.json").write_text("[1, 2]"), "does not hold a config"),
-        (lambda d: (d / "config.json").write_text('{"epochs": "ten"}'), "config.json"),
-        (lambda d: (d / "metrics.csv").write_bytes((d / "metrics.csv").read_bytes()[:-9]), "metrics.csv is damaged"),
-        (lambda d: (d / "best.pt").write_bytes((d / "best.pt").read_bytes()[:5000]), "best.pt is not a readable"),
-        (lambda d: (d / "summary.json").write_text("{"), "summary.json is not valid JSON"),
-    ],
-    ids=["config not json", "config a list", "config wrong type", "metrics cut", "best cut", "summary not json"],
-)
-@pytest.mark.parametrize("command", ["evaluate", "report", "visualize", "resume"])
-def test_damaged_run_files(damage, message, command, run_dir, tmp_path, capsys):
-    reads = {
-        "evaluate": "config best",
-        "report": "config metrics best summary",
-        "visualize": "config metrics best",
-        "resume": "config metrics",
-    }
-    if message.split(".")[0].split()[-1] not in reads[command]:
-        pytest.skip(f"{command} does not read that file")
-    damage(run_dir)
+def flip(path: Path, at: float = 0.5) -> None:
+    blob = bytearray(path.read_bytes())
+    blob[int(len(blob) * at)] ^= 0xFF
+    path.write_bytes(bytes(blob))
+
+
+DAMAGE = {
+    "config not json": (lambda d: (d / "config.json").write_text("{not json"), "config.json is not valid JSON"),
+    "config a list": (lambda d: (d / "config.json").write_text("[1, 2]"), "does not hold a config"),
+    "config wrong type": (lambda d: (d / "config.json").write_text('{"epochs": "ten"}'), "epochs"),
+    "config unknown key": (lambda d: (d / "config.json").write_text('{"colour": 1}'), "colour"),
+    "metrics cut": (lambda d: (d / "metrics.csv").write_bytes((d / "metrics.csv").read_bytes()[:-9]), "damaged"),
+    "best cut": (lambda d: (d / "best.pt").write_bytes((d / "best.pt").read_bytes()[:5000]), "best.pt is not a"),
+    "best flipped": (lambda d: flip(d / "best.pt"), "best.pt is not a readable checkpoint"),
+    "last cut": (lambda d: (d / "last.pt").write_bytes((d / "last.pt").read_bytes()[:-100]), "last.pt is not a"),
+    "summary not json": (lambda d: (d / "summary.json").write_text("{"), "summary.json is not valid JSON"),
+}
+READS = {  # which damage each command meets (it reads that file)
+    "evaluate": ["config not json", "config a list", "config wrong type", "config unknown key", "best cut",
+                 "best flipped"],
+    "report": ["config not json", "config a list", "metrics cut", "best cut", "best flipped", "summary not json"],
+    "visualize": ["config not json", "config a list", "config wrong type", "metrics cut", "best cut", "best flipped"],
+    "resume": ["config not json", "config a list", "config wrong type", "config unknown key", "metrics cut",
+               "last cut"],
+    "inspect": ["config not json", "config a list", "metrics cut"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("command", "damage"), [(c, d) for c, names in READS.items() for d in names])
+def test_damaged_run_files(command, damage, run_dir, capsys):
+    from stn.cli import build_parser
+
+    if command != "resume" and command not in build_parser()._subparsers._group_actions[0].choices:
+        pytest.skip(f"no stn {command} in this version")
+    write, message = DAMAGE[damage]
+    write(run_dir)
     argv = {
         "evaluate": ["evaluate", run_dir],
         "report": ["report", run_dir],
         "visualize": ["visualize", run_dir],
         "resume": ["train", "--resume", run_dir, "--epochs", "5", "--no-progress"],
+        "inspect": ["inspect", run_dir],
     }[command]
     refused(argv, capsys, message, run_dir)
 
@@ -473,3 +487,17 @@ def test_a_full_disk_while_saving_an_epoch_keeps_the_run(unfinished, capsys, mon
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "Train Epoch: 2 " in out and Run.open(unfinished).epochs_done == 2
+
+
+def test_predict_skips_bad_images_when_asked(run_dir, tmp_path, capsys):
+    damaged_files(tmp_path)
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(good)
+    argv = ["predict", run_dir, good, tmp_path / "cut.png", tmp_path / "notes.png"]
+    refused(argv, capsys, "cut.png", run_dir, tmp_path)
+    before = digests(run_dir)
+    code = main([str(a) for a in [*argv, "--skip-bad-images"]])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "1 images, 2 skipped (unreadable)" in out and "cut.png" in err and "notes.png" in err
+    assert digests(run_dir) == before
