@@ -14,7 +14,7 @@ def small_loc(channels: int) -> nn.Module:
     return nn.Sequential(nn.Conv2d(channels, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2))
 
 
-@pytest.mark.parametrize("name", T.names())
+@pytest.mark.parametrize("name", [n for n in T.names() if n != "polar"])  # polar has no identity map
 def test_starts_as_identity_for_every_family(name, dtype):
     x = torch.rand(3, 2, 12, 10, dtype=dtype)
     st = stn.SpatialTransformer(small_loc(2), name, in_features=16).to(dtype)

@@ -136,6 +136,13 @@ def _add_train(sub) -> None:
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
     )
     g.add_argument("--no-report", dest="report", action="store_false", help="skip report.md at the end")
+    g.add_argument(
+        "--tensorboard",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="log to TensorBoard (default DIR: RUN_DIR/tensorboard); needs pip install 'torch-stn[tensorboard]'",
+    )
     p.set_defaults(run=_train)
 
 
@@ -176,8 +183,13 @@ def _train(args: argparse.Namespace) -> int:
             cfg.dataset = models.describe(cfg.model).default_dataset
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.out) if args.out else Path("runs") / f"{cfg.model}-{cfg.dataset}-{stamp}"
+    callbacks = []
+    if args.tensorboard is not None:
+        from stn.viz.board import TensorBoard
+
+        callbacks.append(TensorBoard(args.tensorboard or None))
     try:
-        summary = train(cfg, run_dir, resume=bool(args.resume), progress=args.progress)
+        summary = train(cfg, run_dir, resume=bool(args.resume), progress=args.progress, callbacks=callbacks)
     except WriteError as err:  # a full disk while saving: say what is kept and how to go on
         print(f"stn: error: {_one_line(err)}; {_kept(run_dir)}", file=sys.stderr)
         return 1
@@ -349,6 +361,16 @@ def _add_viz(sub) -> None:
     p.set_defaults(run=_visualize)
 
     p = sub.add_parser(
+        "inspect",
+        help="print a run's transformer statistics per epoch and its warnings",
+        description="Print, per epoch, what the run's spatial transformers do (scale, anisotropy, rotation, shear, "
+        "shift, share of the grid read outside the image, mirrored and collapsed samples, TPS offsets) and the "
+        "warnings they raise (zooming out, collapse, reflection, pinned at a bound, no movement).",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by stn train")
+    p.set_defaults(run=_inspect)
+
+    p = sub.add_parser(
         "report",
         help="write report.md and report.html about one or more runs",
         description="Write report.md and report.html (pictures inline) with each run's config, final, best and "
@@ -357,6 +379,25 @@ def _add_viz(sub) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by stn train")
     p.add_argument("--out", metavar="DIR", help="where to write the report (default: the first RUN_DIR)")
     p.set_defaults(run=_report)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from stn.engine import Run
+    from stn.engine.diagnostics import format_table, run_statistics, warnings_for
+
+    run = Run.open(args.run_dir)
+    rows, source = run_statistics(run)
+    print(f"{run.dir}: {run.config.model} on {run.config.dataset}, {run.epochs_done} of {run.config.epochs} epochs")
+    if not rows:
+        print(f"No transformer statistics: {source}.")
+        return 0
+    print(f"Transformer statistics from {source}:")
+    print(format_table(rows))
+    warnings = warnings_for(rows, run.config.stn_fill, run.config.stn_lr_scale)
+    print(f"Warnings: {len(warnings) or 'none'}")
+    for line in warnings:
+        print(f"  {line}")
+    return 0
 
 
 def _visualize(args: argparse.Namespace) -> int:

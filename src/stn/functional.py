@@ -61,20 +61,7 @@ def warp(
     at 64 pixels, and ``grid_sample`` in float16 gives NaNs at 224 pixels); autocast does the same.
     """
     family = T.get(transform)
-    if not isinstance(x, Tensor) or x.dim() != 4:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"warp expects input of shape (N, C, H, W), got {shape}")
-    if not x.is_floating_point():
-        raise ValueError(f"warp expects a floating-point input, got {x.dtype}")
-    params = family.check_params(params)
-    if params.shape[0] != x.shape[0]:
-        raise ValueError(f"parameter batch {params.shape[0]} does not match input batch {x.shape[0]}")
-    if x.shape[0] == 0:
-        raise ValueError("warp got an empty batch (N = 0)")
-    if params.device != x.device:
-        raise ValueError(f"parameters are on {params.device} but the input is on {x.device}")
-    if check_finite and T.can_check_values(params) and not bool(torch.isfinite(params).all()):
-        raise ValueError(f"{family.name} parameters contain NaN or Inf")
+    params = _check_inputs(x, family, params, check_finite)
     check_sampling(mode, padding_mode, fill)
     size = T.check_size(output_size if output_size is not None else x.shape[-2:], "output size")
 
@@ -92,6 +79,25 @@ def warp(
     if value is not None:
         out = out + value
     return out.to(x.dtype)
+
+
+def _check_inputs(x: Tensor, family: T.Transform, params: Tensor, check_finite: bool) -> Tensor:
+    """``params`` checked against the family and the input ``x``; ``ValueError`` naming the problem."""
+    if not isinstance(x, Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"warp expects input of shape (N, C, H, W), got {shape}")
+    if not x.is_floating_point():
+        raise ValueError(f"warp expects a floating-point input, got {x.dtype}")
+    params = family.check_params(params)
+    if params.shape[0] != x.shape[0]:
+        raise ValueError(f"parameter batch {params.shape[0]} does not match input batch {x.shape[0]}")
+    if x.shape[0] == 0:
+        raise ValueError("warp got an empty batch (N = 0)")
+    if params.device != x.device:
+        raise ValueError(f"parameters are on {params.device} but the input is on {x.device}")
+    if check_finite and T.can_check_values(params) and not bool(torch.isfinite(params).all()):
+        raise ValueError(f"{family.name} parameters contain NaN or Inf")
+    return params
 
 
 def check_sampling(mode: str, padding_mode: str, fill: Fill) -> None:

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from stn import transforms as T
 from stn.functional import Fill, check_sampling, warp
 
-__all__ = ["ParallelSpatialTransformers", "SpatialTransformer", "conv_localization"]
+__all__ = ["ParallelSpatialTransformers", "RecurrentSpatialTransformer", "SpatialTransformer", "conv_localization"]
 
 
 class _LazyParamsHead(nn.LazyLinear):
@@ -132,13 +132,14 @@ class SpatialTransformer(nn.Module):
             )
         return self.fc_loc(features)
 
-    def sample(self, x: Tensor, params: Tensor) -> Tensor:
-        """Warp ``x`` by given parameters with this layer's sampling settings."""
+    def sample(self, x: Tensor, params: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
+        """Warp ``x`` by given parameters with this layer's sampling settings (to ``output_size``,
+        default the layer's)."""
         return warp(
             x,
             self.transform,
             params,
-            self.output_size,
+            self.output_size if output_size is None else output_size,
             self.mode,
             self.padding_mode,
             self.fill,
@@ -229,6 +230,73 @@ class ParallelSpatialTransformers(SpatialTransformer):
 
     def extra_repr(self) -> str:
         return f"k={self.k}, {super().extra_repr()}"
+
+
+class RecurrentSpatialTransformer(SpatialTransformer):
+    """The inverse-compositional spatial transformer (IC-STN; Lin & Lucey, CVPR 2017).
+
+    One localisation net (with its ``fc_loc``) is applied ``steps`` times. Step ``i`` reads the
+    *original* input warped by the current parameters (at the input's size; the first step reads
+    the input itself), predicts an update ``Δ`` (``fc_loc`` starts at the identity), and composes
+    it: the new matrix is ``M_θ @ M_Δ`` (output ``q`` reads ``M_θ(M_Δ(q))``), read back into
+    parameters with the family's ``from_matrix``. The input is thus resampled from the original at
+    every step, never from a resampled copy; the output is the original warped once by the last
+    parameters, at ``output_size``.
+
+    Args: those of :class:`SpatialTransformer`, and ``steps`` (default 4). The family must be a
+    matrix family with ``from_matrix``: ``translation``, ``attention``, ``similarity``, ``affine``
+    or ``projective`` (bounded options saturate at their bounds when read back).
+
+    After each call, :attr:`last_params` holds the final ``(N, P)`` parameters and
+    :attr:`last_step_params` the list of each step's composed parameters (the last is
+    :attr:`last_params`), detached.
+    """
+
+    def __init__(
+        self,
+        localization: nn.Module,
+        transform: str | T.Transform = "affine",
+        output_size: Sequence[int] | None = None,
+        *,
+        steps: int = 4,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(localization, transform, output_size, **kwargs)
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ValueError(f"steps must be a positive int, got {steps!r}")
+        if not isinstance(self.transform, T.MatrixTransform) or not hasattr(self.transform, "from_matrix"):
+            raise ValueError(
+                f"the recurrent transformer composes matrices and needs a family with from_matrix "
+                f"(translation, attention, similarity, affine, projective), not {self.transform.name!r}"
+            )
+        self.steps = steps
+        self.last_step_params: list[Tensor] = []
+
+    def predict_steps(self, x: Tensor) -> list[Tensor]:
+        """The composed parameters after each step, ``steps`` tensors ``(N, P)``, for input ``(N, C, H, W)``."""
+        family = self.transform
+        matrix: Tensor | None = None
+        out: list[Tensor] = []
+        for _ in range(self.steps):
+            seen = x if matrix is None else self.sample(x, out[-1], x.shape[-2:])
+            update = family.matrix(super().predict(seen))
+            matrix = update if matrix is None else matrix @ update
+            out.append(family.from_matrix(matrix))
+        return out
+
+    def predict(self, x: Tensor) -> Tensor:
+        """The final parameters ``(N, P)``."""
+        return self.predict_steps(x)[-1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        steps = self.predict_steps(x)
+        if not torch.compiler.is_exporting():
+            self.last_step_params = [p.detach() for p in steps]
+            self.last_params = self.last_step_params[-1]
+        return self.sample(x, steps[-1])
+
+    def extra_repr(self) -> str:
+        return f"steps={self.steps}, {super().extra_repr()}"
 
 
 def conv_localization(

@@ -40,6 +40,7 @@ from torch import Tensor
 
 from stn import transforms as T
 from stn.data.formats import IMAGE_SUFFIXES
+from stn.normalization import Normalizer
 
 __all__ = [
     "CORNERS",
@@ -93,32 +94,18 @@ def _walk(folder: Path) -> Iterator[Path]:
 
 def read_image(path: str | os.PathLike, input_shape: Sequence[int]) -> tuple[np.ndarray, tuple[int, int]]:
     """The image at ``path`` as the model reads it: uint8 ``(C, H, W)`` for ``input_shape =
-    (C, H, W)`` (``C`` 1: Pillow's ``L``; 3: ``RGB``; bilinear resize), and its original
-    ``(width, height)``. ``ImageError`` naming the file if it is not an image, is truncated or
-    corrupt, or has a mode that cannot be converted."""
-    from PIL import Image, UnidentifiedImageError
+    (C, H, W)`` (``C`` 1: Pillow's ``L``; 3: ``RGB``; bilinear resize: as folder data sets are
+    read, :func:`stn.data.formats.decode_image`), and its original ``(width, height)``.
+    ``ImageError`` naming the file if it is not an image, is truncated or corrupt, or has a mode
+    that cannot be converted."""
+    from stn.data.formats import UnreadableImage, decode_image, strict_pillow
 
     channels, height, width = (int(v) for v in input_shape)
-    target = "L" if channels == 1 else "RGB"
     try:
-        with Image.open(path) as img:
-            size, mode = img.size, img.mode
-            img.load()
-            try:
-                img = img.convert(target)
-            except ValueError:
-                raise ImageError(f"cannot read image {path}: cannot convert its mode {mode} to {target}") from None
-            if img.size != (width, height):
-                img = img.resize((width, height), Image.BILINEAR)
-            array = np.asarray(img)
-    except UnidentifiedImageError:
-        raise ImageError(f"cannot read image {path}: not an image (or a format Pillow cannot read)") from None
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"cannot read image {path}: {_first_line(err)}") from None
-    except (OSError, SyntaxError, EOFError, ValueError) as err:
-        if isinstance(err, ImageError):
-            raise
-        raise ImageError(f"cannot read image {path}: truncated or corrupt ({_first_line(err)})") from None
+        with strict_pillow():
+            array, size = decode_image(Path(path), channels, (height, width))
+    except UnreadableImage as err:
+        raise ImageError(str(err)) from None
     array = array[None] if channels == 1 else array.transpose(2, 0, 1)
     return np.ascontiguousarray(array), size
 
@@ -392,8 +379,6 @@ def predict(
             :class:`ImageError`.
         progress: a tqdm bar on stderr (default: when stderr is a terminal).
     """
-    from stn.viz.images import denormalize, normalize
-
     if not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -425,31 +410,43 @@ def predict(
                 if not good:
                     yield PredictionBatch([], skipped, torch.empty(0, *shape, dtype=torch.uint8))
                     continue
-                images = torch.from_numpy(np.stack([r[0] for _, r in good]))
-                sizes = [r[1] for _, r in good]
-                output, params, transformed = predictor.run(normalize(images, predictor.mean, predictor.std), extras)
-                probs, index = torch.softmax(output.float(), 1).topk(top_k, 1)
-                quads = None
-                if boxes:
-                    quads = regions(predictor.transform, params.double(), shape[1:], sizes, predictor.align_corners)
-                predictions = []
-                for i, (path, _) in enumerate(good):
-                    ranked = zip(index[i].tolist(), probs[i].tolist(), strict=True)
-                    top = [(predictor.classes[c], c, float(p)) for c, p in ranked]
-                    quad = None if quads is None else [[tuple(map(float, p)) for p in q] for q in quads[i].tolist()]
-                    predictions.append(Prediction(str(path), sizes[i][0], sizes[i][1], top, quad))
-                batch = PredictionBatch(predictions, skipped, images)
-                if keep_transformed:
-                    n, c = images.shape[:2]
-                    pictures = transformed.reshape(n * predictor.k, c, *transformed.shape[-2:])
-                    batch.params = params.float()
-                    batch.transformed = denormalize(pictures, predictor.mean, predictor.std).view(
-                        n, predictor.k, c, *transformed.shape[-2:]
-                    )
-                yield batch
+                yield _predict_batch(predictor, good, skipped, top_k, boxes, keep_transformed)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _predict_batch(
+    predictor: Predictor,
+    good: list[tuple[Path, tuple[np.ndarray, tuple[int, int]]]],
+    skipped: list[tuple[str, str]],
+    top_k: int,
+    boxes: bool,
+    keep_transformed: bool,
+) -> PredictionBatch:
+    """One batch of read images ``(path, (uint8 (C, H, W), original (w, h)))`` through the predictor."""
+    normalizer = Normalizer(predictor.mean, predictor.std)
+    images = torch.from_numpy(np.stack([r[0] for _, r in good]))
+    sizes = [r[1] for _, r in good]
+    output, params, transformed = predictor.run(normalizer(images), boxes or keep_transformed)
+    probs, index = torch.softmax(output.float(), 1).topk(top_k, 1)
+    quads = None
+    if boxes:
+        shape = predictor.input_shape
+        quads = regions(predictor.transform, params.double(), shape[1:], sizes, predictor.align_corners)
+    predictions = []
+    for i, (path, _) in enumerate(good):
+        ranked = zip(index[i].tolist(), probs[i].tolist(), strict=True)
+        top = [(predictor.classes[c], c, float(p)) for c, p in ranked]
+        quad = None if quads is None else [[tuple(map(float, p)) for p in q] for q in quads[i].tolist()]
+        predictions.append(Prediction(str(path), sizes[i][0], sizes[i][1], top, quad))
+    batch = PredictionBatch(predictions, skipped, images)
+    if keep_transformed:
+        n, c = images.shape[:2]
+        pictures = transformed.reshape(n * predictor.k, c, *transformed.shape[-2:])
+        batch.params = params.float()
+        batch.transformed = normalizer.invert(pictures).view(n, predictor.k, c, *transformed.shape[-2:])
+    return batch
 
 
 def _try_read(path: Path, shape: Sequence[int]) -> tuple[np.ndarray, tuple[int, int]] | ImageError:

@@ -32,12 +32,16 @@ from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
     "Affine",
     "Attention",
+    "Diffeomorphic",
+    "DisplacementField",
     "MatrixTransform",
+    "Polar",
     "Projective",
     "Similarity",
     "ThinPlateSpline",
@@ -45,10 +49,12 @@ __all__ = [
     "Translation",
     "base_grid",
     "compose",
+    "compose_fields",
     "from_pixel_matrix",
     "from_pixel_points",
     "get",
     "invert",
+    "invert_field",
     "names",
     "output_corners",
     "to_pixel_matrix",
@@ -348,6 +354,13 @@ class Translation(MatrixTransform):
         one, zero = torch.ones_like(t[:, 0]), torch.zeros_like(t[:, 0])
         return _rows_to_matrix(torch.stack((one, zero, t[:, 0], zero, one, t[:, 1]), dim=1))
 
+    def from_matrix(self, matrix: Tensor) -> Tensor:
+        """Parameters ``(N, 2)`` of the shifts of ``(N, 3, 3)`` matrices (within the bound, if any)."""
+        t = matrix[:, :2, 2]
+        if self.max_shift is None:
+            return t
+        return torch.atanh((t / self.max_shift).clamp(-1 + 1e-6, 1 - 1e-6))
+
     @property
     def options(self) -> dict[str, object]:
         return {"max_shift": self.max_shift}
@@ -393,6 +406,14 @@ class Attention(MatrixTransform):
         s, zero = self.scale(params), torch.zeros_like(params[:, 0])
         return _rows_to_matrix(torch.stack((s, zero, params[:, 1], zero, s, params[:, 2]), dim=1))
 
+    def from_matrix(self, matrix: Tensor) -> Tensor:
+        """Parameters ``(N, 3)`` of ``(N, 3, 3)`` scale-and-shift matrices (scale within range, if any)."""
+        s = matrix[:, 0, 0]
+        if self.scale_range is not None:
+            lo, hi = self.scale_range
+            s = torch.logit(((s - lo) / (hi - lo)).clamp(1e-6, 1 - 1e-6))
+        return torch.stack((s, matrix[:, 0, 2], matrix[:, 1, 2]), dim=1)
+
     @property
     def options(self) -> dict[str, object]:
         return {"scale_range": self.scale_range}
@@ -423,6 +444,11 @@ class Similarity(MatrixTransform):
             (scale * torch.cos(angle), scale * torch.sin(angle), translation[:, 0], translation[:, 1]),
             dim=1,
         )
+
+    @staticmethod
+    def from_matrix(matrix: Tensor) -> Tensor:
+        """Parameters ``(N, 4)`` of ``(N, 3, 3)`` similarity matrices."""
+        return torch.stack((matrix[:, 0, 0], matrix[:, 1, 0], matrix[:, 0, 2], matrix[:, 1, 2]), dim=1)
 
 
 class Affine(MatrixTransform):
@@ -582,6 +608,214 @@ def _tps_grid_weights(
     return _tps_weights(grid_size, points).to(dtype)
 
 
+class Diffeomorphic(MatrixTransform):
+    """Affine maps as the matrix exponential of a Lie-algebra element (Detlefsen et al., 2018).
+
+    The six parameters are the top two rows of ``A`` (last row zero), row by row; the map is
+    ``exp(A)``. Every map is invertible and orientation-preserving (``det = exp(a11 + a22) > 0``),
+    zero parameters are the identity, and ``-θ`` is the inverse of ``θ`` (:meth:`invert`).
+    """
+
+    name = "diffeomorphic"
+    num_params = 6
+
+    def _identity_row(self) -> list[float]:
+        return [0.0] * 6
+
+    def _matrix(self, params: Tensor) -> Tensor:
+        algebra = torch.cat((params, torch.zeros_like(params[:, :3])), dim=1).view(-1, 3, 3)
+        if torch.compiler.is_exporting():  # ONNX has no matrix exponential: the same map from matmuls
+            return _expm_by_squaring(algebra)
+        return torch.linalg.matrix_exp(algebra)
+
+    def invert(self, params: Tensor) -> Tensor:
+        """Parameters ``(N, 6)`` of the inverse maps: ``-θ``."""
+        return -self.check_params(params)
+
+
+def _expm_by_squaring(a: Tensor, squarings: int = 16) -> Tensor:
+    """``exp(a)`` for ``(N, 3, 3)`` ``a`` from matrix products only: a 4th-order Taylor series of
+    ``exp(a / 2^s) - I``, then ``s`` doublings ``Y <- 2Y + Y²`` (kept as ``exp - I`` so that float32
+    loses no digits). Agrees with ``torch.linalg.matrix_exp`` for ``|a|`` up to thousands."""
+    eye = torch.eye(3, dtype=a.dtype, device=a.device).expand_as(a)
+    x = a / 2.0**squarings
+    y = x @ (eye + x @ (eye + x @ (eye + x / 4) / 3) / 2)
+    for _ in range(squarings):
+        y = 2 * y + y @ y
+    return eye + y
+
+
+class Polar(Transform):
+    """Log-polar resampling around a predicted origin (Esteves et al., 2018, polar transformer).
+
+    The two parameters are the origin ``(x0, y0)``; zero puts it at the centre (this family has
+    no identity map: :meth:`identity` gives the centred origin). Output columns are log-spaced
+    radii from ``min_radius`` (left) to ``max_radius`` (right); output rows are angles
+    ``θ = π (y + 1)``, a full turn from top to bottom. Output point ``(x, y)`` reads input
+    ``origin + r(x) (cos θ, sin θ)``, in normalised units (an ellipse in pixels when the input is
+    not square). So rotating the input about the origin by ``2π k / H`` rolls the output by
+    ``k`` rows, and scaling it about the origin shifts the output along the columns. The
+    output size is the sampler's (``output_size`` of the layer or of :func:`stn.warp`); the
+    rows are exactly periodic with ``align_corners=False``.
+
+    Args:
+        max_radius: largest radius read, in normalised units (1: the half-width of the image).
+        min_radius: smallest radius read; default ``max_radius / 32``.
+    """
+
+    name = "polar"
+    num_params = 2
+
+    def __init__(self, max_radius: float = 1.0, min_radius: float | None = None) -> None:
+        if not max_radius > 0:
+            raise ValueError(f"max_radius must be positive, got {max_radius}")
+        if min_radius is not None and not 0 < min_radius < max_radius:
+            raise ValueError(f"min_radius must be in (0, max_radius), got {min_radius}")
+        self.max_radius = float(max_radius)
+        self.min_radius = None if min_radius is None else float(min_radius)
+
+    def _identity_row(self) -> list[float]:
+        return [0.0, 0.0]
+
+    def _points(self, params: Tensor, points: Tensor) -> Tensor:
+        r_min = self.min_radius if self.min_radius is not None else self.max_radius / 32
+        radius = r_min * torch.exp((points[..., 0:1] + 1) * (0.5 * math.log(self.max_radius / r_min)))
+        angle = math.pi * (points[..., 1:2] + 1)
+        return params[:, None, :] + radius * torch.cat((torch.cos(angle), torch.sin(angle)), dim=-1)
+
+    @property
+    def options(self) -> dict[str, object]:
+        return {"max_radius": self.max_radius, "min_radius": self.min_radius}
+
+
+class DisplacementField(Transform):
+    """A dense displacement field given on a coarse ``rows x cols`` grid of nodes over ``[-1, 1]²``.
+
+    Parameters are the nodes' vectors ``(dx, dy)``, ``(N, 2 rows cols)``, row-major like
+    :class:`ThinPlateSpline`'s; between nodes they are interpolated bilinearly (so any affine map is
+    represented exactly), and held constant outside. Output point ``p`` reads input ``p + u(p)``.
+    Zero parameters are the identity.
+
+    With ``diffeomorphic=True`` the vectors are a stationary velocity field ``v`` and the map is its
+    flow after unit time, integrated by scaling and squaring (as VoxelMorph does) on an
+    ``integration_size`` grid: ``u = v / 2^steps``, then ``steps`` times ``u <- u + u∘(id + u)``. The
+    map is then smooth and invertible, and :meth:`invert` (``-θ``) gives its inverse.
+
+    Args:
+        grid_size: nodes per side, ``g`` or ``(rows, cols)``; default 8.
+        diffeomorphic: integrate the field as a velocity.
+        steps: scaling-and-squaring steps (``diffeomorphic`` only).
+        integration_size: nodes per side of the grid the flow is integrated on.
+    """
+
+    name = "field"
+
+    def __init__(
+        self,
+        grid_size: int | tuple[int, int] = 8,
+        diffeomorphic: bool = False,
+        steps: int = 7,
+        integration_size: int = 32,
+    ) -> None:
+        rows, cols = (grid_size, grid_size) if isinstance(grid_size, int) else tuple(grid_size)
+        if rows < 2 or cols < 2:
+            raise ValueError(f"field needs at least 2x2 nodes, got {rows}x{cols}")
+        if not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+        if not isinstance(integration_size, int) or integration_size < 2:
+            raise ValueError(f"integration_size must be an int >= 2, got {integration_size!r}")
+        self.grid_size = (rows, cols)
+        self.diffeomorphic = bool(diffeomorphic)
+        self.steps = steps
+        self.integration_size = integration_size
+        self.num_params = 2 * rows * cols
+
+    def _identity_row(self) -> list[float]:
+        return [0.0] * self.num_params
+
+    def nodes(self, params: Tensor) -> Tensor:
+        """The node vectors as an image ``(N, 2, rows, cols)`` (channel 0: ``dx``, 1: ``dy``)."""
+        return params.view(params.shape[0], *self.grid_size, 2).permute(0, 3, 1, 2)
+
+    def displacement(self, params: Tensor) -> Tensor:
+        """The displacement ``u`` as an image ``(N, 2, h, w)`` whose pixels are nodes spread over
+        ``[-1, 1]²`` (read it with ``align_corners=True``): the coarse nodes, or the integrated flow."""
+        params = self.check_params(params)
+        u = self.nodes(params)
+        if not self.diffeomorphic:
+            return u
+        size = (self.integration_size, self.integration_size)
+        u = F.interpolate(u, size=size, mode="bilinear", align_corners=True) / 2.0**self.steps
+        nodes = base_grid(size, True, params.device, params.dtype)
+        for _ in range(self.steps):
+            u = u + _sample_field(u, nodes + u.permute(0, 2, 3, 1), align_corners=True).permute(0, 3, 1, 2)
+        return u
+
+    def invert(self, params: Tensor) -> Tensor:
+        """Parameters ``(N, P)`` of the inverse maps: the negated velocity (``diffeomorphic`` only)."""
+        params = self.check_params(params)
+        if not self.diffeomorphic:
+            raise ValueError("a plain displacement field has no inverse in its parameters; use diffeomorphic=True")
+        return -params
+
+    def _points(self, params: Tensor, points: Tensor) -> Tensor:
+        return points + _sample_field(self.displacement(params), points.unsqueeze(1), align_corners=True)[:, 0]
+
+    @property
+    def options(self) -> dict[str, object]:
+        return {
+            "grid_size": self.grid_size,
+            "diffeomorphic": self.diffeomorphic,
+            "steps": self.steps,
+            "integration_size": self.integration_size,
+        }
+
+
+def _sample_field(field: Tensor, at: Tensor, align_corners: bool) -> Tensor:
+    """Bilinear values of a vector image ``(N, 2, h, w)`` at points ``(N, H, W, 2)``, constant
+    beyond the border; ``(N, H, W, 2)``."""
+    return F.grid_sample(field, at, mode="bilinear", padding_mode="border", align_corners=align_corners).permute(
+        0, 2, 3, 1
+    )
+
+
+def compose_fields(first: Tensor, second: Tensor, align_corners: bool = False) -> Tensor:
+    """Displacement of the map ``p -> second(first(p))`` from those of ``first`` and ``second``.
+
+    Fields are displacements ``(N, H, W, 2)`` at the pixel centres of an ``(H, W)`` output (for a
+    family: ``grid(θ, (H, W)) - base_grid((H, W))``), in normalised units; between centres they are
+    bilinear, beyond the border constant. As with :func:`compose`, warping by ``A`` and then by
+    ``B`` is the single warp ``compose_fields(B, A)``.
+    """
+    _check_field(first)
+    _check_field(second)
+    if first.shape != second.shape:
+        raise ValueError(f"fields must have the same shape, got {tuple(first.shape)} and {tuple(second.shape)}")
+    points = base_grid(first.shape[1:3], align_corners, first.device, first.dtype) + first
+    return first + _sample_field(second.permute(0, 3, 1, 2), points, align_corners)
+
+
+def invert_field(field: Tensor, iterations: int = 20, align_corners: bool = False) -> Tensor:
+    """Approximate inverse displacement ``w`` of ``field`` ``(N, H, W, 2)`` (same layout as in
+    :func:`compose_fields`), by the fixed point ``w(p) = -u(p + w(p))``; converges where the map is
+    invertible and ``u`` moves by less than its own smoothness scale."""
+    _check_field(field)
+    if not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations must be a positive int, got {iterations!r}")
+    base = base_grid(field.shape[1:3], align_corners, field.device, field.dtype)
+    image = field.permute(0, 3, 1, 2)
+    inverse = -field
+    for _ in range(iterations):
+        inverse = -_sample_field(image, base + inverse, align_corners)
+    return inverse
+
+
+def _check_field(field: Tensor) -> None:
+    if not isinstance(field, Tensor) or field.dim() != 4 or field.shape[-1] != 2:
+        shape = tuple(field.shape) if isinstance(field, Tensor) else type(field).__name__
+        raise ValueError(f"expected displacement fields of shape (N, H, W, 2), got {shape}")
+
+
 def invert(matrix: Tensor) -> Tensor:
     """Inverse of ``(N, 3, 3)`` transformation matrices: the map from input back to output.
 
@@ -632,6 +866,9 @@ _FAMILIES: dict[str, Callable[..., Transform]] = {
     "affine": Affine,
     "projective": Projective,
     "tps": ThinPlateSpline,
+    "diffeomorphic": Diffeomorphic,
+    "polar": Polar,
+    "field": DisplacementField,
 }
 
 

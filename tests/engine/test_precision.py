@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stn.engine import precision
+from stn.engine import machine, precision
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_instructions_from_proc_cpuinfo_where_torch_cannot_say(monkeypatch, tmp_
     for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
         monkeypatch.delattr(torch.cpu, probe, raising=False)
     info = tmp_path / "cpuinfo"
-    monkeypatch.setattr(precision, "Path", lambda _: info)
+    monkeypatch.setattr(machine, "Path", lambda _: info)
     try:
         for flags, want in (
             ("fpu avx512f avx512_bf16", "avx512_bf16"),
@@ -84,7 +84,7 @@ def test_instructions_from_proc_cpuinfo_where_torch_cannot_say(monkeypatch, tmp_
 
 def test_vendor_from_proc_cpuinfo(monkeypatch, tmp_path):
     info = tmp_path / "cpuinfo"
-    monkeypatch.setattr(precision, "Path", lambda _: info)
+    monkeypatch.setattr(machine, "Path", lambda _: info)
     info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n")
     assert precision.cpu_vendor() == "AuthenticAMD"
     info.unlink()

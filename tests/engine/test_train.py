@@ -55,7 +55,8 @@ def test_short_run_learns_and_writes_its_run_directory(bars, tmp_path):
     summary = train(tiny_config(bars, epochs=4), run)
     rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"]
-    assert list(rows[0]) == ["epoch", "train_loss", "test_loss", "test_accuracy", "seconds"]
+    assert list(rows[0])[:5] == ["epoch", "train_loss", "test_loss", "test_accuracy", "seconds"]
+    assert "stn_scale_mean" in rows[0] and "stn_outside_share" in rows[0]  # the transformer's statistics
     # Chance is a loss of ln 2 = 0.69 and 50%; seeds 1-3 reach 0.06-0.11 and 100% on every float path tried.
     assert float(rows[-1]["train_loss"]) < 0.3
     assert summary["best_accuracy"] >= 90.0

@@ -18,7 +18,8 @@ def mnist_root(tmp_path, monkeypatch):
 
 def test_the_plan_covers_the_papers_table():
     cells = paper.plan()
-    assert len(cells) == 4 * 8 + 4
+    assert len(cells) == 4 * 8 + 4 + 4 + 2 + 4 + 4  # the paper's, then the new rows (paper.NEW_ROWS)
+    assert [v for v, e in cells if e.label == "ST-CNN Polar"] == ["R", "RTS"]
     assert {e.label for v, e in cells if v == "TC"} == {"FCN", "CNN", "ST-FCN Aff", "ST-CNN Aff"}
     assert paper.plan(["rts"], ["st-cnn-tps", "CNN"]) == [("RTS", paper.ENTRIES[7]), ("RTS", paper.ENTRIES[1])]
     with pytest.raises(ValueError, match="unknown variant"):
@@ -92,7 +93,7 @@ def test_cli_bench_paper(mnist_root, tmp_path, capsys):
 
 @pytest.mark.parametrize("budget", list(paper.BUDGETS))
 def test_every_budget_is_a_valid_training_config(budget):
-    cfg = paper.config_for("TC", paper.ENTRIES[-1], paper.BUDGETS[budget], None, 1, "cpu", None)
+    cfg = paper.config_for("TC", paper.ENTRIES[7], paper.BUDGETS[budget], None, 1, "cpu", None)  # ST-CNN TPS
     assert cfg.dataset == "mnist-tc" and cfg.stn and cfg.transform == "tps" and cfg.stn_fill == "black"
     if budget == "full":  # the paper's 150,000 steps of 256 images
         assert cfg.batch_size == 256 and cfg.epochs * 60000 // 256 >= 150000
@@ -106,3 +107,14 @@ def test_stn_train_runs_the_paper_models_on_a_variant(mnist_root, tmp_path, mode
     assert main([*argv[:-3], "--no-stn", "--out", str(tmp_path / "plain"), "--no-report"]) == 0
     options = json.loads((tmp_path / "st" / "config.json").read_text())
     assert options["transform"] == transform and options["dataset"] == "mnist-rts"
+
+
+def test_new_rows_pass_their_model_options_and_time_a_step(mnist_root, tmp_path):
+    ic = next(e for e in paper.ENTRIES if e.label == "IC-STN Aff")
+    cfg = paper.config_for("R", ic, paper.BUDGETS["smoke"], None, 1, "cpu", None)
+    assert cfg.extra == {"recurrent_steps": 4} and cfg.transform == "affine"
+    args = dict(out=tmp_path / "results", runs=tmp_path / "runs", data_root=str(mnist_root))
+    path = paper.run("smoke", variants=["R"], models=["st-cnn-polar"], threads=1, log=lambda line: None, **args)
+    table = path.read_text()
+    assert "| ST-CNN Polar | " in table and " / None" not in table
+    assert "## One training step against ST-CNN Aff" in table and "| R | ST-CNN Polar | " in table

@@ -20,7 +20,7 @@ def test_border_is_the_closed_edge_of_the_square():
     assert {tuple(p) for p in edge.tolist()} >= {(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)}
 
 
-@pytest.mark.parametrize("name", T.names())
+@pytest.mark.parametrize("name", [n for n in T.names() if n != "polar"])  # polar has no identity map
 def test_outline_of_the_identity_is_the_image_border(name):
     transform = T.get(name)
     h, w = 20, 30

@@ -34,13 +34,16 @@ def test_one_run(trained):
         "regions.png",
         "learning.gif",
         "learning.png",
+        "statistics.png",
+        "histograms.png",
     }
+    assert "Transformer statistics" in markdown and "Warnings: " in markdown
     for link in pictures:
         with Image.open(run / link) as picture:
             assert picture.width > 100
     # The HTML stands alone: every picture inline, none linked.
     assert page.count("<img ") == len(pictures) and "figures/" not in page
-    assert page.count('src="data:image/png;base64,') == 4 and page.count('src="data:image/gif;base64,') == 1
+    assert page.count('src="data:image/png;base64,') == 6 and page.count('src="data:image/gif;base64,') == 1
 
 
 def test_several_runs_in_their_own_folder(trained, tmp_path):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import io
 import math
@@ -12,7 +13,7 @@ import pickle
 import tarfile
 import threading
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar, NamedTuple
@@ -25,11 +26,14 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "DataError",
     "ImageFolder",
+    "UnreadableImage",
+    "decode_image",
     "idx_bytes",
     "parse_idx",
     "read_cifar_batches",
     "read_idx",
     "read_image_folder",
+    "strict_pillow",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -171,6 +175,77 @@ def _bad_images(folder: Path, bad: list[tuple[Path, str]], total: int) -> str:
     return f"{len(bad)} of {total} images under {folder} cannot be read: {named}{more}"
 
 
+class UnreadableImage(DataError):
+    """An image file that cannot be decoded completely; ``reason`` says why (one line)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read image {path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+@contextlib.contextmanager
+def strict_pillow() -> Iterator[None]:
+    """Pillow refuses truncated files inside (its global ``LOAD_TRUNCATED_IMAGES`` off, under a lock)."""
+    from PIL import ImageFile
+
+    with _PILLOW:
+        tolerant, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
+
+
+def decode_image(path: Path, channels: int, size: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """The image at ``path`` as uint8 ``(H, W)`` (``channels`` 1: Pillow's ``L``) or ``(H, W, 3)``
+    (``RGB``), bilinearly resized to ``size`` ``(H, W)`` if given, and its original ``(width,
+    height)``. :class:`UnreadableImage` if it is not an image, is truncated or corrupt, or has a
+    mode that does not convert. Call inside :func:`strict_pillow` to refuse truncated files."""
+    from PIL import Image, UnidentifiedImageError
+
+    target = "L" if channels == 1 else "RGB"
+    try:
+        blob = Path(path).read_bytes()
+        with Image.open(io.BytesIO(blob)) as img:
+            img.load()
+            if img.format == "PNG" and not _png_complete(blob):
+                raise OSError("image file is truncated (it ends before its IEND chunk)")
+            original, mode = img.size, img.mode
+            try:
+                img = img.convert(target)
+            except ValueError:
+                raise UnreadableImage(path, f"cannot convert its mode {mode} to {target}") from None
+            if size is not None and img.size != (size[1], size[0]):
+                img = img.resize((size[1], size[0]), Image.BILINEAR)
+            return np.asarray(img), original
+    except UnidentifiedImageError:
+        raise UnreadableImage(path, "not an image file Pillow can read") from None
+    except UnreadableImage:
+        raise
+    except Exception as err:  # Pillow's decoders fail in many ways on bad files; all mean "unreadable"
+        raise UnreadableImage(path, f"truncated or corrupt ({_first_line(err)})") from None
+
+
+def _decode_or_reason(path: Path, channels: int, size: tuple[int, int] | None) -> np.ndarray | str:
+    try:
+        return decode_image(path, channels, size)[0]
+    except UnreadableImage as err:
+        return err.reason
+
+
+def _first_channels(paths: list[Path]) -> int:
+    """1 or 3: the channels of the first readable image (an unreadable one is reported later)."""
+    from PIL import Image
+
+    for path in paths:
+        try:
+            with Image.open(path) as first:
+                return 1 if first.mode in ("1", "L", "I", "I;16", "F") else 3
+        except Exception:  # reported with the others when the folder is decoded
+            continue
+    return 3
+
+
 def read_image_folder(
     folder: Path, size: tuple[int, int] | None = None, channels: int | None = None, skip_bad: bool = False
 ) -> ImageFolder:
@@ -183,49 +258,13 @@ def read_image_folder(
     or, with ``skip_bad``, left out and listed in ``skipped``. Truncated files are refused even if
     ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is set.
     """
-    from PIL import Image, ImageFile, UnidentifiedImageError
-
     classes, paths, labels = image_files(folder)
     if not paths:
         raise DataError(f"no images found in {folder}/<class>/ (looked for {', '.join(IMAGE_SUFFIXES)})")
-
-    def open_image(path: Path) -> Image.Image:
-        blob = path.read_bytes()
-        img = Image.open(io.BytesIO(blob))
-        img.load()
-        if img.format == "PNG" and not _png_complete(blob):
-            raise OSError("image file is truncated (it ends before its IEND chunk)")
-        return img
-
-    def decode(path: Path) -> np.ndarray | str:
-        try:
-            with open_image(path) as img:
-                img = img.convert("L" if channels == 1 else "RGB")
-                if size is not None and img.size != (size[1], size[0]):
-                    img = img.resize((size[1], size[0]), Image.BILINEAR)
-                return np.asarray(img)
-        except UnidentifiedImageError:
-            return "not an image file Pillow can read"
-        except Exception as err:  # Pillow's decoders fail in many ways on bad files; all mean "unreadable"
-            return _first_line(err)
-
-    with _PILLOW:
-        tolerant, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
-        try:
-            if channels is None:
-                channels = 3
-                for path in paths:
-                    try:
-                        with Image.open(path) as first:
-                            channels = 1 if first.mode in ("1", "L", "I", "I;16", "F") else 3
-                        break
-                    except Exception:  # an unreadable file is reported below, with the others
-                        continue
-            workers = min(8, os.cpu_count() or 1)
-            with ThreadPoolExecutor(workers) as pool:
-                decoded = list(pool.map(decode, paths, chunksize=256))
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
+    with strict_pillow():
+        channels = channels or _first_channels(paths)
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+            decoded = list(pool.map(lambda path: _decode_or_reason(path, channels, size), paths, chunksize=256))
 
     bad = [(path, result) for path, result in zip(paths, decoded, strict=True) if isinstance(result, str)]
     if bad and (not skip_bad or len(bad) == len(paths)):

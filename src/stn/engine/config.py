@@ -52,7 +52,9 @@ class TrainConfig:
     )
     stn: bool = option(True, "the spatial transformer in front of the network (--no-stn: without)", "what to train")
     transform: str = option(
-        "affine", "transform family: translation, attention, similarity, affine, projective, tps, ...", "what to train"
+        "affine",
+        "transform family: translation, attention, similarity, affine, projective, tps, diffeomorphic, polar, field",
+        "what to train",
     )
     stn_fill: str = option("zeros", "what the transformer reads outside the image", "what to train", FILLS)
     stn_lr_scale: float = option(1.0, "the transformers' learning rate relative to the model's", "what to train")
@@ -160,6 +162,10 @@ class TrainConfig:
         return [name for name in mine if mine[name] != theirs[name]]
 
 
+# `stn bench paper`'s budgets (stn.experiments.paper): the paper's models on distorted MNIST, black
+# outside the image (MNIST's background); the bench sets the model and the variant of each cell.
+_PAPER = dict(model="paper-cnn", dataset="mnist-rts", stn_fill="black")
+
 RECIPES: dict[str, dict[str, Any]] = {
     # The seed experiment (the PyTorch STN tutorial's loop on CIFAR-10): plain SGD, lr 0.01,
     # batch 64, test batch 1000, a log line every 500 batches.
@@ -199,21 +205,16 @@ RECIPES: dict[str, dict[str, Any]] = {
         schedule="cosine",
         log_interval=100,
     ),
-    # `stn bench paper`'s budgets (stn.experiments.paper): the paper's models on distorted MNIST,
-    # black outside the image (MNIST's background).
+    # `stn bench paper`'s budgets.
     "paper-smoke": dict(
-        model="paper-cnn",
-        dataset="mnist-rts",
+        **_PAPER,
         dataset_options=dict(train_size=256, test_size=256),
-        stn_fill="black",
         epochs=1,
         optimizer="adam",
         lr=1e-3,
     ),
     "paper-cpu": dict(
-        model="paper-cnn",
-        dataset="mnist-rts",
-        stn_fill="black",
+        **_PAPER,
         epochs=2,
         batch_size=128,
         optimizer="adam",
@@ -221,9 +222,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         schedule="cosine",
     ),
     "paper-full": dict(
-        model="paper-cnn",
-        dataset="mnist-rts",
-        stn_fill="black",
+        **_PAPER,
         epochs=640,
         batch_size=256,
         optimizer="sgd",

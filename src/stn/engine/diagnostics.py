@@ -81,6 +81,7 @@ import torch
 from torch import Tensor, nn
 
 from stn import transforms as T
+from stn.engine.run import Run
 from stn.layers import ParallelSpatialTransformers, SpatialTransformer
 
 __all__ = [
@@ -98,6 +99,7 @@ __all__ = [
     "measure",
     "per_sample",
     "prefixes",
+    "run_statistics",
     "transformer_stats",
     "warnings_for",
 ]
@@ -300,34 +302,7 @@ def measure(model: nn.Module, images: Tensor, batch_size: int = 500) -> dict[str
     transformers = _transformers(model)
     if not transformers or not transformers[0][1]:
         return {}
-    seen: dict[int, list[tuple[Tensor, tuple[int, int], tuple[int, int]]]] = {id(m): [] for m, _ in transformers}
-
-    ran: set[int] = set()
-
-    def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        assert isinstance(module, SpatialTransformer) and module.last_params is not None
-        seen[id(module)].append(
-            (module.last_params.float().cpu(), tuple(inputs[0].shape[-2:]), tuple(output.shape[-2:]))
-        )
-        ran.add(id(module))
-        if len(ran) == len(seen):  # every transformer has run on this chunk: skip the rest of the model
-            raise _Measured
-
-    first = next(model.parameters(), None)
-    device = first.device if first is not None else images.device
-    modes = {m: m.training for m in model.modules()}
-    hooks = [m.register_forward_hook(hook) for m, _ in transformers]
-    try:
-        model.eval()
-        for chunk in images.split(batch_size):
-            ran.clear()
-            with contextlib.suppress(_Measured):
-                model(chunk.to(device))
-    finally:
-        for handle in hooks:
-            handle.remove()
-        for m, training in modes.items():
-            m.training = training
+    seen = _record_calls(model, [m for m, _ in transformers], images, batch_size)
     stats: dict[str, float] = {}
     for module, names in transformers:
         calls = seen[id(module)]
@@ -346,6 +321,44 @@ def measure(model: nn.Module, images: Tensor, batch_size: int = 500) -> dict[str
     return stats
 
 
+Call = tuple[Tensor, tuple[int, int], tuple[int, int]]  # (params, input size, output size) of one forward
+
+
+def _record_calls(
+    model: nn.Module, transformers: list[SpatialTransformer], images: Tensor, batch_size: int
+) -> dict[int, list[Call]]:
+    """Run ``images`` through ``model`` in eval mode, chunk by chunk, and keep each transformer's
+    calls; every submodule's mode is restored, and each chunk stops once all transformers ran."""
+    seen: dict[int, list[Call]] = {id(m): [] for m in transformers}
+    ran: set[int] = set()
+
+    def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        assert isinstance(module, SpatialTransformer) and module.last_params is not None
+        seen[id(module)].append(
+            (module.last_params.float().cpu(), tuple(inputs[0].shape[-2:]), tuple(output.shape[-2:]))
+        )
+        ran.add(id(module))
+        if len(ran) == len(seen):  # every transformer has run on this chunk: skip the rest of the model
+            raise _Measured
+
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else images.device
+    modes = {m: m.training for m in model.modules()}
+    hooks = [m.register_forward_hook(hook) for m in transformers]
+    try:
+        model.eval()
+        for chunk in images.split(batch_size):
+            ran.clear()
+            with contextlib.suppress(_Measured):
+                model(chunk.to(device))
+    finally:
+        for handle in hooks:
+            handle.remove()
+        for m, training in modes.items():
+            m.training = training
+    return seen
+
+
 def prefixes(stats: Mapping[str, object]) -> list[str]:
     """The transformer prefixes (``stn``, ``stn1``, ...) present in a row of statistics."""
     suffix = "_outside_share"
@@ -361,6 +374,16 @@ def _try(*hints: str | None) -> str:
     return "try " + (hints[0] if len(hints) == 1 else ", ".join(hints[:-1]) + f", or {hints[-1]}")
 
 
+def _hints(fill: str | None, lr_scale: float | None) -> tuple[str | None, str]:
+    """The hints about the fill (none when it is already black) and the transformers' learning rate."""
+    hint_fill = {"black": None, "border": "--stn-fill black"}.get(
+        fill, "--stn-fill black (zero padding reads the mean colour)"
+    )
+    if lr_scale is None:
+        return hint_fill, "a lower --stn-lr-scale (e.g. 0.1)"
+    return hint_fill, f"a lower --stn-lr-scale (now {lr_scale:g}; e.g. {lr_scale / 10:g})"
+
+
 def _conditions(
     prefix: str, stats: Mapping[str, float], epochs_seen: int, fill: str | None, lr_scale: float | None
 ) -> list[tuple[str, str]]:
@@ -370,13 +393,7 @@ def _conditions(
         v = stats.get(f"{prefix}_{name}")
         return None if v is None or v != v else float(v)
 
-    hint_fill = {"black": None, "border": "--stn-fill black"}.get(
-        fill, "--stn-fill black (zero padding reads the mean colour)"
-    )
-    if lr_scale is None:
-        hint_lr = "a lower --stn-lr-scale (e.g. 0.1)"
-    else:
-        hint_lr = f"a lower --stn-lr-scale (now {lr_scale:g}; e.g. {lr_scale / 10:g})"
+    hint_fill, hint_lr = _hints(fill, lr_scale)
     found: list[tuple[str, str]] = []
     samples, share = value("outside_samples"), value("outside_share")
     if samples is not None and samples > ZOOM_OUT_SAMPLES:
@@ -523,3 +540,28 @@ def format_table(rows: Sequence[Mapping[str, float]]) -> str:
         text = "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in table)
         blocks.append(f"{prefix}\n{text}")
     return "\n\n".join(blocks)
+
+
+def run_statistics(run: Run) -> tuple[list[dict[str, float]], str]:
+    """The per-epoch transformer statistics of a run directory, and where they come from: the
+    columns of its ``metrics.csv`` (measured on a fixed set of test images while it trained), or
+    for runs that predate them, its snapshots (the few test images kept every epoch)."""
+    rows = run.metrics()
+    if any(prefixes(row) for row in rows):
+        return rows, "metrics.csv (fixed test images, every epoch)"
+    snapshots = run.snapshots()
+    if snapshots is None or not snapshots["epochs"]:
+        return [], "nothing: the run has no statistics columns and no snapshots"
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in snapshots["transform_options"].items()}
+    transform = T.get(snapshots["transform"], **options)
+    input_size = tuple(snapshots["images"].shape[-2:])
+    stats_rows = []
+    for epoch, params, outputs in zip(snapshots["epochs"], snapshots["params"], snapshots["outputs"], strict=True):
+        output_size = tuple(outputs.shape[-2:]) if outputs.numel() else input_size
+        sets = [params] if params.dim() == 2 else list(params.unbind(1))
+        row: dict[str, float] = {"epoch": epoch}
+        for i, p in enumerate(sets):
+            prefix = "stn" if len(sets) == 1 else f"stn{i + 1}"
+            row.update(transformer_stats(transform, p, output_size, input_size, prefix=prefix))
+        stats_rows.append(row)
+    return stats_rows, f"snapshots.pt ({len(snapshots['images'])} test images, every epoch)"

@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +18,7 @@ from torch import Tensor, nn
 from stn import models
 from stn.engine.config import RESUMABLE_CHANGES, TrainConfig
 from stn.engine.device import DeviceData, resolve_device
+from stn.engine.diagnostics import Monitor, measure
 from stn.engine.evaluation import EvalResult, evaluate
 from stn.engine.log import RunLog, train_line
 from stn.engine.model import build_model, compile_model, model_options
@@ -24,12 +27,39 @@ from stn.engine.precision import autocast, describe_amp
 from stn.engine.run import Run, RunError, load_dataset, per_class_accuracy
 from stn.engine.snapshots import Snapshots
 from stn.engine.state import TrainState
+from stn.observe import TransformerView
 
-__all__ = ["TrainingDiverged", "train", "train_one_epoch", "train_step"]
+__all__ = ["Callback", "EpochEnd", "Setup", "TrainingDiverged", "prepare", "train", "train_one_epoch", "train_step"]
+
+STATS_IMAGES = 256  # fixed test images on which the transformers' statistics are measured every epoch
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
+
+
+@dataclass
+class EpochEnd:
+    """What a finished epoch hands to callbacks: its ``metrics.csv`` row (losses, accuracy,
+    seconds and the transformers' statistics), the learning rate, the warnings it raised, the
+    model, the snapshot batch seen through the first transformer (``None`` without one), and
+    the run directory."""
+
+    epoch: int
+    row: dict[str, Any]
+    lr: float
+    warnings: list[str]
+    model: nn.Module
+    view: TransformerView | None
+    run: Run
+
+
+class Callback(Protocol):
+    """Something that watches a run (TensorBoard, for one: :mod:`stn.viz.board`)."""
+
+    def on_epoch(self, end: EpochEnd) -> None: ...
+
+    def on_end(self, cfg: TrainConfig, summary: dict[str, Any]) -> None: ...
 
 
 def train_step(
@@ -85,22 +115,23 @@ def train_one_epoch(
     return train_loss
 
 
-def train(
-    cfg: TrainConfig,
-    run_dir: str | os.PathLike,
-    resume: bool = False,
-    *,
-    stream: Any = None,
-    progress: bool | None = None,
-) -> dict[str, Any]:
-    """Train ``cfg`` into the run directory ``run_dir`` (see :class:`~stn.engine.run.Run`), or
-    continue the run there when ``resume`` (``cfg`` may then change only
-    :data:`~stn.engine.config.RESUMABLE_CHANGES`). Returns the summary.
+@dataclass
+class Setup:
+    """Everything a run needs, built and checked before anything is written: the device, the data
+    on it (and the fixed test images the statistics are measured on), the model and its compiled
+    form, the training state, and the description that every checkpoint carries."""
 
-    Everything is checked (config, device, data, model) before anything is written. The log goes
-    to ``stream`` (standard output by default, with a progress bar when ``progress``) and to
-    ``train.log``.
-    """
+    cfg: TrainConfig
+    device: torch.device
+    data: DeviceData
+    probe: Tensor
+    forward: nn.Module
+    state: TrainState
+    meta: dict[str, Any]
+
+
+def prepare(cfg: TrainConfig) -> Setup:
+    """Check ``cfg`` and build what training it needs (``ValueError`` naming the first problem)."""
     cfg.validate()
     cfg.dataset = cfg.dataset or models.describe(cfg.model).default_dataset
     if cfg.threads:
@@ -108,7 +139,6 @@ def train(
     device = resolve_device(cfg.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    previous = _check_resume(cfg, run_dir) if resume else None
 
     # Data: decoded once (cached), moved to the device as uint8.
     dataset = load_dataset(cfg)
@@ -125,8 +155,6 @@ def train(
     model = build_model(cfg, dataset, device)
     optimizer = make_optimizer(cfg, model, device)
     scheduler = make_scheduler(cfg, optimizer, data.num_batches(cfg.batch_size, cfg.drop_last))
-    forward = compile_model(model, cfg.compile)
-    state = TrainState(model, optimizer, scheduler, generator)
     meta = dict(
         model=cfg.model,
         model_options=model_options(cfg, dataset),
@@ -136,39 +164,88 @@ def train(
         std=list(dataset.std),
         config=cfg.to_dict(),
     )
+    probe = data.normalize(data.test_images[:STATS_IMAGES])
+    state = TrainState(model, optimizer, scheduler, generator)
+    return Setup(cfg, device, data, probe, compile_model(model, cfg.compile), state, meta)
 
+
+def train(
+    cfg: TrainConfig,
+    run_dir: str | os.PathLike,
+    resume: bool = False,
+    *,
+    stream: Any = None,
+    progress: bool | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Train ``cfg`` into the run directory ``run_dir`` (see :class:`~stn.engine.run.Run`), or
+    continue the run there when ``resume`` (``cfg`` may then change only
+    :data:`~stn.engine.config.RESUMABLE_CHANGES`). Returns the summary.
+
+    Everything is checked (config, device, data, model) before anything is written. The log goes
+    to ``stream`` (standard output by default, with a progress bar when ``progress``) and to
+    ``train.log``. Every epoch the transformers' statistics on a fixed set of test images join
+    its metrics row (see :mod:`stn.engine.diagnostics`), and a transformer drifting into a known
+    failure (zooming out, collapse, ...) is warned about once in the log; ``callbacks`` see each
+    finished epoch and the summary.
+    """
+    previous = _check_resume(cfg, run_dir) if resume else None
+    setup = prepare(cfg)
+    state = setup.state
     run = Run.create(run_dir, cfg) if previous is None else previous
     with run.lock():
         log = RunLog(run.path("log"), stream=stream, progress=progress)
         try:
             if previous is not None:
-                state.load_state_dict(run.checkpoint("last", map_location=device))
-                if run.config != cfg:
-                    run.config = cfg
-                    run.write_config()
-                log(f"Resuming {run.dir} after epoch {state.epoch} of {cfg.epochs}")
-            n_params = sum(p.numel() for p in model.parameters())
-            log(
-                f"stn train: {cfg.model} ({n_params:,} parameters) on {dataset.name} ({len(dataset.train_labels)} "
-                f"train / {len(dataset.test_labels)} test), recipe {cfg.recipe}, device {device}"
-            )
-            log(describe_amp(cfg.amp, device))
-            snapshots = Snapshots.for_run(run.path("snapshots"), dataset, cfg.snapshot_images, state.epoch)
+                _resume(setup, run, log)
+            _header(setup, log)
+            snapshots = Snapshots.for_run(run.path("snapshots"), setup.data.dataset, cfg.snapshot_images, state.epoch)
+            monitor = Monitor(cfg.stn_fill, cfg.stn_lr_scale)
+            for row in state.metrics:  # on resume: conditions already warned about stay quiet
+                monitor.update(row)
             for epoch in range(state.epoch + 1, cfg.epochs + 1):
                 tic = time.perf_counter()
-                train_loss = train_one_epoch(forward, state, data, cfg, epoch, log, run)
-                result = evaluate(forward, data, cfg.test_batch_size, cfg.amp, cfg.flip_tta)
+                train_loss = train_one_epoch(setup.forward, state, setup.data, cfg, epoch, log, run)
+                result = evaluate(setup.forward, setup.data, cfg.test_batch_size, cfg.amp, cfg.flip_tta)
                 log()
                 log(result.line())
                 log()
-                snapshots.capture(epoch, model)
+                view = snapshots.capture(epoch, state.model)
+                stats = {key: round(value, 6) for key, value in measure(state.model, setup.probe).items()}
                 state.elapsed += time.perf_counter() - tic
-                _save_epoch(run, state, meta, snapshots, train_loss, result, epoch)
+                row = _save_epoch(run, state, setup.meta, snapshots, train_loss, result, epoch, stats)
+                warned = monitor.update(row)
+                for line in warned:
+                    log(f"stn: warning: {line}")
+                end = EpochEnd(epoch, row, state.scheduler.get_last_lr()[0], warned, state.model, view, run)
+                for callback in callbacks:
+                    callback.on_epoch(end)
         finally:
             log.close()
-        summary = _summary(cfg, state, dataset.classes, device)
+        summary = _summary(cfg, state, setup.data.dataset.classes, setup.device, monitor.warnings)
         run.write_summary(summary)
+    for callback in callbacks:
+        callback.on_end(cfg, summary)
     return summary
+
+
+def _resume(setup: Setup, run: Run, log: RunLog) -> None:
+    """Load ``last.pt`` into the training state; record the changes ``--resume`` may make."""
+    setup.state.load_state_dict(run.checkpoint("last", map_location=setup.device))
+    if run.config != setup.cfg:
+        run.config = setup.cfg
+        run.write_config()
+    log(f"Resuming {run.dir} after epoch {setup.state.epoch} of {setup.cfg.epochs}")
+
+
+def _header(setup: Setup, log: RunLog) -> None:
+    cfg, dataset = setup.cfg, setup.data.dataset
+    n_params = sum(p.numel() for p in setup.state.model.parameters())
+    log(
+        f"stn train: {cfg.model} ({n_params:,} parameters) on {dataset.name} ({len(dataset.train_labels)} "
+        f"train / {len(dataset.test_labels)} test), recipe {cfg.recipe}, device {setup.device}"
+    )
+    log(describe_amp(cfg.amp, setup.device))
 
 
 def _check_resume(cfg: TrainConfig, run_dir: str | os.PathLike) -> Run:
@@ -198,14 +275,17 @@ def _save_epoch(
     train_loss: float,
     result: EvalResult,
     epoch: int,
-) -> None:
-    """Record the epoch, then save: ``last.pt`` (atomic) first, the files derived from it, ``best.pt``."""
+    stats: dict[str, float],
+) -> dict[str, Any]:
+    """Record the epoch, then save: ``last.pt`` (atomic) first, the files derived from it,
+    ``best.pt``. Returns the epoch's metrics row."""
     row = dict(
         epoch=epoch,
         train_loss=round(train_loss, 6),
         test_loss=round(result.loss, 6),
         test_accuracy=round(result.accuracy, 2),
         seconds=round(state.elapsed, 1),
+        **stats,
     )
     is_best = state.record(row, result.class_correct, result.class_total)
     run.save_checkpoint("last", dict(meta, **state.state_dict()))
@@ -213,10 +293,14 @@ def _save_epoch(
     snapshots.save()
     if is_best:
         run.save_checkpoint("best", dict(meta, **state.best_state_dict()))
+    return row
 
 
-def _summary(cfg: TrainConfig, state: TrainState, classes: list[str], device: torch.device) -> dict[str, Any]:
+def _summary(
+    cfg: TrainConfig, state: TrainState, classes: list[str], device: torch.device, warnings: list[str]
+) -> dict[str, Any]:
     best = max(state.metrics, key=lambda row: row["test_accuracy"])
+    last = state.metrics[-1]
     return dict(
         model=cfg.model,
         dataset=cfg.dataset,
@@ -228,4 +312,6 @@ def _summary(cfg: TrainConfig, state: TrainState, classes: list[str], device: to
         best_epoch=best["epoch"],
         seconds=round(state.elapsed, 1),
         per_class_accuracy=per_class_accuracy(classes, state.class_correct, state.class_total),
+        transformer={key: value for key, value in last.items() if key.startswith("stn")},
+        warnings=warnings,
     )

@@ -10,18 +10,24 @@ from typing import Any
 
 import torch
 
-__all__ = ["cpu_name", "describe"]
+__all__ = ["cpu_name", "cpuinfo", "describe"]
+
+
+def cpuinfo(field: str) -> str:
+    """The first value of ``field`` in ``/proc/cpuinfo`` (``model name``, ``vendor_id``, ``flags``),
+    or ``""`` where there is none."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(field):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def cpu_name() -> str:
     """The CPU's model name (from ``/proc/cpuinfo`` where there is one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def describe(device: torch.device) -> dict[str, Any]:

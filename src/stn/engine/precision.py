@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext, suppress
 from functools import lru_cache
-from pathlib import Path
 
 import torch
+
+from stn.engine.machine import cpuinfo
 
 __all__ = ["autocast", "cpu_bf16_instructions", "cpu_vendor", "describe_amp", "resolve_amp"]
 
@@ -36,11 +37,7 @@ def cpu_bf16_instructions() -> str | None:
         with suppress(AttributeError, RuntimeError):
             answers[flag] = bool(getattr(torch.cpu, probe)())
     if len(answers) < len(probes):
-        try:
-            text = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            text = ""
-        flags = {word for line in text.splitlines() if line.startswith("flags") for word in line.split()}
+        flags = set(cpuinfo("flags").split())
         for flag in probes:
             answers.setdefault(flag, flag in flags)
     return next((flag for flag in NATIVE_BF16_FLAGS if answers.get(flag)), None)
@@ -48,13 +45,7 @@ def cpu_bf16_instructions() -> str | None:
 
 def cpu_vendor() -> str:
     """``vendor_id`` of ``/proc/cpuinfo`` (``GenuineIntel``, ``AuthenticAMD``, ...), or ``""``."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("vendor_id"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+    return cpuinfo("vendor_id")
 
 
 def _cpu_auto() -> tuple[str, str]:

@@ -9,7 +9,9 @@ A run directory holds::
     last.pt         everything needed to resume (written every epoch)
     best.pt         the model at its best test accuracy
     snapshots.pt    the transformer's view of a fixed test batch, every epoch
-    summary.json    final, best and per-class accuracy (written when training ends)
+    summary.json    final, best and per-class accuracy, the transformers' last statistics and
+                    the warnings (written when training ends)
+    tensorboard/    TensorBoard event files (with ``stn train --tensorboard``)
 
 Wave-1 directories (no format in ``config.json``) open as format 1.
 """
@@ -46,6 +48,7 @@ FILES = dict(
     best="best.pt",
     snapshots="snapshots.pt",
     summary="summary.json",
+    tensorboard="tensorboard",
     lock=".lock",
 )
 METRIC_FIELDS = ["epoch", "train_loss", "test_loss", "test_accuracy", "seconds"]

@@ -15,7 +15,7 @@ from torch import nn
 
 from stn.data import Dataset
 from stn.files import save_atomic
-from stn.observe import fixed_batch, observe
+from stn.observe import TransformerView, fixed_batch, observe
 
 __all__ = ["KEYS", "Snapshots", "load_snapshots"]
 
@@ -73,13 +73,14 @@ class Snapshots:
         )
         return cls(path, state)
 
-    def capture(self, epoch: int, model: nn.Module) -> None:
-        """Keep what the model's first transformer does to the fixed batch (the model's mode is kept)."""
+    def capture(self, epoch: int, model: nn.Module) -> TransformerView | None:
+        """Keep what the model's first transformer does to the fixed batch (the model's mode is
+        kept), and return it; ``None`` without snapshots or without a transformer."""
         if self.state is None:
-            return
+            return None
         view = observe(model, self.state["images"], self.state["mean"], self.state["std"])
         if view is None:
-            return
+            return None
         self.state["transform"] = view.transform.name
         self.state["transform_options"] = {
             k: list(v) if isinstance(v, tuple) else v for k, v in view.transform.options.items()
@@ -88,6 +89,7 @@ class Snapshots:
         self.state["params"].append(view.params.squeeze(1) if view.k == 1 else view.params)
         outputs = view.outputs if view.outputs is not None else torch.empty(0, dtype=torch.uint8)
         self.state["outputs"].append(outputs.squeeze(1) if view.k == 1 and outputs.numel() else outputs)
+        return view
 
     def save(self) -> None:
         if self.state is None or not self.state["epochs"]:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["INSTALL", "TensorBoardLogger", "TensorBoardUnavailable", "tag_for"]
+__all__ = ["INSTALL", "TensorBoardLogger", "TensorBoardUnavailable", "require_tensorboard", "tag_for"]
 
 INSTALL = "pip install 'torch-stn[tensorboard]'"
 
@@ -56,6 +56,14 @@ def _hparam(value: object) -> bool | int | float | str:
     if isinstance(value, bool | int | float | str):
         return value
     return str(value)
+
+
+def require_tensorboard() -> None:
+    """Raise :class:`TensorBoardUnavailable` (one line) unless the tensorboard package is there."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise TensorBoardUnavailable(f"TensorBoard logging needs the tensorboard package: {INSTALL}") from None
 
 
 class TensorBoardLogger:

@@ -5,6 +5,10 @@ distorted data set (:data:`VARIANTS`, from :mod:`stn.data.distorted`) under one 
 and its final test error is written beside the paper's number, with how much ST-CNN gains on
 CNN. Finished runs are kept (their run directories), so an interrupted bench continues where it
 stopped when run again with the same arguments.
+
+Beyond the paper (:data:`NEW_ROWS`): ST-CNNs with the diffeomorphic, polar and field families and
+the inverse-compositional IC-STN, trained the same way; for these the table also times one
+training step beside plain affine ST-CNN on the same input.
 """
 
 from __future__ import annotations
@@ -14,12 +18,16 @@ import json
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from stn import models as stn_models
 from stn.engine import RECIPES, CheckpointError, Run, TrainConfig, from_recipe, resolve_device, train
 from stn.engine.machine import describe
 from stn.files import write_text_atomic
@@ -35,6 +43,7 @@ class Entry:
     model: str  # registry name
     stn: bool
     transform: str = "affine"
+    options: tuple[tuple[str, Any], ...] = ()  # more model options, e.g. (("recurrent_steps", 4),)
 
     @property
     def slug(self) -> str:
@@ -50,7 +59,19 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("ST-CNN Aff", "paper-cnn", True, "affine"),
     Entry("ST-CNN Proj", "paper-cnn", True, "projective"),
     Entry("ST-CNN TPS", "paper-cnn", True, "tps"),
+    Entry("ST-CNN Diffeomorphic", "paper-cnn", True, "diffeomorphic"),
+    Entry("ST-CNN Polar", "paper-cnn", True, "polar"),
+    Entry("ST-CNN Field", "paper-cnn", True, "field"),
+    Entry("IC-STN Aff", "paper-cnn", True, "affine", (("recurrent_steps", 4),)),
 )
+
+# Rows beyond the paper, and the variants each is trained on.
+NEW_ROWS: dict[str, tuple[str, ...]] = {
+    "ST-CNN Diffeomorphic": ("R", "RTS", "P", "E"),
+    "ST-CNN Polar": ("R", "RTS"),
+    "ST-CNN Field": ("R", "RTS", "P", "E"),
+    "IC-STN Aff": ("R", "RTS", "P", "E"),
+}
 
 VARIANTS: dict[str, str] = {"R": "mnist-r", "RTS": "mnist-rts", "P": "mnist-p", "E": "mnist-e", "TC": "mnist-tc"}
 
@@ -113,7 +134,7 @@ def plan(variants: Sequence[str] | None = None, models: Sequence[str] | None = N
         if name.lower() not in names:
             raise ValueError(f"unknown model {name!r}; choose from {', '.join(e.slug for e in ENTRIES)}")
         chosen.append(names[name.lower()])
-    return [(v, e) for v in variants for e in chosen if e.label in PAPER_ERRORS and v in PAPER_ERRORS[e.label]]
+    return [(v, e) for v in variants for e in chosen if v in PAPER_ERRORS.get(e.label, NEW_ROWS.get(e.label, ()))]
 
 
 def config_for(
@@ -128,6 +149,7 @@ def config_for(
         data_root=data_root,
         stn=entry.stn,
         transform=entry.transform,
+        model_options=dict(entry.options),
         seed=seed,
         device=device,
         threads=threads,
@@ -176,12 +198,14 @@ def run(
                 model=entry.label,
                 dataset=VARIANTS[variant],
                 error=error,
-                paper_error=PAPER_ERRORS[entry.label][variant],
+                paper_error=PAPER_ERRORS.get(entry.label, {}).get(variant),
                 seconds=summary["seconds"],
                 run_dir=str(run_dir),
             )
         )
         log(f"[{i}/{len(cells)}] {variant:<3} {entry.label:<12} test error {error:6.2f}%  ({summary['seconds']:.0f} s)")
+        if entry.label in NEW_ROWS:
+            results[-1]["step_seconds"] = step_seconds(entry, run_dir)
 
     meta = dict(
         budget=spec.name,
@@ -243,10 +267,11 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         cells = []
         for v in variants:
             ours = error.get((label, v))
-            paper = PAPER_ERRORS[label].get(v)
-            cells.append("" if ours is None else f"{ours:.2f} / {paper}")
+            paper = PAPER_ERRORS.get(label, {}).get(v)
+            cells.append("" if ours is None else f"{ours:.2f}" if paper is None else f"{ours:.2f} / {paper}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += _comparison(error, variants, [label for label in labels if label.startswith("ST-CNN")])
+    lines += _comparison(error, variants, [label for label in labels if label.startswith(("ST-CNN", "IC-STN"))])
+    lines += _step_times([r for r in results if "step_seconds" in r])
     m = meta["machine"]
     lines += [
         "",
@@ -263,6 +288,8 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 def _comparison(error: dict[tuple[str, str], float], variants: list[str], st_labels: list[str]) -> list[str]:
     """Markdown lines: each ST-CNN's error beside CNN's, its change in points, and the share of
     CNN's errors the best one removes."""
+    if not any(("CNN", v) in error for v in variants):
+        return []
     lines = ["", "## ST-CNN against CNN at the same budget", ""]
     lines += ["Test error in %; in brackets, the change from CNN in points (negative: fewer errors).", ""]
     lines += ["| variant | CNN | " + " | ".join(st_labels) + " | every ST-CNN beats CNN | errors removed (best) |"]
@@ -277,4 +304,52 @@ def _comparison(error: dict[tuple[str, str], float], variants: list[str], st_lab
         removed = f"{100 * (cnn - best) / cnn:.0f}%" if cnn > 0 else "n/a"
         beats = "yes" if all(e < cnn for e in st.values()) else "**no**"
         lines.append(f"| {v} | {cnn:.2f} | " + " | ".join(cells) + f" | {beats} | {removed} |")
+    return lines
+
+
+def step_seconds(entry: Entry, run_dir: Path, batch_size: int = 128, repeats: int = 10) -> dict[str, float]:
+    """Median seconds of one training step (forward, backward, Adam step on random images of the
+    run's input shape) of ``entry``'s model and of plain affine ST-CNN, steps taken in turn so that
+    both see the same machine load, in this process's threads."""
+    options = dict(Run.open(run_dir).checkpoint("best")["model_options"])
+    plain = {k: v for k, v in options.items() if k not in ("transform_options", "recurrent_steps")}
+    timed = {"model": options, "affine": {**plain, "transform": "affine"}}
+    images = torch.randn(batch_size, *options["input_shape"])
+    labels = torch.randint(0, 10, (batch_size,))
+    steps = {name: _training_step(stn_models.create(entry.model, **o), images, labels) for name, o in timed.items()}
+    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    for i in range(repeats + 2):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            if i >= 2:  # the first steps warm caches up
+                seconds[name].append(time.perf_counter() - start)
+    return {name: sorted(s)[len(s) // 2] for name, s in seconds.items()}
+
+
+def _training_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
+    model(images[:1])  # lazy layers
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.nll_loss(model(images), labels).backward()
+        optimizer.step()
+
+    return step
+
+
+def _step_times(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines: one training step of each new row's model against plain affine ST-CNN."""
+    if not rows:
+        return []
+    lines = ["", "## One training step against ST-CNN Aff", ""]
+    lines += [
+        "Median of 10 steps (batch 128, forward + backward + Adam) of each, taken in turn on the same input shape.",
+        "",
+    ]
+    lines += ["| variant | model | ms / step | ST-CNN Aff ms / step | ratio |", "|---|---|---|---|---|"]
+    for r in rows:
+        ours, affine = r["step_seconds"]["model"], r["step_seconds"]["affine"]
+        lines.append(f"| {r['variant']} | {r['model']} | {1e3 * ours:.1f} | {1e3 * affine:.1f} | {ours / affine:.2f} |")
     return lines

@@ -29,9 +29,9 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stn.layers import SpatialTransformer
+from stn.layers import RecurrentSpatialTransformer, SpatialTransformer
 from stn.models.registry import register
-from stn.transforms import Transform
+from stn.transforms import Transform, get
 
 __all__ = ["PaperNet", "classifier_size", "paper_cnn", "paper_fcn"]
 
@@ -124,6 +124,9 @@ class PaperNet(nn.Module):
             :class:`~stn.layers.SpatialTransformer` (``fill``, ``padding_mode``, ...).
         size: ``(H, W)`` the classifier sees; default :func:`classifier_size`.
         localization: ``"fcn"`` or ``"cnn"``: the localisation network, when it is not ``kind``'s.
+        transform_options: options of the family (``stn.transforms.get(transform, **options)``).
+        recurrent_steps: above 0, an inverse-compositional
+            :class:`~stn.layers.RecurrentSpatialTransformer` with that many steps (IC-STN).
 
     Shapes: ``(N, C, H, W)`` in, log-probabilities ``(N, num_classes)`` out.
     """
@@ -137,6 +140,8 @@ class PaperNet(nn.Module):
         transform: str | Transform = "affine",
         size: Sequence[int] | None = None,
         localization: str | None = None,
+        transform_options: dict[str, object] | None = None,
+        recurrent_steps: int = 0,
         **st_options: object,
     ) -> None:
         super().__init__()
@@ -156,7 +161,11 @@ class PaperNet(nn.Module):
                 hidden: tuple[int, ...] = ()
             else:
                 (net, features), hidden = cnn_localization((c, h, w)), (LOC_CNN_HIDDEN,)
-            self.stn = SpatialTransformer(net, transform, size, in_features=features, hidden=hidden, **st_options)
+            transform = get(transform, **(transform_options or {}))
+            if recurrent_steps:
+                st_options["steps"] = recurrent_steps
+            layer = RecurrentSpatialTransformer if recurrent_steps else SpatialTransformer
+            self.stn = layer(net, transform, size, in_features=features, hidden=hidden, **st_options)
         else:
             self.resample = Resample(size)
         in_shape = (c, *size)

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stn.layers import SpatialTransformer, conv_localization
+from stn.layers import RecurrentSpatialTransformer, SpatialTransformer, conv_localization
 from stn.models.registry import register
-from stn.transforms import Transform
+from stn.transforms import Transform, get
 
 __all__ = ["TutorialNet", "seed_cifar", "tutorial_mnist"]
 
@@ -33,6 +33,9 @@ class TutorialNet(nn.Module):
         stn: ``False`` gives the same network without the transformer.
         transform, **st_options: the transformer's family and the other arguments of
             :class:`~stn.layers.SpatialTransformer` (``padding_mode``, ``fill``, ...).
+        transform_options: options of the family (``stn.transforms.get(transform, **options)``).
+        recurrent_steps: above 0, an inverse-compositional
+            :class:`~stn.layers.RecurrentSpatialTransformer` with that many steps (IC-STN).
 
     Returns log-probabilities ``(N, num_classes)``.
     """
@@ -47,6 +50,8 @@ class TutorialNet(nn.Module):
         loc_hidden: int,
         stn: bool = True,
         transform: str | Transform = "affine",
+        transform_options: dict[str, object] | None = None,
+        recurrent_steps: int = 0,
         **st_options: object,
     ) -> None:
         super().__init__()
@@ -62,9 +67,11 @@ class TutorialNet(nn.Module):
         self.stn: SpatialTransformer | None = None
         if stn:
             localization, loc_features = conv_localization(input_shape, loc_channels, (7, 5))
-            self.stn = SpatialTransformer(
-                localization, transform, in_features=loc_features, hidden=(loc_hidden,), **st_options
-            )
+            transform = get(transform, **(transform_options or {}))
+            if recurrent_steps:
+                st_options["steps"] = recurrent_steps
+            layer = RecurrentSpatialTransformer if recurrent_steps else SpatialTransformer
+            self.stn = layer(localization, transform, in_features=loc_features, hidden=(loc_hidden,), **st_options)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.stn is not None:

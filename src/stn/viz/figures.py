@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from stn.engine.diagnostics import run_statistics
 from stn.engine.run import Run
 from stn.viz.curves import plot_curves
+from stn.viz.diagnostics import plot_histograms, plot_statistics
 from stn.viz.grids import before_after
 from stn.viz.images import save, titled
 from stn.viz.learning import write_learning
 from stn.viz.outlines import draw_regions, regions_title
-from stn.viz.views import from_run
+from stn.viz.views import TransformerView, from_run
 
 __all__ = ["FILES", "write_figures"]
 
@@ -21,6 +23,8 @@ FILES = {
     "regions": "regions.png",  # the region each image's transformer samples
     "learning": "learning.gif",  # one frame per epoch
     "stills": "learning.png",  # a few of those frames
+    "statistics": "statistics.png",  # the transformers' statistics per epoch (stn inspect's table)
+    "histograms": "histograms.png",  # the last epoch's scale, rotation and share outside, per image
 }
 
 
@@ -54,4 +58,24 @@ def write_figures(
         written["regions"] = out / FILES["regions"]
         regions = draw_regions(view.images, view.transform, view.params, view.align_corners)
         save(titled(regions, regions_title(view.k)), written["regions"])
+        written.update(_statistics(run, view, out))
     return {key: written[key] for key in FILES if key in written}
+
+
+def _statistics(run: Run, view: TransformerView, out: Path) -> dict[str, Path]:
+    """The statistics plot over the epochs and the histograms of the best checkpoint's view."""
+    written: dict[str, Path] = {}
+    rows, _ = run_statistics(run)
+    if rows:
+        written["statistics"] = plot_statistics(rows, out / FILES["statistics"], title=run.dir.name)
+    size = tuple(view.outputs.shape[-2:]) if view.outputs is not None else tuple(view.images.shape[-2:])
+    written["histograms"] = plot_histograms(
+        view.transform,
+        view.params if view.k > 1 else view.params[:, 0],
+        out / FILES["histograms"],
+        output_size=size,
+        input_size=tuple(view.images.shape[-2:]),
+        align_corners=view.align_corners,
+        title=f"{run.dir.name}: per test image, best checkpoint",
+    )
+    return written

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from stn.data import DataError
+from stn.engine.diagnostics import run_statistics, warnings_for
 from stn.engine.run import Run
 from stn.files import write_text_atomic
 from stn.viz.curves import plot_curves, run_labels
@@ -140,6 +141,8 @@ def _run_section(run: Path, label: str, summary: dict[str, Any], figures: Path) 
         )
     elif not summary["config"].get("stn", True):
         blocks.append(Paragraph("This model has no spatial transformer, so there are no transformer pictures."))
+    if "statistics" in written:
+        blocks += _statistics(run, summary, written)
     if "learning" in written:
         blocks += [
             Heading("How it learned", 3),
@@ -151,6 +154,20 @@ def _run_section(run: Path, label: str, summary: dict[str, Any], figures: Path) 
         rows = [[key, value if isinstance(value, str) else json.dumps(value)] for key, value in config.items()]
         blocks += [Heading("Configuration", 3), Table(["option", "value"], rows)]
     return blocks
+
+
+def _statistics(run: Path, summary: dict[str, Any], written: dict[str, Path]) -> list[Block]:
+    """The transformer's statistics over the epochs, its histograms, and the warnings it raised."""
+    warnings = summary.get("warnings")
+    if warnings is None:  # a run from before the warnings: raised now from its statistics
+        rows, _ = run_statistics(Run.open(run))
+        warnings = warnings_for(rows, summary["config"].get("stn_fill"), summary["config"].get("stn_lr_scale"))
+    return [
+        Heading("Transformer statistics", 3),
+        Picture(written["statistics"], "What the transformer does, per epoch (stn inspect prints the numbers)."),
+        Picture(written["histograms"], "Per test image, best checkpoint: scale, rotation and share read outside."),
+        Paragraph("Warnings: " + ("; ".join(warnings) if warnings else "none: the transformer looks healthy.")),
+    ]
 
 
 def _percent(value: float | None) -> str:
