@@ -120,6 +120,11 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--recipe", default=None, choices=list(RECIPES), help="named preset of the options (default seed)")
     _add_config_flags(p)
+    p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="leave out unreadable image files and say how many (the data set option skip_bad_images=true)",
+    )
     g = p.add_argument_group("output")
     g.add_argument("--out", help="run directory (default runs/<model>-<dataset>-<time>)")
     g.add_argument(
@@ -147,7 +152,7 @@ def _given(args: argparse.Namespace) -> dict[str, object]:
 
     given = {}
     for f in dataclasses.fields(TrainConfig):
-        value = getattr(args, f.name, None)
+        value = getattr(args, f.name, None) if f.metadata.get("cli") is not False else None  # --recipe is its own
         if value is not None:
             given[f.name] = dict(value) if f.name.endswith("_options") else value
     return given
@@ -155,6 +160,7 @@ def _given(args: argparse.Namespace) -> dict[str, object]:
 
 def _train(args: argparse.Namespace) -> int:
     from stn.engine import Run, from_recipe, train
+    from stn.files import WriteError
 
     given = _given(args)
     if args.resume:
@@ -164,8 +170,12 @@ def _train(args: argparse.Namespace) -> int:
             )
         run_dir = Path(args.resume)
         saved = Run.open(run_dir).config
+        if args.skip_bad_images:
+            given["dataset_options"] = {**given.get("dataset_options", saved.dataset_options), "skip_bad_images": True}
         cfg = dataclasses.replace(saved, **given)
     else:
+        if args.skip_bad_images:
+            given["dataset_options"] = {**given.get("dataset_options", {}), "skip_bad_images": True}
         cfg = from_recipe(args.recipe or "seed", **given)
         if cfg.dataset is None:
             from stn import models
@@ -180,6 +190,9 @@ def _train(args: argparse.Namespace) -> int:
         callbacks.append(TensorBoard(args.tensorboard or None))
     try:
         summary = train(cfg, run_dir, resume=bool(args.resume), progress=args.progress, callbacks=callbacks)
+    except WriteError as err:  # a full disk while saving: say what is kept and how to go on
+        print(f"stn: error: {_one_line(err)}; {_kept(run_dir)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         try:
             resumable = Run.open(run_dir).can_resume
@@ -202,6 +215,21 @@ def _train(args: argparse.Namespace) -> int:
 
         print(f"Report: {write_report([run_dir])}")
     return 0
+
+
+def _kept(run_dir: Path) -> str:
+    """What a failed write left of the run in ``run_dir``, for the error line."""
+    from stn.engine import Run
+
+    try:
+        run = Run.open(run_dir)
+        done, resumable = run.epochs_done, run.can_resume
+    except ValueError:
+        return "nothing of the run was saved"
+    if not done:
+        return "no epoch was saved"
+    then = f"free space, then resume with: stn train --resume {run_dir}" if resumable else "the run is complete"
+    return f"the run is saved up to epoch {done} (last.pt, best.pt, metrics.csv intact); {then}"
 
 
 # ------------------------------------------------------------------------------------ evaluate

@@ -108,8 +108,9 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < float("inf"):
                 raise ValueError(f"{name.replace('_', '-')} must be a number >= 0, got {value!r}")
-        if self.momentum >= 1 or self.label_smoothing >= 1:
-            raise ValueError("momentum and label-smoothing must be below 1")
+        for name in ("momentum", "label_smoothing"):
+            if getattr(self, name) >= 1:
+                raise ValueError(f"{name.replace('_', '-')} must be below 1, got {getattr(self, name)!r}")
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov needs a momentum above 0")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):

@@ -151,12 +151,18 @@ class Run:
             return []
         rows = []
         try:
-            for row in csv.DictReader(io.StringIO(path.read_text())):
+            text = path.read_text()
+            if text and not text.endswith("\n"):  # every row, the last too, ends a line when written
+                raise RunError(f"{path} is damaged (it ends in the middle of a row)")
+            reader = csv.DictReader(io.StringIO(text))
+            if not set(METRIC_FIELDS) <= set(reader.fieldnames or ()):  # empty, or the header is cut
+                raise RunError(f"{path} is damaged (its header lacks columns: needs {', '.join(METRIC_FIELDS)})")
+            for row in reader:
                 rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()})
-        except (ValueError, TypeError, UnicodeDecodeError, csv.Error):
+        except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as err:
+            if isinstance(err, RunError):
+                raise
             raise RunError(f"{path} is damaged (a row is cut or not numbers)") from None
-        if rows and not set(METRIC_FIELDS) <= set(rows[0]):
-            raise RunError(f"{path} lacks columns: needs {', '.join(METRIC_FIELDS)}")
         return rows
 
     @property
