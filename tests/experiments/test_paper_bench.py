@@ -139,6 +139,18 @@ def test_every_budget_is_a_valid_training_config(budget):
     assert cfg.dataset == "mnist-tc" and cfg.stn and cfg.transform == "tps" and cfg.stn_fill == "black"
     if budget == "full":  # the paper's 150,000 steps of 256 images
         assert cfg.batch_size == 256 and cfg.epochs * 60000 // 256 >= 150000
+    if budget == "long":
+        assert cfg.fresh_distortions and cfg.epochs >= 10
+
+
+def test_a_budget_with_fresh_distortions_trains_on_them(mnist_root, tmp_path, monkeypatch):
+    from stn.engine import RECIPES
+
+    monkeypatch.setitem(RECIPES, "paper-smoke", {**RECIPES["paper-smoke"], "fresh_distortions": True})
+    args = dict(out=tmp_path / "results", runs=tmp_path / "runs", data_root=str(mnist_root), threads=1)
+    path = paper.run("smoke", variants=["E"], models=["fcn"], log=lambda line: None, **args)
+    assert json.loads((tmp_path / "runs" / "e-fcn" / "config.json").read_text())["fresh_distortions"] is True
+    assert json.loads(path.with_suffix(".json").read_text())["config"]["fresh_distortions"] is True
 
 
 @pytest.mark.parametrize("model, transform", [("paper-fcn", "projective"), ("paper-cnn", "tps")])

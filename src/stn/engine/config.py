@@ -227,6 +227,20 @@ RECIPES: dict[str, dict[str, Any]] = {
         lr=1e-3,
         schedule="cosine",
     ),
+    # Sized from short probes (results/paper/probes.md): the whole table (the eight original models
+    # on R, RTS, P, E, TC) in at most 8 hours on a quiet 2-core CPU.
+    "paper-long": dict(
+        model="paper-cnn",
+        dataset="mnist-rts",
+        stn_fill="black",
+        epochs=20,
+        batch_size=128,
+        optimizer="adam",
+        lr=1e-3,
+        schedule="cosine",
+        fresh_distortions=True,
+        log_interval=200,
+    ),
     "paper-full": dict(
         **_PAPER,
         epochs=640,
