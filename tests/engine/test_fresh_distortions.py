@@ -32,7 +32,8 @@ def config(root, **overrides) -> TrainConfig:
 def epoch_keys(device_data: DeviceData, generator: torch.Generator) -> list[float]:
     """One key per training image of an epoch, sorted: equal for the same images in any order."""
     weights = torch.rand((1, 42, 42), generator=torch.Generator().manual_seed(0))
-    keys = [(images.double() * weights).sum((1, 2, 3)) for images, _ in device_data.train_batches(5, generator)]
+    batches = device_data.train_batches(5, generator)
+    keys = [(images.double().cpu() * weights).sum((1, 2, 3)) for images, _ in batches]
     return sorted(torch.cat(keys).tolist())
 
 
@@ -48,12 +49,11 @@ def test_fresh_data_set_keeps_the_fixed_one_and_adds_the_undistorted_images(mnis
         distorted.fresh(data.load("mnist", mnist_root), mnist_root)
 
 
-def test_fresh_distortions_change_training_images_every_epoch_but_not_the_test_set(mnist_root):
+def test_fresh_distortions_change_training_images_every_epoch_but_not_the_test_set(mnist_root, device):
     fixed = load_dataset(config(mnist_root))
     fresh = load_dataset(config(mnist_root, fresh_distortions=True))
-    cpu = torch.device("cpu")
-    generator = torch.Generator().manual_seed(1)
-    still, moving = DeviceData(fixed, cpu), DeviceData(fresh, cpu)
+    generator = torch.Generator(device=device).manual_seed(1)  # the run's generator is on its device
+    still, moving = DeviceData(fixed, device), DeviceData(fresh, device)
     assert epoch_keys(still, generator) == epoch_keys(still, generator)
     first, second = epoch_keys(moving, generator), epoch_keys(moving, generator)
     assert first != second and first != epoch_keys(still, generator)
