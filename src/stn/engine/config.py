@@ -230,9 +230,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     # Sized from short probes (results/paper/probes.md): the whole table (the eight original models
     # on R, RTS, P, E, TC) in at most 8 hours on a quiet 2-core CPU.
     "paper-long": dict(
-        model="paper-cnn",
-        dataset="mnist-rts",
-        stn_fill="black",
+        **_PAPER,
         epochs=18,
         batch_size=128,
         optimizer="adam",
