@@ -97,7 +97,7 @@ def test_the_comparison_says_by_how_much_st_cnn_beats_cnn():
     assert "| R | 4.00 | 1.00 (-3.00) | 5.00 (+1.00) | **no** | 75% |" in text
     assert "| ST-CNN Aff | 1.00 / 0.7 |" in text
     assert "| CNN | +2.80 |" in text and "| ST-CNN Aff | **+0.30** |" in text and "| ST-CNN TPS | +4.30 |" in text
-    assert "1 of 3 cells within 0.3 points of the paper or below it." in text
+    assert "1 of 3 cells within 0.3 points of the paper or below it." in text and "1.0 min (0.02 hours)" in text
 
 
 def test_the_table_shows_the_papers_tc_numbers_beside_ours():

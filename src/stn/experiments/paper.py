@@ -326,7 +326,7 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         f"Run {meta['date']} on {m['cpu']} ({m['cpu_count']} cores, {m['threads']} torch threads), "
         f"device {m['device']}{' (' + m['gpu'] + ')' if 'gpu' in m else ''}, torch {m['torch']}; "
-        f"{meta['seconds'] / 60:.1f} min of training in all.",
+        f"{meta['seconds'] / 60:.1f} min ({meta['seconds'] / 3600:.2f} hours) of training in all.",
         "",
         f"Command: `{meta['command']}`",
         "",
