@@ -455,7 +455,15 @@ def _add_experiments(sub) -> None:
     q.add_argument("--data-root", help="folder holding MNIST (default $STN_DATA, else ~/.cache/stn)")
     q.add_argument("--variants", nargs="+", metavar="V", help=f"subset of {' '.join(VARIANTS)}")
     q.add_argument("--models", nargs="+", metavar="M", help=f"subset of {' '.join(e.slug for e in ENTRIES)}")
-    q.add_argument("--seed", type=int, default=1, help="training seed (default 1)")
+    q.add_argument(
+        "--seeds",
+        "--seed",
+        nargs="+",
+        type=int,
+        default=[1],
+        metavar="N",
+        help="training seeds: each cell is trained once per seed and the table shows the mean ± spread (default 1)",
+    )
     q.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     q.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
     q.set_defaults(run=_bench_paper)
@@ -480,9 +488,9 @@ def _bench_paper(args: argparse.Namespace) -> int:
         args.data_root,
         args.variants,
         args.models,
-        args.seed,
-        args.device,
-        args.threads,
+        device=args.device,
+        threads=args.threads,
+        seeds=args.seeds,
     )
     print(f"Table: {path} and {path.with_suffix('.json')}")
     return 0

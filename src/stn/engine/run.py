@@ -64,8 +64,13 @@ def data_options(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def load_dataset(cfg: TrainConfig, data_root: str | os.PathLike | None = None) -> stn_data.Dataset:
-    """Exactly the data ``cfg`` trains and tests on, read from ``data_root`` (default: ``cfg``'s)."""
-    return stn_data.load(cfg.dataset, data_root or cfg.data_root, **data_options(cfg))
+    """Exactly the data ``cfg`` trains and tests on, read from ``data_root`` (default: ``cfg``'s);
+    with ``cfg.fresh_distortions``, carrying the undistorted training images (:attr:`Dataset.fresh`)."""
+    root = data_root or cfg.data_root
+    data = stn_data.load(cfg.dataset, root, **data_options(cfg))
+    if cfg.fresh_distortions:
+        data = stn_data.distorted.fresh(data, root, **cfg.dataset_options)
+    return data
 
 
 def per_class_accuracy(classes: Sequence[str], correct: Sequence[int], total: Sequence[int]) -> dict[str, float]:
