@@ -13,6 +13,7 @@ training step beside plain affine ST-CNN on the same input.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -204,35 +205,10 @@ def run(
     )
     results = []
     for i, (variant, entry) in enumerate(cells, 1):
-        errors, seconds, run_dirs = [], 0.0, []
-        for s in seeds:
-            cfg = config_for(variant, entry, spec, data_root, s, device, threads)
-            run_dir = runs / (f"{variant.lower()}-{entry.slug}" + ("" if s == 1 else f"-seed{s}"))
-            summary = _train_or_reuse(cfg, run_dir)
-            errors.append(round(100.0 - summary["final_accuracy"], 2))
-            seconds += summary["seconds"]
-            run_dirs.append(str(run_dir))
-            log(
-                f"[{i}/{len(cells)}] {variant:<3} {entry.label:<12} seed {s}: test error {errors[-1]:6.2f}%  "
-                f"({summary['seconds']:.0f} s)"
-            )
-        results.append(
-            dict(
-                variant=variant,
-                model=entry.label,
-                dataset=VARIANTS[variant],
-                error=round(sum(errors) / len(errors), 2),
-                spread=round((max(errors) - min(errors)) / 2, 2),
-                seeds=list(seeds),
-                errors=errors,
-                paper_error=PAPER_ERRORS.get(entry.label, {}).get(variant),
-                seconds=round(seconds, 1),
-                run_dir=run_dirs[0],
-                run_dirs=run_dirs,
-            )
-        )
+        config = functools.partial(config_for, variant, entry, spec, data_root, device=device, threads=threads)
+        results.append(_cell(variant, entry, seeds, config, runs, log, f"[{i}/{len(cells)}] "))
         if entry.label in NEW_ROWS:
-            results[-1]["step_seconds"] = step_seconds(entry, Path(run_dirs[0]))
+            results[-1]["step_seconds"] = step_seconds(entry, Path(results[-1]["run_dir"]))
 
     meta = dict(
         budget=spec.name,
@@ -257,6 +233,41 @@ def _check_seeds(seeds: Sequence[int]) -> list[int]:
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must differ, got {seeds!r}")
     return seeds
+
+
+def _cell(
+    variant: str,
+    entry: Entry,
+    seeds: Sequence[int],
+    config: Callable[[int], TrainConfig],
+    runs: Path,
+    log: Callable[[str], None],
+    prefix: str = "",
+) -> dict[str, Any]:
+    """Train (or reuse) one cell of the table once per seed; its result row."""
+    errors, seconds, run_dirs = [], 0.0, []
+    for s in seeds:
+        run_dir = runs / (f"{variant.lower()}-{entry.slug}" + ("" if s == 1 else f"-seed{s}"))
+        summary = _train_or_reuse(config(s), run_dir)
+        errors.append(round(100.0 - summary["final_accuracy"], 2))
+        seconds += summary["seconds"]
+        run_dirs.append(str(run_dir))
+        log(
+            f"{prefix}{variant:<3} {entry.label:<12} seed {s}: test error {errors[-1]:6.2f}%  ({summary['seconds']:.0f} s)"
+        )
+    return dict(
+        variant=variant,
+        model=entry.label,
+        dataset=VARIANTS[variant],
+        error=round(sum(errors) / len(errors), 2),
+        spread=round((max(errors) - min(errors)) / 2, 2),
+        seeds=list(seeds),
+        errors=errors,
+        paper_error=PAPER_ERRORS.get(entry.label, {}).get(variant),
+        seconds=round(seconds, 1),
+        run_dir=run_dirs[0],
+        run_dirs=run_dirs,
+    )
 
 
 def _train_or_reuse(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
