@@ -252,9 +252,8 @@ def _cell(
         errors.append(round(100.0 - summary["final_accuracy"], 2))
         seconds += summary["seconds"]
         run_dirs.append(str(run_dir))
-        log(
-            f"{prefix}{variant:<3} {entry.label:<12} seed {s}: test error {errors[-1]:6.2f}%  ({summary['seconds']:.0f} s)"
-        )
+        took = f"{summary['seconds']:.0f} s"
+        log(f"{prefix}{variant:<3} {entry.label:<12} seed {s}: test error {errors[-1]:6.2f}%  ({took})")
     return dict(
         variant=variant,
         model=entry.label,
