@@ -21,3 +21,20 @@ __all__ = [
     "transforms",
     "warp",
 ]
+
+# The other parts load on first use (``stn.models.create(...)`` after ``import stn``), so that
+# ``import stn`` stays light and never imports an optional extra (onnx, tensorboard).
+_LAZY = ("data", "engine", "experiments", "export", "files", "inference", "layers", "models", "normalization")
+_LAZY += ("observe", "predict", "viz")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"stn.{name}")
+    raise AttributeError(f"module 'stn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

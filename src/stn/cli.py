@@ -120,6 +120,11 @@ def _add_train(sub) -> None:
     )
     p.add_argument("--recipe", default=None, choices=list(RECIPES), help="named preset of the options (default seed)")
     _add_config_flags(p)
+    p.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="leave out unreadable image files and say how many (the data set option skip_bad_images=true)",
+    )
     g = p.add_argument_group("output")
     g.add_argument("--out", help="run directory (default runs/<model>-<dataset>-<time>)")
     g.add_argument(
@@ -154,7 +159,7 @@ def _given(args: argparse.Namespace) -> dict[str, object]:
 
     given = {}
     for f in dataclasses.fields(TrainConfig):
-        value = getattr(args, f.name, None)
+        value = getattr(args, f.name, None) if f.metadata.get("cli") is not False else None  # --recipe is its own
         if value is not None:
             given[f.name] = dict(value) if f.name.endswith("_options") else value
     return given
@@ -189,6 +194,7 @@ def _launch(args: argparse.Namespace, cfg, run_dir: Path) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from stn.engine import Run, from_recipe, train
+    from stn.files import WriteError
 
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
 
@@ -200,8 +206,12 @@ def _train(args: argparse.Namespace) -> int:
             )
         run_dir = Path(args.resume)
         saved = Run.open(run_dir).config
+        if args.skip_bad_images:
+            given["dataset_options"] = {**given.get("dataset_options", saved.dataset_options), "skip_bad_images": True}
         cfg = dataclasses.replace(saved, **given)
     else:
+        if args.skip_bad_images:
+            given["dataset_options"] = {**given.get("dataset_options", {}), "skip_bad_images": True}
         cfg = from_recipe(args.recipe or "seed", **given)
         if cfg.dataset is None:
             from stn import models
@@ -218,6 +228,9 @@ def _train(args: argparse.Namespace) -> int:
         callbacks.append(TensorBoard(args.tensorboard or None))
     try:
         summary = train(cfg, run_dir, resume=bool(args.resume), progress=args.progress, callbacks=callbacks)
+    except WriteError as err:  # a full disk while saving: say what is kept and how to go on
+        print(f"stn: error: {_one_line(err)}; {_kept(run_dir)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         try:
             resumable = Run.open(run_dir).can_resume
@@ -244,6 +257,21 @@ def _train(args: argparse.Namespace) -> int:
 
         print(f"Report: {write_report([run_dir])}")
     return 0
+
+
+def _kept(run_dir: Path) -> str:
+    """What a failed write left of the run in ``run_dir``, for the error line."""
+    from stn.engine import Run
+
+    try:
+        run = Run.open(run_dir)
+        done, resumable = run.epochs_done, run.can_resume
+    except ValueError:
+        return "nothing of the run was saved"
+    if not done:
+        return "no epoch was saved"
+    then = f"free space, then resume with: stn train --resume {run_dir}" if resumable else "the run is complete"
+    return f"the run is saved up to epoch {done} (last.pt, best.pt, metrics.csv intact); {then}"
 
 
 # ------------------------------------------------------------------------------------ evaluate
@@ -469,7 +497,15 @@ def _add_experiments(sub) -> None:
     q.add_argument("--data-root", help="folder holding MNIST (default $STN_DATA, else ~/.cache/stn)")
     q.add_argument("--variants", nargs="+", metavar="V", help=f"subset of {' '.join(VARIANTS)}")
     q.add_argument("--models", nargs="+", metavar="M", help=f"subset of {' '.join(e.slug for e in ENTRIES)}")
-    q.add_argument("--seed", type=int, default=1, help="training seed (default 1)")
+    q.add_argument(
+        "--seeds",
+        "--seed",
+        nargs="+",
+        type=int,
+        default=[1],
+        metavar="N",
+        help="training seeds: each cell is trained once per seed and the table shows the mean ± spread (default 1)",
+    )
     q.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     q.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
     q.set_defaults(run=_bench_paper)
@@ -494,9 +530,9 @@ def _bench_paper(args: argparse.Namespace) -> int:
         args.data_root,
         args.variants,
         args.models,
-        args.seed,
-        args.device,
-        args.threads,
+        device=args.device,
+        threads=args.threads,
+        seeds=args.seeds,
     )
     print(f"Table: {path} and {path.with_suffix('.json')}")
     return 0

@@ -281,15 +281,20 @@ class MatrixTransform(Transform):
     def grid(self, params: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
         params = self.check_params(params)
         h, w = check_size(size, "output size")
-        # Separable in x and y: a single full-size add makes an affine grid, (N, 1, W, 2) + (N, H, 1, 2).
-        m = self._matrix(params)[:, None, None]  # (N, 1, 1, 3, 3)
-        xs = _axis(w, align_corners, params.device, params.dtype).view(w, 1)
-        ys = _axis(h, align_corners, params.device, params.dtype).view(h, 1, 1)
-        grid = m[..., :2, 0] * xs + (m[..., :2, 1] * ys + m[..., :2, 2])
-        if not self.projective:
-            return grid
-        z = m[..., 2, 0] * xs[:, 0] + (m[..., 2, 1] * ys[..., 0] + m[..., 2, 2])  # (N, H, W)
-        return grid / _away_from_zero(z).unsqueeze(-1)
+        if self.projective:
+            # Separable in x and y: (N, 1, W, 2) + (N, H, 1, 2), then the homogeneous division.
+            m = self._matrix(params)[:, None, None]  # (N, 1, 1, 3, 3)
+            xs = _axis(w, align_corners, params.device, params.dtype).view(w, 1)
+            ys = _axis(h, align_corners, params.device, params.dtype).view(h, 1, 1)
+            grid = m[..., :2, 0] * xs + (m[..., :2, 1] * ys + m[..., :2, 2])
+            z = m[..., 2, 0] * xs[:, 0] + (m[..., 2, 1] * ys[..., 0] + m[..., 2, 2])  # (N, H, W)
+            return grid / _away_from_zero(z).unsqueeze(-1)
+        # The homogeneous base grid times θᵀ, as F.affine_grid computes it (the same numbers, bit for
+        # bit), but traceable with a changing batch size and kept out of autocast's low precision.
+        base = base_grid((h, w), align_corners, params.device, params.dtype).view(1, h * w, 2)
+        base = torch.cat([base, base.new_ones(1, h * w, 1)], -1).expand(params.shape[0], -1, -1)
+        with autocast_off(params):
+            return base.bmm(self._matrix(params)[:, :2, :].transpose(1, 2)).view(-1, h, w, 2)
 
     def _points(self, params: Tensor, points: Tensor) -> Tensor:
         return apply_matrix(self._matrix(params), points, projective=self.projective)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -56,8 +57,25 @@ def test_smoke_bench_trains_writes_the_table_and_reuses_finished_runs(mnist_root
     monkeypatch.setattr(paper, "train", no_training)
     again = paper.run("smoke", log=lambda line: None, **args).read_text()
     assert again.split("\nRun ")[0] == table.split("\nRun ")[0]
-    with pytest.raises(ValueError, match="another seed"):
-        paper.run("smoke", seed=2, log=lambda line: None, **args)
+    with pytest.raises(ValueError, match="holds a run with another"):
+        paper.run("cpu", log=lambda line: None, **args)
+
+
+def test_seeds_train_every_cell_once_each_and_the_table_shows_mean_and_spread(mnist_root, tmp_path):
+    args = dict(out=tmp_path / "results", runs=tmp_path / "runs", data_root=str(mnist_root), threads=1)
+    path = paper.run("smoke", variants=["TC"], models=["fcn"], seeds=[1, 2], log=lambda line: None, **args)
+    (cell,) = json.loads(path.with_suffix(".json").read_text())["results"]
+    assert cell["seeds"] == [1, 2] and len(cell["errors"]) == 2
+    assert cell["error"] == pytest.approx(sum(cell["errors"]) / 2, abs=0.006)
+    assert cell["spread"] == pytest.approx(abs(cell["errors"][0] - cell["errors"][1]) / 2, abs=0.006)
+    assert cell["run_dirs"] == [str(tmp_path / "runs" / "tc-fcn"), str(tmp_path / "runs" / "tc-fcn-seed2")]
+    for seed, run_dir in zip([1, 2], cell["run_dirs"], strict=True):
+        assert json.loads((Path(run_dir) / "config.json").read_text())["seed"] == seed
+    table = path.read_text()
+    assert f"| FCN | {cell['error']:.2f} ± {cell['spread']:.2f} / 13.2 |" in table
+    assert "mean over seeds 1, 2" in table and "## Against the paper" in table
+    with pytest.raises(ValueError, match="seeds must differ"):
+        paper.run("smoke", seeds=[1, 1], log=lambda line: None, **args)
 
 
 def test_the_comparison_says_by_how_much_st_cnn_beats_cnn():
@@ -78,13 +96,37 @@ def test_the_comparison_says_by_how_much_st_cnn_beats_cnn():
     assert "| variant | CNN | ST-CNN Aff | ST-CNN TPS | every ST-CNN beats CNN | errors removed (best) |" in text
     assert "| R | 4.00 | 1.00 (-3.00) | 5.00 (+1.00) | **no** | 75% |" in text
     assert "| ST-CNN Aff | 1.00 / 0.7 |" in text
+    assert "| CNN | +2.80 |" in text and "| ST-CNN Aff | **+0.30** |" in text and "| ST-CNN TPS | +4.30 |" in text
+    assert "1 of 3 cells within 0.3 points of the paper or below it." in text and "1.0 min (0.02 hours)" in text
+
+
+def test_the_table_shows_the_papers_tc_numbers_beside_ours():
+    results = [dict(variant="TC", model=m, error=e) for m, e in (("FCN", 20.0), ("CNN", 5.0), ("ST-CNN Aff", 1.5))]
+    meta = dict(
+        budget="long",
+        budget_description="long",
+        machine=dict(cpu="a CPU", cpu_count=2, threads=1, device="cpu", torch="2"),
+        date="today",
+        command="stn bench paper",
+        seconds=60.0,
+    )
+    text = paper.markdown(results, meta)
+    assert "| FCN | 20.00 / 13.2 |" in text and "| CNN | 5.00 / 3.5 |" in text and "| ST-CNN Aff | 1.50 / 1.7 |" in text
+    assert "| ST-CNN Aff | **-0.20** |" in text and "| FCN | +6.80 |" in text
+    assert {m: e["TC"] for m, e in paper.PAPER_ERRORS.items() if "TC" in e} == {
+        "FCN": 13.2,
+        "CNN": 3.5,
+        "ST-FCN Aff": 2.0,
+        "ST-CNN Aff": 1.7,
+    }
 
 
 def test_cli_bench_paper(mnist_root, tmp_path, capsys):
     argv = ["bench", "paper", "--budget", "smoke", "--variants", "E", "--models", "fcn", "--threads", "1"]
     argv += ["--data-root", str(mnist_root), "--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
-    assert main(argv) == 0
+    assert main([*argv, "--seeds", "1", "3"]) == 0
     assert (tmp_path / "out" / "table-smoke.md").is_file()
+    assert json.loads((tmp_path / "out" / "table-smoke.json").read_text())["results"][0]["seeds"] == [1, 3]
     assert "Table: " in capsys.readouterr().out
     assert main(["bench"]) == 2
     assert main([*argv[:4], "--variants", "Q"]) == 2
@@ -97,6 +139,18 @@ def test_every_budget_is_a_valid_training_config(budget):
     assert cfg.dataset == "mnist-tc" and cfg.stn and cfg.transform == "tps" and cfg.stn_fill == "black"
     if budget == "full":  # the paper's 150,000 steps of 256 images
         assert cfg.batch_size == 256 and cfg.epochs * 60000 // 256 >= 150000
+    if budget == "long":
+        assert cfg.fresh_distortions and cfg.epochs >= 10
+
+
+def test_a_budget_with_fresh_distortions_trains_on_them(mnist_root, tmp_path, monkeypatch):
+    from stn.engine import RECIPES
+
+    monkeypatch.setitem(RECIPES, "paper-smoke", {**RECIPES["paper-smoke"], "fresh_distortions": True})
+    args = dict(out=tmp_path / "results", runs=tmp_path / "runs", data_root=str(mnist_root), threads=1)
+    path = paper.run("smoke", variants=["E"], models=["fcn"], log=lambda line: None, **args)
+    assert json.loads((tmp_path / "runs" / "e-fcn" / "config.json").read_text())["fresh_distortions"] is True
+    assert json.loads(path.with_suffix(".json").read_text())["config"]["fresh_distortions"] is True
 
 
 @pytest.mark.parametrize("model, transform", [("paper-fcn", "projective"), ("paper-cnn", "tps")])
@@ -112,7 +166,7 @@ def test_stn_train_runs_the_paper_models_on_a_variant(mnist_root, tmp_path, mode
 def test_new_rows_pass_their_model_options_and_time_a_step(mnist_root, tmp_path):
     ic = next(e for e in paper.ENTRIES if e.label == "IC-STN Aff")
     cfg = paper.config_for("R", ic, paper.BUDGETS["smoke"], None, 1, "cpu", None)
-    assert cfg.extra == {"recurrent_steps": 4} and cfg.transform == "affine"
+    assert cfg.model_options == {"recurrent_steps": 4} and cfg.transform == "affine"
     args = dict(out=tmp_path / "results", runs=tmp_path / "runs", data_root=str(mnist_root))
     path = paper.run("smoke", variants=["R"], models=["st-cnn-polar"], threads=1, log=lambda line: None, **args)
     table = path.read_text()

@@ -52,3 +52,24 @@ def test_labels_are_folder_names_made_distinct(tmp_path):
     assert run_labels([tmp_path / "stn", tmp_path / "base"]) == ["stn", "base"]
     with pytest.raises(ValueError, match="labels"):
         plot_curves([run(tmp_path / "a")], tmp_path / "c.png", labels=["a", "b"])
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 7, 50])
+def test_epoch_ticks_are_whole_numbers(tmp_path, monkeypatch, epochs):
+    import stn.viz.curves
+
+    drawn = []
+
+    class Recorded(stn.viz.curves.Figure):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            drawn.append(self)
+
+    monkeypatch.setattr(stn.viz.curves, "Figure", Recorded)
+    rows = "".join(f"{e},{2 / e},{1.5 / e},{40 + e / 2},{e}\n" for e in range(1, epochs + 1))
+    plot_curves([run(tmp_path / "a", CSV.split("\n")[0] + "\n" + rows)], tmp_path / "curves.png")
+    for axes in drawn[0].axes:
+        low, high = axes.get_xlim()
+        ticks = [t for t in axes.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+        assert 1 in ticks or epochs > 20

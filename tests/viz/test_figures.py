@@ -31,7 +31,9 @@ def not_blank(picture: Image.Image) -> bool:
 def test_every_transformer_gets_its_pictures(trained, name, tmp_path):
     written = write_figures(trained(name), tmp_path)
     has_outputs = name != "featuremap"  # a transformer on a feature map makes no images
-    expected = {"curves", "regions", "learning", "stills"} | ({"before_after"} if has_outputs else set())
+    expected = {"curves", "regions", "learning", "stills", "statistics", "histograms"} | (
+        {"before_after"} if has_outputs else set()
+    )
     assert set(written) == expected
     for key, path in written.items():
         assert path == tmp_path / FILES[key] and path.is_file()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-__all__ = ["Dataset", "channel_stats"]
+__all__ = ["Dataset", "FreshDistortion", "channel_stats"]
 
 
 @dataclass
@@ -21,6 +22,8 @@ class Dataset:
         mean, std: per-channel statistics of the training images on ``[0, 1]``, used to normalise.
         source: where it was read from, for messages and run configs.
         skipped: unreadable files left out (image folders read with ``skip_bad_images=True``).
+        fresh: for training on new distortions every batch (:func:`stn.data.distorted.fresh`), the
+            undistorted training images and the distortion; ``None`` otherwise. Never cached.
     """
 
     name: str
@@ -33,6 +36,7 @@ class Dataset:
     std: tuple[float, ...] = field(default=())
     source: str = ""
     skipped: list[str] = field(default_factory=list)
+    fresh: FreshDistortion | None = None
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
@@ -45,6 +49,10 @@ class Dataset:
                 raise ValueError(f"{self.name}: {len(labels)} {split} labels for {images.shape[0]} images")
         if self.train_images.shape[1:] != self.test_images.shape[1:]:
             raise ValueError(f"{self.name}: train and test images differ in shape")
+        if self.fresh is not None and (
+            self.fresh.sources.dtype != torch.uint8 or self.fresh.sources.shape[0] != self.train_images.shape[0]
+        ):
+            raise ValueError(f"{self.name}: fresh distortions need one uint8 source image per training image")
         if not self.mean:
             self.mean, self.std = channel_stats(self.train_images)
 
@@ -63,6 +71,19 @@ class Dataset:
             f"Dataset({self.name!r}, train={len(self.train_labels)}, test={len(self.test_labels)}, "
             f"shape={self.input_shape}, classes={self.num_classes})"
         )
+
+
+@dataclass(frozen=True)
+class FreshDistortion:
+    """Training images drawn anew: ``distort(sources[i], generator)`` stands for training image ``i``.
+
+    Attributes:
+        sources: ``(N, C, h, w)`` uint8, the undistorted images, in the order of the training labels.
+        distort: ``(uint8 images, torch.Generator) -> uint8 images`` of the data set's training shape.
+    """
+
+    sources: Tensor
+    distort: Callable[[Tensor, torch.Generator], Tensor]
 
 
 def channel_stats(images: Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:

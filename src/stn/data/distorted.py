@@ -8,12 +8,18 @@ Options (``stn.data.load("mnist-rts", root, seed=0, train_size=None, test_size=N
     seed: the distortions' seed.
     train_size, test_size: keep only the first images of each MNIST split (for quick runs).
 
+With :func:`fresh` a loaded variant also carries its undistorted training images and its
+distortion, so that training can draw new distortion parameters for every batch
+(``stn train --fresh-distortions``); its test set stays the fixed, seeded one.
+
 The cache key holds the name, :data:`VERSION`, the options and MNIST's own key (which changes with
 its files), so a new seed, new files or a change to a distortion builds a new data set.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,10 +27,10 @@ import torch
 from torch import Tensor
 
 from stn.data import distortions
-from stn.data.dataset import Dataset
+from stn.data.dataset import Dataset, FreshDistortion
 from stn.data.registry import Recipe, build, recipe, register
 
-__all__ = ["VARIANTS", "VERSION", "distort"]
+__all__ = ["VARIANTS", "VERSION", "distort", "fresh"]
 
 VERSION = 1  # bump whenever a distortion below (or in stn.data.distortions) changes its output
 
@@ -58,6 +64,32 @@ def distort(mnist: Dataset, name: str, distortion: Distortion, seed: int = 0) ->
         list(mnist.classes),
         source=f"{mnist.source} (distorted, seed {seed})",
     )
+
+
+def fresh(
+    data: Dataset,
+    root: str | os.PathLike | None = None,
+    seed: int = 0,
+    train_size: int | None = None,
+    test_size: int | None = None,
+) -> Dataset:
+    """``data`` (a distorted variant loaded with these options, e.g. by ``stn.data.load("mnist-rts",
+    root, seed=seed)``) with :attr:`Dataset.fresh` set: its undistorted MNIST training images
+    (found under ``root`` like ``stn.data.load("mnist", root)``) and its distortion.
+
+    The fixed training images stay (their statistics normalise, their shape is the input's).
+
+    Raises:
+        ValueError: ``data`` is not one of :data:`VARIANTS`.
+    """
+    if data.name not in VARIANTS:
+        raise ValueError(
+            f"fresh distortions need a distorted MNIST data set ({', '.join(VARIANTS)}); got {data.name!r}"
+        )
+    _check_options(seed, train_size, test_size)
+    mnist = build(recipe("mnist", root))
+    sources = mnist.train_images[:train_size]
+    return dataclasses.replace(data, fresh=FreshDistortion(sources, VARIANTS[data.name][0]))
 
 
 def _subset(data: Dataset, train_size: int | None, test_size: int | None) -> Dataset:

@@ -42,7 +42,9 @@ class DeviceData:
     """A data set's tensors on the training device, and the batches drawn from them.
 
     Images stay uint8 until a batch is taken; augmentation (per sample, from ``generator``) and
-    normalisation with the data set's own statistics happen batched on the device.
+    normalisation with the data set's own statistics happen batched on the device. A data set
+    with :attr:`~stn.data.Dataset.fresh` set has its training batches distorted anew, on the
+    device, from ``generator``: its undistorted images stand in for the fixed training images.
     """
 
     def __init__(self, dataset: stn_data.Dataset, device: torch.device, channels_last: bool = False) -> None:
@@ -54,6 +56,8 @@ class DeviceData:
         self.test_images = dataset.test_images.to(device)
         self.test_labels = dataset.test_labels.to(device)
         self.normalizer = Normalizer(dataset.mean, dataset.std)
+        self.fresh = dataset.fresh
+        self.train_sources = None if dataset.fresh is None else dataset.fresh.sources.to(device)
 
     def normalize(self, images: Tensor) -> Tensor:
         """uint8 ``(N, C, H, W)`` -> normalised float32, in the configured memory format."""
@@ -76,13 +80,14 @@ class DeviceData:
         """Yield ``(images, labels)`` for one epoch in a random order drawn from ``generator``.
 
         With ``part`` (a rank's :meth:`~stn.engine.distributed.Group.part`), each batch is cut to
-        ``part(len(batch))`` after augmentation, so the union over ranks is the whole batch."""
+        ``part(len(batch))`` after distortion and augmentation, so the union over ranks is the
+        whole batch."""
         n = len(self.train_labels)
         order = torch.randperm(n, generator=generator, device=generator.device).to(self.device)
         stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
             index = order[start : start + batch_size]
-            images = self.train_images[index]
+            images = self.train_images[index] if self.train_sources is None else self._distort(index, generator)
             if augment in ("crop", "crop-flip"):
                 images = random_crop(images, padding, generator)
             if augment in ("flip", "crop-flip"):
@@ -93,16 +98,19 @@ class DeviceData:
                 images, labels = images[cut], labels[cut]
             yield self.normalize(images), labels
 
+    def _distort(self, index: Tensor, generator: torch.Generator) -> Tensor:
+        """Undistorted training images ``index``, freshly distorted. The distortions draw their
+        parameters on the CPU: off it, from a CPU generator seeded by ``generator``."""
+        if generator.device.type != "cpu":
+            seed = torch.randint(0, 2**62, (), generator=generator, device=generator.device)
+            generator = torch.Generator().manual_seed(int(seed))
+        return self.fresh.distort(self.train_sources[index], generator)
+
     def test_batches(self, batch_size: int, part: slice | None = None) -> Iterator[tuple[Tensor, Tensor]]:
         """The test set (or its slice ``part``) in order, in batches of ``batch_size``."""
-        images, labels = (
-            (self.test_images, self.test_labels)
-            if part is None
-            else (
-                self.test_images[part],
-                self.test_labels[part],
-            )
-        )
+        images, labels = self.test_images, self.test_labels
+        if part is not None:
+            images, labels = images[part], labels[part]
         for start in range(0, len(labels), batch_size):
             yield self.normalize(images[start : start + batch_size]), labels[start : start + batch_size]
 

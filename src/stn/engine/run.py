@@ -64,8 +64,13 @@ def data_options(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def load_dataset(cfg: TrainConfig, data_root: str | os.PathLike | None = None) -> stn_data.Dataset:
-    """Exactly the data ``cfg`` trains and tests on, read from ``data_root`` (default: ``cfg``'s)."""
-    return stn_data.load(cfg.dataset, data_root or cfg.data_root, **data_options(cfg))
+    """Exactly the data ``cfg`` trains and tests on, read from ``data_root`` (default: ``cfg``'s);
+    with ``cfg.fresh_distortions``, carrying the undistorted training images (:attr:`Dataset.fresh`)."""
+    root = data_root or cfg.data_root
+    data = stn_data.load(cfg.dataset, root, **data_options(cfg))
+    if cfg.fresh_distortions:
+        data = stn_data.distorted.fresh(data, root, **cfg.dataset_options)
+    return data
 
 
 def per_class_accuracy(classes: Sequence[str], correct: Sequence[int], total: Sequence[int]) -> dict[str, float]:
@@ -151,12 +156,18 @@ class Run:
             return []
         rows = []
         try:
-            for row in csv.DictReader(io.StringIO(path.read_text())):
+            text = path.read_text()
+            if text and not text.endswith("\n"):  # every row, the last too, ends a line when written
+                raise RunError(f"{path} is damaged (it ends in the middle of a row)")
+            reader = csv.DictReader(io.StringIO(text))
+            if not set(METRIC_FIELDS) <= set(reader.fieldnames or ()):  # empty, or the header is cut
+                raise RunError(f"{path} is damaged (its header lacks columns: needs {', '.join(METRIC_FIELDS)})")
+            for row in reader:
                 rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()})
-        except (ValueError, TypeError, UnicodeDecodeError, csv.Error):
+        except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as err:
+            if isinstance(err, RunError):
+                raise
             raise RunError(f"{path} is damaged (a row is cut or not numbers)") from None
-        if rows and not set(METRIC_FIELDS) <= set(rows[0]):
-            raise RunError(f"{path} lacks columns: needs {', '.join(METRIC_FIELDS)}")
         return rows
 
     @property

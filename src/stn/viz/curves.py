@@ -59,7 +59,7 @@ def plot_curves(
     loss.set(title="Loss", xlabel="epoch", ylabel="cross-entropy")
     accuracy.set(title="Test accuracy", xlabel="epoch", ylabel="accuracy (%)")
     for axes in (loss, accuracy):
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # 1 epoch: one tick, "1"
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small")
     path = Path(path)

@@ -45,12 +45,12 @@ def write_figures(
     run = Run.open(run_dir)
     out = Path(out) if out is not None else run.dir / "figures"
     written: dict[str, Path] = {}
+    view = from_run(run.dir, count, data_root)  # everything is read before anything is written
+    snapshots, gif, stills = run.snapshots(), out / FILES["learning"], out / FILES["stills"]
     if curves:
         written["curves"] = plot_curves([run.dir], out / FILES["curves"])
-    snapshots, gif, stills = run.snapshots(), out / FILES["learning"], out / FILES["stills"]
     if snapshots is not None and write_learning(snapshots, gif, stills):
         written.update(learning=gif, stills=stills)
-    view = from_run(run.dir, count, data_root)
     if view is not None:
         if view.outputs is not None:
             written["before_after"] = out / FILES["before_after"]

@@ -38,9 +38,12 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike |
     if not runs:
         raise ValueError("a report needs at least one run directory")
     out = Path(out) if out is not None else runs[0]
-    out.mkdir(parents=True, exist_ok=True)
     labels = run_labels(runs)
-    summaries = [run_summary(run) for run in runs]
+    summaries = [run_summary(run) for run in runs]  # every run is read before anything is written
+    for run in map(Run.open, runs):
+        if run.has_checkpoint("best") or run.has_checkpoint("last"):
+            run.checkpoint("best")
+    out.mkdir(parents=True, exist_ok=True)
     figures = out / "figures"
 
     blocks: list[Block] = [Heading(TITLE, 1), *_overview(labels, summaries)]
