@@ -192,11 +192,10 @@ def _launch(args: argparse.Namespace, cfg, run_dir: Path) -> int:
     return launch(args.nproc_per_node, argv, str(run_dir))
 
 
-def _train(args: argparse.Namespace) -> int:
-    from stn.engine import Run, from_recipe, train
-    from stn.files import WriteError
-
-    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
+def _train_config(args: argparse.Namespace):
+    """The config and run directory of ``stn train``'s command line (a resumed run's, changed by
+    the given flags)."""
+    from stn.engine import Run, from_recipe
 
     given = _given(args)
     if args.resume:
@@ -204,21 +203,27 @@ def _train(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--resume continues a run with its saved config; drop --{'out' if args.out else 'recipe'}"
             )
-        run_dir = Path(args.resume)
-        saved = Run.open(run_dir).config
+        saved = Run.open(args.resume).config
         if args.skip_bad_images:
             given["dataset_options"] = {**given.get("dataset_options", saved.dataset_options), "skip_bad_images": True}
-        cfg = dataclasses.replace(saved, **given)
-    else:
-        if args.skip_bad_images:
-            given["dataset_options"] = {**given.get("dataset_options", {}), "skip_bad_images": True}
-        cfg = from_recipe(args.recipe or "seed", **given)
-        if cfg.dataset is None:
-            from stn import models
+        return dataclasses.replace(saved, **given), Path(args.resume)
+    if args.skip_bad_images:
+        given["dataset_options"] = {**given.get("dataset_options", {}), "skip_bad_images": True}
+    cfg = from_recipe(args.recipe or "seed", **given)
+    if cfg.dataset is None:
+        from stn import models
 
-            cfg.dataset = models.describe(cfg.model).default_dataset
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(args.out) if args.out else Path("runs") / f"{cfg.model}-{cfg.dataset}-{stamp}"
+        cfg.dataset = models.describe(cfg.model).default_dataset
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return cfg, Path(args.out) if args.out else Path("runs") / f"{cfg.model}-{cfg.dataset}-{stamp}"
+
+
+def _train(args: argparse.Namespace) -> int:
+    from stn.engine import train
+    from stn.files import WriteError
+
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
+    cfg, run_dir = _train_config(args)
     if args.nproc_per_node is not None:
         return _launch(args, cfg, run_dir)
     callbacks = []
@@ -232,19 +237,8 @@ def _train(args: argparse.Namespace) -> int:
         print(f"stn: error: {_one_line(err)}; {_kept(run_dir)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        try:
-            resumable = Run.open(run_dir).can_resume
-        except ValueError:
-            resumable = False
-        if not main_rank:
-            pass
-        elif resumable:
-            print(
-                f"\nstn: interrupted; the last finished epoch is saved. Resume with: stn train --resume {run_dir}",
-                file=sys.stderr,
-            )
-        else:
-            print("\nstn: interrupted before the first epoch finished; nothing was saved to resume", file=sys.stderr)
+        if main_rank:
+            print(f"\nstn: {_interrupted(run_dir)}", file=sys.stderr)
         return 130
     if not main_rank:
         return 0
@@ -257,6 +251,19 @@ def _train(args: argparse.Namespace) -> int:
 
         print(f"Report: {write_report([run_dir])}")
     return 0
+
+
+def _interrupted(run_dir: Path) -> str:
+    """What is true after Ctrl-C or SIGTERM: the run can be resumed, or nothing was saved yet."""
+    from stn.engine import Run
+
+    try:
+        resumable = Run.open(run_dir).can_resume
+    except ValueError:
+        resumable = False
+    if resumable:
+        return f"interrupted; the last finished epoch is saved. Resume with: stn train --resume {run_dir}"
+    return "interrupted before the first epoch finished; nothing was saved to resume"
 
 
 def _kept(run_dir: Path) -> str:

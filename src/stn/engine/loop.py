@@ -224,10 +224,7 @@ def train(
     run = group.share(lambda: Run.create(run_dir, cfg)) if previous is None else previous
     callbacks = callbacks if group.is_main else ()  # rank 0 alone writes
     with run.lock() if group.is_main else contextlib.nullcontext():
-        if group.is_main:
-            log = RunLog(run.path("log"), stream=stream, progress=progress)
-        else:
-            log = RunLog(None, stream=Silent(), progress=False)  # type: ignore[arg-type]
+        log = RunLog(run.path("log"), stream, progress) if group.is_main else RunLog(None, Silent(), False)
         try:
             if previous is not None:
                 _resume(setup, run, log)
@@ -238,21 +235,7 @@ def train(
             for row in state.metrics:  # on resume: conditions already warned about stay quiet
                 monitor.update(row)
             for epoch in range(state.epoch + 1, cfg.epochs + 1):
-                tic = time.perf_counter()
-                train_loss = train_one_epoch(setup.train_forward, state, setup.data, cfg, epoch, log, run, group)
-                result = evaluate(setup.forward, setup.data, cfg.test_batch_size, cfg.amp, cfg.flip_tta, group)
-                log()
-                log(result.line())
-                log()
-                view = snapshots.capture(epoch, state.model)
-                stats = {key: round(value, 6) for key, value in measure(state.model, setup.probe).items()}
-                state.elapsed += time.perf_counter() - tic
-                writer = run if group.is_main else None
-                row = _save_epoch(writer, state, setup.meta, snapshots, train_loss, result, epoch, stats)
-                warned = monitor.update(row)
-                for line in warned:
-                    log(f"stn: warning: {line}")
-                end = EpochEnd(epoch, row, state.scheduler.get_last_lr()[0], warned, state.model, view, run)
+                end = _epoch(setup, run, snapshots, monitor, epoch, log)
                 for callback in callbacks:
                     callback.on_epoch(end)
         finally:
@@ -263,6 +246,25 @@ def train(
     for callback in callbacks:
         callback.on_end(cfg, summary)
     return summary
+
+
+def _epoch(setup: Setup, run: Run, snapshots: Snapshots, monitor: Monitor, epoch: int, log: RunLog) -> EpochEnd:
+    """One epoch: train, test, look at the transformer, measure it, save (rank 0), warn."""
+    cfg, state, group = setup.cfg, setup.state, setup.group
+    tic = time.perf_counter()
+    train_loss = train_one_epoch(setup.train_forward, state, setup.data, cfg, epoch, log, run, group)
+    result = evaluate(setup.forward, setup.data, cfg.test_batch_size, cfg.amp, cfg.flip_tta, group)
+    log()
+    log(result.line())
+    log()
+    view = snapshots.capture(epoch, state.model)
+    stats = {key: round(value, 6) for key, value in measure(state.model, setup.probe).items()}
+    state.elapsed += time.perf_counter() - tic
+    row = _save_epoch(run if group.is_main else None, state, setup.meta, snapshots, train_loss, result, epoch, stats)
+    warned = monitor.update(row)
+    for line in warned:
+        log(f"stn: warning: {line}")
+    return EpochEnd(epoch, row, state.scheduler.get_last_lr()[0], warned, state.model, view, run)
 
 
 def _resume(setup: Setup, run: Run, log: RunLog) -> None:
