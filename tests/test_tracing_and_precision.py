@@ -18,7 +18,7 @@ def small_loc(channels: int = 1) -> nn.Module:
 
 
 @pytest.mark.parametrize("dtype", HALF, ids=["float16", "bfloat16"])
-@pytest.mark.parametrize("name", T.names())
+@pytest.mark.parametrize("name", [n for n in T.names() if n != "polar"])  # polar has no identity map
 def test_half_precision_identity_is_exact_at_224(name, dtype):
     # float16 grid_sample gives NaNs at this size; projective failed outright on a float32 torch.where.
     x = torch.rand(2, 3, 224, 224).to(dtype)
