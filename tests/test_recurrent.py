@@ -126,3 +126,24 @@ def test_from_matrix_round_trips_for_the_composable_families(dtype):
     ):
         params = family.identity(3, dtype=dtype) + 0.1 * torch.randn(3, family.num_params, dtype=dtype)
         torch.testing.assert_close(family.from_matrix(family.matrix(params)), params, atol=1e-4, rtol=1e-4)
+
+
+def test_observe_and_snapshots_show_every_step(tmp_path):
+    from stn import models
+    from stn.data import Dataset
+    from stn.engine.snapshots import Snapshots
+    from stn.observe import observe
+
+    model = models.create("paper-cnn", input_shape=(1, 40, 40), num_classes=3, recurrent_steps=3)
+    images = (torch.rand(6, 1, 40, 40) * 255).to(torch.uint8)
+    view = observe(model, images, [0.2], [0.3])
+    assert view.params.shape == (6, 3, 6) and view.k == 3
+    assert view.outputs is not None and view.outputs.shape[:3] == (6, 3, 1)
+    final = model.stn.last_params.float()
+    torch.testing.assert_close(view.params[:, -1], final)  # the last step is the transformer's output
+
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    data = Dataset("tiny", images, labels, images, labels, ["a", "b", "c"])
+    snapshots = Snapshots.for_run(tmp_path / "snapshots.pt", data, 6)
+    snapshots.capture(1, model)
+    assert snapshots.state["params"][0].shape == (6, 3, 6) and snapshots.state["outputs"][0].shape[:2] == (6, 3)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from stn import transforms as T
-from stn.layers import SpatialTransformer
+from stn.layers import RecurrentSpatialTransformer, SpatialTransformer
 from stn.normalization import Normalizer
 
 __all__ = ["TransformerView", "first_transformer", "fixed_batch", "observe"]
@@ -83,7 +83,9 @@ def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequen
 
     The model's mode (train or eval) is restored. The outputs are pictures only when the
     transformer read the images themselves (not a feature map) and gave as many channels per
-    transformer; the view's images are on the CPU.
+    transformer; the view's images are on the CPU. A
+    :class:`~stn.layers.RecurrentSpatialTransformer` is shown step by step, its steps in place of
+    parallel transformers: ``params`` ``(N, steps, P)``, ``outputs`` ``(N, steps, C, h, w)``.
     """
     st = first_transformer(model)
     if st is None:
@@ -102,12 +104,29 @@ def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequen
         model.train(training)
     if not seen:
         raise ValueError(f"the model's first spatial transformer ({type(st).__name__}) was not called in its forward")
-    params = st.last_params.float().cpu()
     n, c = x.shape[:2]
+    reads_image = seen["input"].shape == x.shape and torch.equal(seen["input"], x)
+    if isinstance(st, RecurrentSpatialTransformer):  # every step, as k transformers
+        return _steps(st, x, images, normalizer, reads_image)
+    params = st.last_params.float().cpu()
     k = params.shape[1] if params.dim() == 3 else 1
     out = seen["output"]
-    reads_image = seen["input"].shape == x.shape and torch.equal(seen["input"], x) and out.shape[1] == k * c
+    outputs = None
+    if reads_image and out.shape[1] == k * c:
+        outputs = normalizer.invert(out.reshape(n * k, c, *out.shape[-2:])).view(n, k, c, *out.shape[-2:])
+    return TransformerView(images.cpu(), st.transform, params, outputs, st.align_corners)
+
+
+@torch.no_grad()
+def _steps(
+    st: RecurrentSpatialTransformer, x: Tensor, images: Tensor, normalizer: Normalizer, reads_image: bool
+) -> TransformerView:
+    """The view of every step of an inverse-compositional transformer: ``params`` ``(N, steps, P)``
+    and, when it reads the image, what each step's parameters make of it."""
+    steps = st.last_step_params
+    params = torch.stack(steps, 1).float().cpu()
     outputs = None
     if reads_image:
-        outputs = normalizer.invert(out.reshape(n * k, c, *out.shape[-2:])).view(n, k, c, *out.shape[-2:])
+        pictures = [normalizer.invert(st.sample(x, p.to(x.dtype))) for p in steps]
+        outputs = torch.stack(pictures, 1)
     return TransformerView(images.cpu(), st.transform, params, outputs, st.align_corners)
