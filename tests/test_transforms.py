@@ -257,3 +257,14 @@ def test_options_rebuild_an_equal_transform():
 def test_errors_name_the_problem(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("name", ["translation", "attention", "similarity", "affine"])
+@pytest.mark.parametrize("size", [(28, 28), (20, 28), (32, 32), (56, 40)])
+def test_affine_grids_are_affine_grid_bit_for_bit(name, size, dtype):
+    """Runs trained before the grid was built by hand reproduce to the last digit."""
+    family = T.get(name)
+    params = family.identity(4, dtype=dtype) + 0.2 * torch.randn(4, family.num_params, dtype=dtype)
+    for align_corners in (False, True):
+        expected = F.affine_grid(family.matrix(params)[:, :2], [4, 1, *size], align_corners=align_corners)
+        assert torch.equal(family.grid(params, size, align_corners), expected)

@@ -291,8 +291,7 @@ class MatrixTransform(Transform):
             return grid / _away_from_zero(z).unsqueeze(-1)
         # The homogeneous base grid times θᵀ, as F.affine_grid computes it (the same numbers, bit for
         # bit), but traceable with a changing batch size and kept out of autocast's low precision.
-        base = base_grid((h, w), align_corners, params.device, params.dtype).view(1, h * w, 2)
-        base = torch.cat([base, base.new_ones(1, h * w, 1)], -1).expand(params.shape[0], -1, -1)
+        base = _affine_base((h, w), align_corners, params.device, params.dtype).expand(params.shape[0], -1, -1)
         with autocast_off(params):
             return base.bmm(self._matrix(params)[:, :2, :].transpose(1, 2)).view(-1, h, w, 2)
 
@@ -305,6 +304,25 @@ class MatrixTransform(Transform):
         params = self.check_params(params)
         points = self._check_points(params, points)
         return apply_matrix(invert(self._matrix(params)), points.to(params.dtype), projective=self.projective)
+
+
+def _affine_base(size: Size2, align_corners: bool, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``(1, H*W, 3)`` homogeneous pixel centres ``(x, y, 1)``, computed as ``F.affine_grid`` does
+    (``linspace(-1, 1, n) * (n - 1) / n`` without ``align_corners``), so grids match it bit for bit."""
+
+    def axis(n: int) -> Tensor:
+        line = (
+            torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype)
+            if n > 1
+            else torch.zeros(1, device=device, dtype=dtype)
+        )
+        return line if align_corners else line * (n - 1) / n
+
+    h, w = size
+    base = torch.ones(h, w, 3, device=device, dtype=dtype)
+    base[..., 0] = axis(w)
+    base[..., 1] = axis(h).unsqueeze(-1)
+    return base.view(1, h * w, 3)
 
 
 def apply_matrix(matrix: Tensor, points: Tensor, projective: bool = True, eps: float = 1e-8) -> Tensor:
