@@ -122,7 +122,12 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
         env["OMP_NUM_THREADS"] = "1"
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.procs}"]
-        subprocess.run([*command, __file__, "--worker", str(out), *forwarded], check=True, env=env)
+        for attempt in (1, 2):  # a gloo connection can fail to set up on a busy machine: one more try, said
+            done = subprocess.run([*command, __file__, "--worker", str(out), *forwarded], env=env)
+            if done.returncode == 0:
+                break
+            print(f"ddp_throughput: the {args.procs}-process run failed (exit {done.returncode})", file=sys.stderr)
+        done.check_returncode()
         many = json.loads(out.read_text())
 
     numel = sum(p.numel() for p in build_model(from_recipe("seed"), dataset, torch.device("cpu")).parameters())
