@@ -126,7 +126,9 @@ def main() -> None:
             done = subprocess.run([*command, __file__, "--worker", str(out), *forwarded], env=env)
             if done.returncode == 0:
                 break
-            print(f"ddp_throughput: {args.procs}-process run {attempt} failed (exit {done.returncode})", file=sys.stderr)
+            print(
+                f"ddp_throughput: {args.procs}-process run {attempt} failed (exit {done.returncode})", file=sys.stderr
+            )
         done.check_returncode()
         many = json.loads(out.read_text())
 
