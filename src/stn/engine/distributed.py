@@ -213,6 +213,14 @@ def _close() -> None:
         dist.destroy_process_group()
 
 
+def _root_failure(err: Any) -> tuple[int, Any]:
+    """The rank whose death stopped the run: one killed outright (SIGKILL, say) before one that
+    aborted after losing it (SIGABRT) or that torchrun stopped (SIGTERM); else the first seen."""
+    collateral = ("SIGABRT", "SIGTERM")
+    killed = [(r, f) for r, f in sorted(err.failures.items()) if f.exitcode < 0 and f.signal_name() not in collateral]
+    return killed[0] if killed else err.get_first_failure()
+
+
 def launch(nproc_per_node: int, argv: Sequence[str], run_dir: str | None = None) -> int:
     """Run ``python -m stn <argv>`` as ``nproc_per_node`` processes on this machine through
     ``torch.distributed.run`` (torchrun); return the exit status.
@@ -232,7 +240,7 @@ def launch(nproc_per_node: int, argv: Sequence[str], run_dir: str | None = None)
     except SignalException:  # SIGTERM or SIGINT: torchrun passed it on, the ranks saved and said so
         return 130
     except ChildFailedError as err:
-        rank, failure = err.get_first_failure()
+        rank, failure = _root_failure(err)
         if failure.exitcode >= 0:
             return failure.exitcode  # the rank said what went wrong (an error, an interruption)
         name = failure.signal_name()
