@@ -172,6 +172,7 @@ class TrainConfig:
 # `stn bench paper`'s budgets (stn.experiments.paper): the paper's models on distorted MNIST, black
 # outside the image (MNIST's background); the bench sets the model and the variant of each cell.
 _PAPER = dict(model="paper-cnn", dataset="mnist-rts", stn_fill="black")
+_PAPER_ADAM = dict(**_PAPER, batch_size=128, optimizer="adam", lr=1e-3, schedule="cosine")  # cpu and long
 
 RECIPES: dict[str, dict[str, Any]] = {
     # The seed experiment (the PyTorch STN tutorial's loop on CIFAR-10): plain SGD, lr 0.01,
@@ -220,23 +221,12 @@ RECIPES: dict[str, dict[str, Any]] = {
         optimizer="adam",
         lr=1e-3,
     ),
-    "paper-cpu": dict(
-        **_PAPER,
-        epochs=2,
-        batch_size=128,
-        optimizer="adam",
-        lr=1e-3,
-        schedule="cosine",
-    ),
+    "paper-cpu": dict(**_PAPER_ADAM, epochs=2),
     # Sized from short probes (results/paper/probes.md): the whole table (the eight original models
     # on R, RTS, P, E, TC) in at most 8 hours on a quiet 2-core CPU.
     "paper-long": dict(
-        **_PAPER,
+        **_PAPER_ADAM,
         epochs=18,
-        batch_size=128,
-        optimizer="adam",
-        lr=1e-3,
-        schedule="cosine",
         fresh_distortions=True,
         log_interval=200,
     ),
