@@ -514,7 +514,13 @@ def _add_experiments(sub) -> None:
         help="training seeds: each cell is trained once per seed and the table shows the mean ± spread (default 1)",
     )
     q.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
-    q.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
+    q.add_argument("--threads", type=_positive_int, help="CPU threads for torch (per run)")
+    q.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        help="runs trained at once, each in its own process (default 1); on a CPU, jobs x threads <= cores",
+    )
     q.set_defaults(run=_bench_paper)
 
 
@@ -540,6 +546,7 @@ def _bench_paper(args: argparse.Namespace) -> int:
         device=args.device,
         threads=args.threads,
         seeds=args.seeds,
+        jobs=args.jobs,
     )
     print(f"Table: {path} and {path.with_suffix('.json')}")
     return 0

@@ -172,3 +172,34 @@ def test_new_rows_pass_their_model_options_and_time_a_step(mnist_root, tmp_path)
     table = path.read_text()
     assert "| ST-CNN Polar | " in table and " / None" not in table
     assert "## One training step against ST-CNN Aff" in table and "| R | ST-CNN Polar | " in table
+
+
+SHARED_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="../shared/data/mnist not present")
+def test_jobs_train_runs_in_worker_processes_with_the_same_results(tmp_path):
+    # Real MNIST: worker processes check the files against the official fingerprints themselves.
+    args = dict(data_root=str(SHARED_MNIST.parent), variants=["R"], models=["fcn", "cnn"], threads=1)
+    tables = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"out{jobs}"
+        lines = []
+        paper.run("smoke", out, tmp_path / f"runs{jobs}", jobs=jobs, log=lines.append, **args)
+        tables[jobs] = json.loads((out / "table-smoke.json").read_text())
+        assert sorted(line.split("] ")[1].split(":")[0] for line in lines[1:]) == [
+            "R   CNN          seed 1",
+            "R   FCN          seed 1",
+        ]
+    assert [r["errors"] for r in tables[2]["results"]] == [r["errors"] for r in tables[1]["results"]]
+    assert tables[2]["jobs"] == 2 and tables[2]["machine"]["threads"] == 1 and tables[2]["wall_seconds"] > 0
+    assert "2 runs at a time" in (tmp_path / "out2" / "table-smoke.md").read_text()
+
+
+def test_a_worker_process_error_stops_the_bench_with_its_message(mnist_root, tmp_path):
+    args = dict(out=tmp_path / "out", runs=tmp_path / "runs", data_root=str(mnist_root), variants=["R"], models=["fcn"])
+    paper.run("smoke", threads=1, log=lambda line: None, **args)
+    with pytest.raises(ValueError, match="holds a run with another"):  # raised in the worker process
+        paper.run("cpu", threads=1, jobs=2, log=lambda line: None, **args)
+    with pytest.raises(ValueError, match="jobs must be an integer >= 1"):
+        paper.run("smoke", jobs=0, log=lambda line: None, **args)

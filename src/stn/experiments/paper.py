@@ -13,9 +13,9 @@ training step beside plain affine ST-CNN on the same input.
 
 from __future__ import annotations
 
-import functools
 import io
 import json
+import multiprocessing
 import os
 import shlex
 import sys
@@ -178,6 +178,7 @@ def run(
     command: str | None = None,
     log: Callable[[str], None] = print,
     seeds: Sequence[int] | None = None,
+    jobs: int = 1,
 ) -> Path:
     """Train the table's models under ``budget`` and write ``table-<budget>.md`` and
     ``table-<budget>.json`` into ``out``; returns the markdown file.
@@ -190,34 +191,47 @@ def run(
         seeds: train every cell once per seed (default ``[seed]``); the table shows the mean and
             spread (half the range), the JSON every seed's error.
         command: the command line to record (default: this process's).
+        jobs: runs trained at once, each in its own worker process; on a CPU each gets
+            ``threads`` threads (default: the cores shared out among the jobs).
     """
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
     seeds = _check_seeds([seed] if seeds is None else seeds)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     spec = BUDGETS[budget]
     cells = plan(variants, models)
     out = Path(out)
     runs = Path(runs) if runs is not None else Path("runs") / f"paper-{budget}"
     dev = resolve_device(device)
+    if jobs > 1 and threads is None and dev.type == "cpu":
+        threads = max(1, (os.cpu_count() or 1) // jobs)  # the cores shared out, not each worker taking all
     log(
         f"stn bench paper: {len(cells) * len(seeds)} runs ({len(cells)} cells x {len(seeds)} seeds), budget "
         f"{spec.name} ({spec.description}); run directories in {runs}"
     )
-    results = []
-    for i, (variant, entry) in enumerate(cells, 1):
-        config = functools.partial(config_for, variant, entry, spec, data_root, device=device, threads=threads)
-        results.append(_cell(variant, entry, seeds, config, runs, log, f"[{i}/{len(cells)}] "))
+    started = time.perf_counter()
+    todo = [
+        (v, entry, s, config_for(v, entry, spec, data_root, s, device, threads), runs / _run_name(v, entry, s))
+        for v, entry in cells
+        for s in seeds
+    ]
+    summaries = _train_all(todo, jobs, log)
+    results = [_cell(variant, entry, seeds, runs, summaries) for variant, entry in cells]
+    for (_, entry), result in zip(cells, results, strict=True):
         if entry.label in NEW_ROWS:
-            results[-1]["step_seconds"] = step_seconds(entry, Path(results[-1]["run_dir"]))
+            result["step_seconds"] = step_seconds(entry, Path(result["run_dir"]))
 
     meta = dict(
         budget=spec.name,
         budget_description=spec.description,
         config={**RECIPES[spec.recipe], "seeds": list(seeds)},
-        machine=describe(dev),
+        machine={**describe(dev), **({"threads": threads} if threads else {})},
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=command if command is not None else shlex.join(["stn", *sys.argv[1:]]),
         seconds=round(sum(r["seconds"] for r in results), 1),
+        wall_seconds=round(time.perf_counter() - started, 1),
+        jobs=jobs,
     )
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / f"table-{budget}.json", json.dumps(dict(meta, results=results), indent=2) + "\n")
@@ -235,25 +249,51 @@ def _check_seeds(seeds: Sequence[int]) -> list[int]:
     return seeds
 
 
+def _run_name(variant: str, entry: Entry, seed: int) -> str:
+    """Seed 1's run of a cell is ``<variant>-<model>``, another seed's ``<variant>-<model>-seed<N>``."""
+    return f"{variant.lower()}-{entry.slug}" + ("" if seed == 1 else f"-seed{seed}")
+
+
+Job = tuple[str, Entry, int, TrainConfig, Path]  # variant, model, seed, its configuration, its run directory
+
+
+def _train_all(jobs: list[Job], workers: int, log: Callable[[str], None]) -> dict[Path, dict[str, Any]]:
+    """Every job's run summary, by run directory: trained (or reused) one after the other, or
+    ``workers`` at a time in worker processes. A line is logged as each run ends."""
+    summaries: dict[Path, dict[str, Any]] = {}
+
+    def done(job: Job, summary: dict[str, Any]) -> None:
+        variant, entry, seed, _, run_dir = job
+        summaries[run_dir] = summary
+        error = 100.0 - summary["final_accuracy"]
+        log(
+            f"[{len(summaries)}/{len(jobs)}] {variant:<3} {entry.label:<12} seed {seed}: "
+            f"test error {error:6.2f}%  ({summary['seconds']:.0f} s)"
+        )
+
+    if workers == 1:
+        for job in jobs:
+            done(job, _train_or_reuse(job[3], job[4]))
+        return summaries
+    # Spawned, so that no OpenMP or autograd state is forked; leaving the block (an error, Ctrl-C)
+    # terminates the workers, and their runs resume next time.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for i, summary in pool.imap_unordered(_train_job, list(enumerate(jobs))):
+            done(jobs[i], summary)
+    return summaries
+
+
+def _train_job(indexed: tuple[int, Job]) -> tuple[int, dict[str, Any]]:
+    i, (_, _, _, cfg, run_dir) = indexed
+    return i, _train_or_reuse(cfg, run_dir)
+
+
 def _cell(
-    variant: str,
-    entry: Entry,
-    seeds: Sequence[int],
-    config: Callable[[int], TrainConfig],
-    runs: Path,
-    log: Callable[[str], None],
-    prefix: str = "",
+    variant: str, entry: Entry, seeds: Sequence[int], runs: Path, summaries: dict[Path, dict[str, Any]]
 ) -> dict[str, Any]:
-    """Train (or reuse) one cell of the table once per seed; its result row."""
-    errors, seconds, run_dirs = [], 0.0, []
-    for s in seeds:
-        run_dir = runs / (f"{variant.lower()}-{entry.slug}" + ("" if s == 1 else f"-seed{s}"))
-        summary = _train_or_reuse(config(s), run_dir)
-        errors.append(round(100.0 - summary["final_accuracy"], 2))
-        seconds += summary["seconds"]
-        run_dirs.append(str(run_dir))
-        took = f"{summary['seconds']:.0f} s"
-        log(f"{prefix}{variant:<3} {entry.label:<12} seed {s}: test error {errors[-1]:6.2f}%  ({took})")
+    """One cell's result row from its runs' summaries (one per seed)."""
+    run_dirs = [runs / _run_name(variant, entry, s) for s in seeds]
+    errors = [round(100.0 - summaries[d]["final_accuracy"], 2) for d in run_dirs]
     return dict(
         variant=variant,
         model=entry.label,
@@ -263,9 +303,9 @@ def _cell(
         seeds=list(seeds),
         errors=errors,
         paper_error=PAPER_ERRORS.get(entry.label, {}).get(variant),
-        seconds=round(seconds, 1),
-        run_dir=run_dirs[0],
-        run_dirs=run_dirs,
+        seconds=round(sum(summaries[d]["seconds"] for d in run_dirs), 1),
+        run_dir=str(run_dirs[0]),
+        run_dirs=[str(d) for d in run_dirs],
     )
 
 
@@ -336,12 +376,21 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         f"Run {meta['date']} on {m['cpu']} ({m['cpu_count']} cores, {m['threads']} torch threads), "
         f"device {m['device']}{' (' + m['gpu'] + ')' if 'gpu' in m else ''}, torch {m['torch']}; "
-        f"{meta['seconds'] / 60:.1f} min ({meta['seconds'] / 3600:.2f} hours) of training in all.",
+        f"{meta['seconds'] / 60:.1f} min ({meta['seconds'] / 3600:.2f} hours) of training in all"
+        + _wall_time(meta)
+        + ".",
         "",
         f"Command: `{meta['command']}`",
         "",
     ]
     return "\n".join(lines)
+
+
+def _wall_time(meta: dict[str, Any]) -> str:
+    if "wall_seconds" not in meta:
+        return ""
+    at_once = f", {meta['jobs']} runs at a time" if meta.get("jobs", 1) > 1 else ""
+    return f"; the command took {meta['wall_seconds'] / 3600:.2f} hours{at_once} (finished runs are reused)"
 
 
 CLOSE = 0.3  # points: the issue's goal for every ST-CNN and ST-FCN cell
