@@ -168,8 +168,10 @@ def test_new_rows_pass_their_model_options_and_time_a_step(mnist_root, tmp_path)
     cfg = paper.config_for("R", ic, paper.BUDGETS["smoke"], None, 1, "cpu", None)
     assert cfg.model_options == {"recurrent_steps": 4} and cfg.transform == "affine"
     args = dict(out=tmp_path / "results", runs=tmp_path / "runs", data_root=str(mnist_root))
-    path = paper.run("smoke", variants=["R"], models=["st-cnn-polar"], threads=1, log=lambda line: None, **args)
+    path = paper.run("smoke", variants=["R"], models=["st-cnn-polar", "cnn"], threads=1, log=lambda line: None, **args)
     table = path.read_text()
+    against = table.split("## Against the paper")[1].split("##")[0]
+    assert "| CNN | " in against and "Polar" not in against  # no paper number, no row
     assert "| ST-CNN Polar | " in table and " / None" not in table
     assert "## One training step against ST-CNN Aff" in table and "| R | ST-CNN Polar | " in table
 

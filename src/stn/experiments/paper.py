@@ -412,7 +412,7 @@ def _against_paper(error: dict[tuple[str, str], float], variants: list[str], lab
         "|---|" + "---|" * len(variants),
     ]
     close = 0
-    for label in labels:
+    for label in dict.fromkeys(label for label, _ in cells):  # rows the paper has numbers for
         row = []
         for v in variants:
             if (label, v) not in cells:
