@@ -138,7 +138,7 @@ def test_every_budget_is_a_valid_training_config(budget):
     cfg = paper.config_for("TC", paper.ENTRIES[7], paper.BUDGETS[budget], None, 1, "cpu", None)  # ST-CNN TPS
     assert cfg.dataset == "mnist-tc" and cfg.stn and cfg.transform == "tps" and cfg.stn_fill == "black"
     if budget == "full":  # the paper's 150,000 steps of 256 images
-        assert cfg.batch_size == 256 and cfg.epochs * 60000 // 256 >= 150000
+        assert cfg.batch_size == 256 and cfg.epochs * 60000 // 256 >= 150000 and cfg.fresh_distortions
     if budget == "long":
         assert cfg.fresh_distortions and cfg.epochs >= 10
 

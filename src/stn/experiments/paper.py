@@ -123,8 +123,8 @@ BUDGETS: dict[str, Budget] = {
     ),
     "full": Budget(
         "full",
-        "the paper's budget: 150,000 steps of 256 images (640 epochs), SGD lr 0.01 with momentum 0.9 and "
-        "cosine decay (the paper's schedule is not reproduced exactly); a GPU job",
+        "the paper's budget: 150,000 steps of 256 images (640 epochs), fresh distortions, SGD lr 0.01 with "
+        "momentum 0.9 and cosine decay (the paper's schedule is not reproduced exactly); a GPU job",
     ),
 }
 
