@@ -116,10 +116,9 @@ BUDGETS: dict[str, Budget] = {
     "long": Budget(
         "long",
         "18 epochs of all 60,000 training images (about 8,400 steps of 128), new distortions drawn for every batch "
-        "(fresh distortions), Adam lr 1e-3 with cosine decay: estimated at about 7 hours for the table of the "
-        "paper's eight models on one thread of a quiet 2-core CPU (the cpu table's 21 minutes per epoch of all "
-        "cells, plus 2 minutes of fresh distortions; results/paper/probes.md); still 36 times fewer images seen "
-        "than the paper's 150,000 steps of 256",
+        "(fresh distortions), Adam lr 1e-3 with cosine decay: the table of the paper's eight models took 1.2 hours "
+        "with --jobs 2 --threads 1 on a quiet 2-core CPU (2.2 hours of training); still 36 times fewer images "
+        "seen than the paper's 150,000 steps of 256",
     ),
     "full": Budget(
         "full",
