@@ -78,20 +78,26 @@ def test_seeds_train_every_cell_once_each_and_the_table_shows_mean_and_spread(mn
         paper.run("smoke", seeds=[1, 1], log=lambda line: None, **args)
 
 
+def _meta(budget: str, description: str) -> dict:
+    """A table's metadata as ``paper.run`` writes it, for ``paper.markdown``."""
+    machine = dict(cpu="a CPU", cpu_count=2, threads=1, device="cpu", torch="2")
+    return dict(
+        budget=budget,
+        budget_description=description,
+        machine=machine,
+        date="today",
+        command="stn bench paper",
+        seconds=60.0,
+    )
+
+
 def test_the_comparison_says_by_how_much_st_cnn_beats_cnn():
     results = [
         dict(variant="R", model="CNN", error=4.0),
         dict(variant="R", model="ST-CNN Aff", error=1.0),
         dict(variant="R", model="ST-CNN TPS", error=5.0),
     ]
-    meta = dict(
-        budget="cpu",
-        budget_description="short",
-        machine=dict(cpu="a CPU", cpu_count=2, threads=1, device="cpu", torch="2"),
-        date="today",
-        command="stn bench paper",
-        seconds=60.0,
-    )
+    meta = _meta("cpu", "short")
     text = paper.markdown(results, meta)
     assert "| variant | CNN | ST-CNN Aff | ST-CNN TPS | every ST-CNN beats CNN | errors removed (best) |" in text
     assert "| R | 4.00 | 1.00 (-3.00) | 5.00 (+1.00) | **no** | 75% |" in text
@@ -102,14 +108,7 @@ def test_the_comparison_says_by_how_much_st_cnn_beats_cnn():
 
 def test_the_table_shows_the_papers_tc_numbers_beside_ours():
     results = [dict(variant="TC", model=m, error=e) for m, e in (("FCN", 20.0), ("CNN", 5.0), ("ST-CNN Aff", 1.5))]
-    meta = dict(
-        budget="long",
-        budget_description="long",
-        machine=dict(cpu="a CPU", cpu_count=2, threads=1, device="cpu", torch="2"),
-        date="today",
-        command="stn bench paper",
-        seconds=60.0,
-    )
+    meta = _meta("long", "long")
     text = paper.markdown(results, meta)
     assert "| FCN | 20.00 / 13.2 |" in text and "| CNN | 5.00 / 3.5 |" in text and "| ST-CNN Aff | 1.50 / 1.7 |" in text
     assert "| ST-CNN Aff | **-0.20** |" in text and "| FCN | +6.80 |" in text
