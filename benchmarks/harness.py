@@ -14,11 +14,12 @@ import torch
 
 from stn import data as stn_data
 from stn.engine import resolve_device
-from stn.engine.machine import describe
+from stn.engine.machine import describe, keep_freed_memory
 from stn.files import write_text_atomic
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "benchmarks.json"
 _key: str | None = None  # --key: where save() puts a run under each section
+_malloc: str | None = None  # --malloc as it took effect, recorded with the machine
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -37,6 +38,13 @@ def parser(description: str) -> argparse.ArgumentParser:
         "--key",
         help="key of this run under each section of the results file (default: the device type, cpu or cuda); "
         "e.g. a name for the machine, to keep the figures of several machines side by side",
+    )
+    p.add_argument(
+        "--malloc",
+        choices=("keep", "default"),
+        default="keep",
+        help="CPU memory: keep (glibc keeps freed blocks for reuse, as stn train does; the whole process, every "
+        "loop measured in it included) or default (glibc as it comes)",
     )
     return p
 
@@ -78,14 +86,16 @@ def cifar10(args: argparse.Namespace) -> stn_data.Dataset:
 
 
 def setup(args: argparse.Namespace) -> torch.device:
-    """Apply ``--threads``, pick ``--out`` and return the device of ``--device``."""
-    global _key
+    """Apply ``--threads`` and ``--malloc``, pick ``--out`` and return the device of ``--device``."""
+    global _key, _malloc
     _key = getattr(args, "key", None)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.out is None and not args.quick:
         args.out = RESULTS
     device = resolve_device(args.device)
+    if device.type == "cpu":
+        _malloc = "keep" if args.malloc == "keep" and keep_freed_memory() else "default"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     return device
@@ -128,7 +138,10 @@ def save(path: Path | None, section: str, device: torch.device, value: dict[str,
     results = json.loads(path.read_text()) if path.is_file() else {}
     # The load average says how busy the machine was: figures from a shared machine are rough.
     load = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    results.setdefault(section, {})[key] = {"machine": {**describe(device), "load_average": load}, **value}
+    results.setdefault(section, {})[key] = {
+        "machine": {**describe(device), "load_average": load, "malloc": _malloc},
+        **value,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(results, indent=2) + "\n")
     print(f"\nwrote [{section!r}][{key!r}] of {path}")

@@ -88,6 +88,12 @@ class TrainConfig:
     device: str = option("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps", "engine")
     threads: int | None = option(None, "CPU threads for torch", "engine")
     channels_last: bool = option(True, "channels_last memory format (measured faster on CPU)", "engine")
+    keep_freed_memory: bool = option(
+        True,
+        "CPU: glibc malloc keeps freed blocks for reuse rather than handing them back to the OS (no page faults "
+        "every step; the process keeps its peak memory)",
+        "engine",
+    )
     compile: str = option("off", "torch.compile mode (reduce-overhead captures CUDA graphs)", "engine", COMPILE_MODES)
     amp: str = option(
         "auto",

@@ -23,6 +23,7 @@ from stn.engine.diagnostics import Monitor, measure
 from stn.engine.distributed import Group, Silent
 from stn.engine.evaluation import EvalResult, evaluate
 from stn.engine.log import RunLog, train_line
+from stn.engine.machine import keep_freed_memory
 from stn.engine.model import build_model, compile_model, model_options
 from stn.engine.optim import make_optimizer, make_scheduler
 from stn.engine.precision import autocast, describe_amp
@@ -162,6 +163,8 @@ def prepare(cfg: TrainConfig, group: Group | None = None) -> Setup:
     device = group.start(resolve_device(cfg.device))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    if device.type == "cpu" and cfg.keep_freed_memory:
+        keep_freed_memory()
     if group.active and cfg.batch_size < group.world_size:
         raise ValueError(f"--batch-size {cfg.batch_size} is below the number of processes ({group.world_size})")
 
