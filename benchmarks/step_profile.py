@@ -8,7 +8,9 @@ operator's own time goes to the part of the network it serves, found from the ou
 operator above it that names one: convolutions, fully-connected layers, ``affine_grid``,
 ``grid_sample``, pooling, dropout, activations, the loss, autocast's casts, the optimizer, the data
 (drawing, augmenting and normalising a batch) and the rest. Shares are of the profiled time;
-``ms/step`` is each part's time per step. The table is printed, written as markdown to
+``ms/step`` is each part's time per step. A second table takes each convolution apart, forward
+and backward, with the rate it ran at against the matmul peak (its FLOPs from
+``torch.utils.flop_counter``, per layer). The tables are printed, written as markdown to
 ``--table`` (default ``benchmarks/step_profile.md``, not with ``--quick``) and merged into the
 results file. Profiling slows small operators; the step time without the profiler is given beside.
 """
@@ -26,7 +28,10 @@ from typing import Any
 import flops
 import harness
 import torch
+import torch.nn.functional as F
+from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
+from torch.utils.flop_counter import FlopCounterMode
 
 from stn import models
 from stn.engine import DeviceData, from_recipe
@@ -67,6 +72,56 @@ def part_of(event: Any) -> str:
     return "other"
 
 
+def conv_layers(model: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> list[dict[str, Any]]:
+    """Each convolution of ``model``: its name, weight shape, input size and FLOPs per image of
+    its forward and its backward (input gradient where one is needed, weight and bias)."""
+    batch = 2
+    with FlopCounterMode(display=False) as counter:
+        images = torch.randn(batch, *input_shape, device=device)
+        F.nll_loss(model(images), torch.zeros(batch, dtype=torch.long, device=device)).backward()
+    model.zero_grad(set_to_none=True)
+    counts, root = counter.get_flop_counts(), type(model).__name__
+    layers, size = [], {}
+
+    def record_size(module: nn.Module, args: tuple[torch.Tensor, ...], _: Any) -> None:
+        size[module] = args[0].shape[-1]
+
+    convs = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    hooks = [m.register_forward_hook(record_size) for _, m in convs]
+    with torch.no_grad():
+        model(torch.randn(1, *input_shape, device=device))
+    for hook in hooks:
+        hook.remove()
+    for name, m in convs:
+        count = counts.get(f"{root}.{name}", {})
+        layers.append(
+            dict(
+                layer=name,
+                shape=f"{m.in_channels}->{m.out_channels} k{m.kernel_size[0]} on {size[m]}x{size[m]}",
+                weight=tuple(m.weight.shape),
+                forward_flop=count.get(torch.ops.aten.convolution, 0) / batch,
+                backward_flop=count.get(torch.ops.aten.convolution_backward, 0) / batch,
+            )
+        )
+    return layers
+
+
+def conv_seconds(events: Any, device: torch.device, steps: int) -> dict[str, float]:
+    """Seconds per step of each convolution call, forward and backward, keyed by
+    ``"fwd <weight shape>"`` / ``"bwd <weight shape>"`` (the shapes of profiled events)."""
+    seconds: dict[str, float] = defaultdict(float)
+    for event in events:
+        if event.name == "aten::convolution":
+            key = f"fwd {tuple(event.input_shapes[1])}"
+        elif event.name == "aten::convolution_backward":
+            key = f"bwd {tuple(event.input_shapes[2])}"
+        else:
+            continue
+        total = event.device_time_total if device.type == "cuda" else event.cpu_time_total
+        seconds[key] += total / 1e6 / steps
+    return dict(seconds)
+
+
 def profile_steps(amp: str, device: torch.device, dataset: Any, batch_size: int, steps: int) -> dict[str, Any]:
     """Time ``steps`` engine steps without the profiler, then profile as many; seconds by part."""
     cfg = from_recipe("seed", amp=amp, batch_size=batch_size, device=str(device))
@@ -91,14 +146,19 @@ def profile_steps(amp: str, device: torch.device, dataset: Any, batch_size: int,
     harness.sync(device)
     plain = (time.perf_counter() - tic) / steps
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
+    with profile(activities=activities, record_shapes=True) as prof:
         for _ in range(steps):
             step()
         harness.sync(device)
     seconds: dict[str, float] = defaultdict(float)
     for event in prof.events():
         seconds[part_of(event)] += event.self_cpu_time_total / 1e6 / steps
-    return dict(step_seconds=plain, profiled_step_seconds=sum(seconds.values()), parts=dict(seconds))
+    return dict(
+        step_seconds=plain,
+        profiled_step_seconds=sum(seconds.values()),
+        parts=dict(seconds),
+        convolutions=conv_seconds(prof.events(), device, steps),
+    )
 
 
 def rows_of(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -111,6 +171,24 @@ def rows_of(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         for dtype, r in results.items():
             row[f"{dtype}_ms"] = 1e3 * r["parts"].get(part, 0.0)
             row[f"{dtype}_percent"] = 100 * r["parts"].get(part, 0.0) / r["profiled_step_seconds"]
+        rows.append(row)
+    return rows
+
+
+def layer_rows(
+    layers: list[dict[str, Any]], results: dict[str, dict[str, Any]], batch_size: int
+) -> list[dict[str, Any]]:
+    """One row per convolution: its ms per step forward and backward in each precision, and the
+    rate each ran at as a share of that precision's matmul peak."""
+    rows = []
+    for layer in layers:
+        row: dict[str, Any] = dict(layer=layer["layer"], shape=layer["shape"])
+        for dtype, r in results.items():
+            peak = r["peak_tflops"] * 1e12
+            for way, key in (("forward", "fwd"), ("backward", "bwd")):
+                s = r["convolutions"].get(f"{key} {layer['weight']}")
+                row[f"{dtype}_{key}_ms"] = 1e3 * s if s else None
+                row[f"{dtype}_{key}_peak"] = 100 * layer[f"{way}_flop"] * batch_size / s / peak if s else None
         rows.append(row)
     return rows
 
@@ -131,6 +209,27 @@ def markdown(rows: list[dict[str, Any]], results: dict[str, dict[str, Any]], hea
     return "\n".join(lines) + "\n"
 
 
+def layers_markdown(rows: list[dict[str, Any]], dtypes: list[str]) -> str:
+    """The convolutions' table: ms per step and % of the matmul peak, forward and backward."""
+
+    def cell(row: dict[str, Any], dtype: str, key: str) -> str:
+        ms, peak = row[f"{dtype}_{key}_ms"], row[f"{dtype}_{key}_peak"]
+        return "" if ms is None else f"{ms:.2f} ({peak:.0f}%)"
+
+    heads = " | ".join(f"{d} forward | {d} backward" for d in dtypes)
+    lines = [
+        "Each convolution, ms per step (rate as % of the matmul peak in that precision; the first",
+        "convolution's backward computes no input gradient, the image needs none):",
+        "",
+        f"| layer | shape | {heads} |",
+        "|---|---|" + "---|---|" * len(dtypes),
+    ]
+    for row in rows:
+        cells = " | ".join(f"{cell(row, d, 'fwd')} | {cell(row, d, 'bwd')}" for d in dtypes)
+        lines.append(f"| `{row['layer']}` | {row['shape']} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = harness.parser(__doc__.split("\n\n")[0])
     harness.add_data_options(p)
@@ -144,6 +243,7 @@ def main() -> None:
 
     dataset = harness.cifar10(args)
     counted = flops.count_flops(models.create("seed-cifar").to(device), dataset.input_shape)
+    layers = conv_layers(models.create("seed-cifar").to(device), dataset.input_shape, device)
     per_image = counted["train"] + flops.sampling_flops(*dataset.input_shape)["train"]
     results: dict[str, dict[str, Any]] = {}
     for amp in ("off", "bf16"):
@@ -160,6 +260,9 @@ def main() -> None:
         f"({torch.get_num_threads()} threads), {steps} steps"
     )
     print(harness.table(rows, title))
+    conv_rows = layer_rows(layers, results, args.batch_size)
+    print()
+    print(harness.table(conv_rows, "each convolution: ms per step and % of the matmul peak"))
     for dtype, r in results.items():
         print(
             f"{dtype}: {1e3 * r['step_seconds']:.1f} ms/step without the profiler, {r['images_per_s']:,.0f} images/s, "
@@ -174,14 +277,19 @@ def main() -> None:
             f"{machine['date']}, load average {os.getloadavg()[0]:.1f} (the machine's other users: times are rough). "
             "Written by `benchmarks/step_profile.py`; operators' own times, by the part of the network they serve."
         )
-        table_path.write_text(markdown(rows, results, header))
+        table_path.write_text(markdown(rows, results, header) + "\n" + layers_markdown(conv_rows, list(results)))
         print(f"\nwrote {table_path}")
     harness.save(
         args.out,
         "step_profile",
         device,
         dict(
-            quick=args.quick, batch_size=args.batch_size, steps=steps, mflop_per_image=per_image / 1e6, results=results
+            quick=args.quick,
+            batch_size=args.batch_size,
+            steps=steps,
+            mflop_per_image=per_image / 1e6,
+            results=results,
+            convolutions=conv_rows,
         ),
     )
 
