@@ -218,8 +218,8 @@ def layers_markdown(rows: list[dict[str, Any]], dtypes: list[str]) -> str:
 
     heads = " | ".join(f"{d} forward | {d} backward" for d in dtypes)
     lines = [
-        "Each convolution, ms per step (rate as % of the matmul peak in that precision; the first",
-        "convolution's backward computes no input gradient, the image needs none):",
+        "Each convolution, ms per step (rate as % of the matmul peak in that precision; a convolution",
+        "that reads the image computes no input gradient in its backward, the image needs none):",
         "",
         f"| layer | shape | {heads} |",
         "|---|---|" + "---|---|" * len(dtypes),

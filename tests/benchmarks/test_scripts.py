@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from stn.engine.precision import resolve_amp
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,6 +41,7 @@ def test_script_writes_its_section(script, tmp_path):
     assert results["other"] == {"cpu": {"kept": True}}
     written = results[section]["cpu"]
     assert written["machine"]["device"] == "cpu" and written["machine"]["threads"] == 1
+    assert written["machine"]["malloc"] in ("keep", "default")  # --malloc, as it took effect
     rows = written.get("rows")
     if rows is not None:
         assert rows, "no rows measured"
@@ -55,3 +59,15 @@ def test_recipe_time_with_a_value_changed_keeps_the_presets_section(tmp_path):
     rows = results["recipe_time amp=bf16"]["cpu"]["rows"]
     assert {row["recipe"] for row in rows} == {"seed", "fast"}
     assert {row["dtype"] for row in rows if row["run"] != "tutorial"} == {"bf16"}
+
+
+def test_train_throughput_leaves_the_other_precision_out_when_asked(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import train_throughput
+
+    cpu = torch.device("cpu")
+    both = train_throughput.engine_configs(cpu, [64, 128], compile=False)
+    one = train_throughput.engine_configs(cpu, [64, 128], compile=False, other_precision=False)
+    assert {c.amp for c in both} == {"auto", "off" if resolve_amp("auto", cpu) == "bf16" else "bf16"}
+    assert {c.amp for c in one} == {"auto"}
+    assert {c.batch_size for c in one} == {c.batch_size for c in both} == {64, 128}
