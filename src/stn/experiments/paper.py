@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -211,7 +211,7 @@ def run(
     )
     started = time.perf_counter()
     todo = [
-        (v, entry, s, config_for(v, entry, spec, data_root, s, device, threads), runs / _run_name(v, entry, s))
+        Job(v, entry, s, config_for(v, entry, spec, data_root, s, device, threads), runs / _run_name(v, entry, s))
         for v, entry in cells
         for s in seeds
     ]
@@ -253,7 +253,14 @@ def _run_name(variant: str, entry: Entry, seed: int) -> str:
     return f"{variant.lower()}-{entry.slug}" + ("" if seed == 1 else f"-seed{seed}")
 
 
-Job = tuple[str, Entry, int, TrainConfig, Path]  # variant, model, seed, its configuration, its run directory
+class Job(NamedTuple):
+    """One run of the table: a cell (variant and model) with one seed."""
+
+    variant: str
+    entry: Entry
+    seed: int
+    cfg: TrainConfig
+    run_dir: Path
 
 
 def _train_all(jobs: list[Job], workers: int, log: Callable[[str], None]) -> dict[Path, dict[str, Any]]:
@@ -262,17 +269,16 @@ def _train_all(jobs: list[Job], workers: int, log: Callable[[str], None]) -> dic
     summaries: dict[Path, dict[str, Any]] = {}
 
     def done(job: Job, summary: dict[str, Any]) -> None:
-        variant, entry, seed, _, run_dir = job
-        summaries[run_dir] = summary
+        summaries[job.run_dir] = summary
         error = 100.0 - summary["final_accuracy"]
         log(
-            f"[{len(summaries)}/{len(jobs)}] {variant:<3} {entry.label:<12} seed {seed}: "
+            f"[{len(summaries)}/{len(jobs)}] {job.variant:<3} {job.entry.label:<12} seed {job.seed}: "
             f"test error {error:6.2f}%  ({summary['seconds']:.0f} s)"
         )
 
     if workers == 1:
         for job in jobs:
-            done(job, _train_or_reuse(job[3], job[4]))
+            done(job, _train_or_reuse(job.cfg, job.run_dir))
         return summaries
     # Spawned, so that no OpenMP or autograd state is forked; leaving the block (an error, Ctrl-C)
     # terminates the workers, and their runs resume next time.
@@ -283,8 +289,8 @@ def _train_all(jobs: list[Job], workers: int, log: Callable[[str], None]) -> dic
 
 
 def _train_job(indexed: tuple[int, Job]) -> tuple[int, dict[str, Any]]:
-    i, (_, _, _, cfg, run_dir) = indexed
-    return i, _train_or_reuse(cfg, run_dir)
+    i, job = indexed
+    return i, _train_or_reuse(job.cfg, job.run_dir)
 
 
 def _cell(
