@@ -38,8 +38,9 @@ DATASHEET = {
 
 
 def count_flops(model: nn.Module, input_shape: tuple[int, ...], batch: int = 64) -> dict[str, Any]:
-    """FLOPs per image of a training-mode forward pass and of forward + backward, in total and by
-    operator."""
+    """FLOPs per image of a training-mode forward pass and of forward + backward, in total, by
+    operator, and by module (``by_module``: each module's name in ``model``, ``""`` for the model
+    itself, to its forward + backward FLOPs by operator)."""
     device = next(model.parameters()).device
     x = torch.randn(batch, *input_shape, device=device)
     labels = torch.randint(0, 10, (batch,), device=device)
@@ -53,7 +54,18 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...], batch: int = 64)
         str(op): dict(forward=forward.get_flop_counts()["Global"].get(op, 0) / batch, train=n / batch)
         for op, n in both.get_flop_counts()["Global"].items()
     }
-    return dict(forward=forward.get_total_flops() / batch, train=both.get_total_flops() / batch, by_op=by_op)
+    root = type(model).__name__
+    by_module = {
+        name.removeprefix(root).removeprefix("."): {str(op): n / batch for op, n in counts.items()}
+        for name, counts in both.get_flop_counts().items()
+        if name == root or name.startswith(f"{root}.")
+    }
+    return dict(
+        forward=forward.get_total_flops() / batch,
+        train=both.get_total_flops() / batch,
+        by_op=by_op,
+        by_module=by_module,
+    )
 
 
 def sampling_flops(channels: int, height: int, width: int) -> dict[str, float]:

@@ -28,10 +28,8 @@ from typing import Any
 import flops
 import harness
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
-from torch.utils.flop_counter import FlopCounterMode
 
 from stn import models
 from stn.engine import DeviceData, from_recipe
@@ -72,38 +70,31 @@ def part_of(event: Any) -> str:
     return "other"
 
 
-def conv_layers(model: nn.Module, input_shape: tuple[int, ...], device: torch.device) -> list[dict[str, Any]]:
+def conv_layers(model: nn.Module, input_shape: tuple[int, ...], by_module: dict[str, Any]) -> list[dict[str, Any]]:
     """Each convolution of ``model``: its name, weight shape, input size and FLOPs per image of
-    its forward and its backward (input gradient where one is needed, weight and bias)."""
-    batch = 2
-    with FlopCounterMode(display=False) as counter:
-        images = torch.randn(batch, *input_shape, device=device)
-        F.nll_loss(model(images), torch.zeros(batch, dtype=torch.long, device=device)).backward()
-    model.zero_grad(set_to_none=True)
-    counts, root = counter.get_flop_counts(), type(model).__name__
-    layers, size = [], {}
+    its forward and its backward (input gradient where one is needed, weight and bias), from
+    ``by_module`` (:func:`flops.count_flops`)."""
+    convs = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    size: dict[nn.Module, int] = {}
 
     def record_size(module: nn.Module, args: tuple[torch.Tensor, ...], _: Any) -> None:
         size[module] = args[0].shape[-1]
 
-    convs = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     hooks = [m.register_forward_hook(record_size) for _, m in convs]
     with torch.no_grad():
-        model(torch.randn(1, *input_shape, device=device))
+        model(torch.randn(1, *input_shape, device=next(model.parameters()).device))
     for hook in hooks:
         hook.remove()
-    for name, m in convs:
-        count = counts.get(f"{root}.{name}", {})
-        layers.append(
-            dict(
-                layer=name,
-                shape=f"{m.in_channels}->{m.out_channels} k{m.kernel_size[0]} on {size[m]}x{size[m]}",
-                weight=tuple(m.weight.shape),
-                forward_flop=count.get(torch.ops.aten.convolution, 0) / batch,
-                backward_flop=count.get(torch.ops.aten.convolution_backward, 0) / batch,
-            )
+    return [
+        dict(
+            layer=name,
+            shape=f"{m.in_channels}->{m.out_channels} k{m.kernel_size[0]} on {size[m]}x{size[m]}",
+            weight=tuple(m.weight.shape),
+            forward_flop=by_module.get(name, {}).get("aten.convolution", 0.0),
+            backward_flop=by_module.get(name, {}).get("aten.convolution_backward", 0.0),
         )
-    return layers
+        for name, m in convs
+    ]
 
 
 def conv_seconds(events: Any, device: torch.device, steps: int) -> dict[str, float]:
@@ -242,8 +233,9 @@ def main() -> None:
     table_path = args.table or (None if args.quick else TABLE)
 
     dataset = harness.cifar10(args)
-    counted = flops.count_flops(models.create("seed-cifar").to(device), dataset.input_shape)
-    layers = conv_layers(models.create("seed-cifar").to(device), dataset.input_shape, device)
+    model = models.create("seed-cifar").to(device)
+    counted = flops.count_flops(model, dataset.input_shape)
+    layers = conv_layers(model, dataset.input_shape, counted["by_module"])
     per_image = counted["train"] + flops.sampling_flops(*dataset.input_shape)["train"]
     results: dict[str, dict[str, Any]] = {}
     for amp in ("off", "bf16"):

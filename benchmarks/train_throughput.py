@@ -107,18 +107,16 @@ def engine_configs(
 ) -> list[TrainConfig]:
     """The seed recipe as it is, then with one option changed at a time; then at each batch size,
     as it is and in the other precision (unless ``other_precision`` is false); then the fast recipe."""
-    amps = [resolve_amp("auto", device)]
-    if other_precision:
-        amps.append("off" if amps[0] == "bf16" else "bf16")
+    other = ["off" if resolve_amp("auto", device) == "bf16" else "bf16"] if other_precision else []
     configs = [from_recipe("seed"), from_recipe("seed", channels_last=False)]
-    configs += [from_recipe("seed", amp=amp) for amp in amps[1:]]
+    configs += [from_recipe("seed", amp=amp) for amp in other]
     if compile:
         configs.append(from_recipe("seed", compile="default"))
         if device.type == "cuda":
             configs.append(from_recipe("seed", compile="reduce-overhead"))
     for batch_size in batch_sizes[1:]:
         configs += [from_recipe("seed", batch_size=batch_size)]
-        configs += [from_recipe("seed", batch_size=batch_size, amp=amp) for amp in amps[1:]]
+        configs += [from_recipe("seed", batch_size=batch_size, amp=amp) for amp in other]
     return [*configs, from_recipe("fast")]
 
 
