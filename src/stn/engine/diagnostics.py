@@ -202,14 +202,11 @@ def per_sample(
             translation=t.norm(dim=1),
         )
     elif isinstance(transform, T.ThinPlateSpline):
-        d = transform.offsets(params)
-        k = d.shape[1]
-        bending = T._tps_system(*transform.grid_size)[1][:k].to(torch.float64)
-        lengths = d.norm(dim=-1)
+        lengths = transform.offsets(params).norm(dim=-1)
         out.update(
             offset_max=lengths.max(1).values,
             offset_mean=lengths.mean(1),
-            bending=torch.einsum("nki,kl,nli->n", d, bending, d),
+            bending=transform.bending_energy(params),
         )
     return out
 

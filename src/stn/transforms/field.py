@@ -1,0 +1,136 @@
+"""Dense displacement fields: the ``field`` family and operations on fields."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from stn.transforms.base import Transform, base_grid
+
+
+class DisplacementField(Transform):
+    """A dense displacement field given on a coarse ``rows x cols`` grid of nodes over ``[-1, 1]²``.
+
+    Parameters are the nodes' vectors ``(dx, dy)``, ``(N, 2 rows cols)``, row-major like
+    :class:`ThinPlateSpline`'s; between nodes they are interpolated bilinearly (so any affine map is
+    represented exactly), and held constant outside. Output point ``p`` reads input ``p + u(p)``.
+    Zero parameters are the identity.
+
+    With ``diffeomorphic=True`` the vectors are a stationary velocity field ``v`` and the map is its
+    flow after unit time, integrated by scaling and squaring (as VoxelMorph does) on an
+    ``integration_size`` grid: ``u = v / 2^steps``, then ``steps`` times ``u <- u + u∘(id + u)``. The
+    map is then smooth and invertible, and :meth:`invert` (``-θ``) gives its inverse.
+
+    Args:
+        grid_size: nodes per side, ``g`` or ``(rows, cols)``; default 8.
+        diffeomorphic: integrate the field as a velocity.
+        steps: scaling-and-squaring steps (``diffeomorphic`` only).
+        integration_size: nodes per side of the grid the flow is integrated on.
+    """
+
+    name = "field"
+
+    def __init__(
+        self,
+        grid_size: int | tuple[int, int] = 8,
+        diffeomorphic: bool = False,
+        steps: int = 7,
+        integration_size: int = 32,
+    ) -> None:
+        rows, cols = (grid_size, grid_size) if isinstance(grid_size, int) else tuple(grid_size)
+        if rows < 2 or cols < 2:
+            raise ValueError(f"field needs at least 2x2 nodes, got {rows}x{cols}")
+        if not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+        if not isinstance(integration_size, int) or integration_size < 2:
+            raise ValueError(f"integration_size must be an int >= 2, got {integration_size!r}")
+        self.grid_size = (rows, cols)
+        self.diffeomorphic = bool(diffeomorphic)
+        self.steps = steps
+        self.integration_size = integration_size
+        self.num_params = 2 * rows * cols
+
+    def _identity_row(self) -> list[float]:
+        return [0.0] * self.num_params
+
+    def nodes(self, params: Tensor) -> Tensor:
+        """The node vectors as an image ``(N, 2, rows, cols)`` (channel 0: ``dx``, 1: ``dy``)."""
+        return params.view(params.shape[0], *self.grid_size, 2).permute(0, 3, 1, 2)
+
+    def displacement(self, params: Tensor) -> Tensor:
+        """The displacement ``u`` as an image ``(N, 2, h, w)`` whose pixels are nodes spread over
+        ``[-1, 1]²`` (read it with ``align_corners=True``): the coarse nodes, or the integrated flow."""
+        params = self.check_params(params)
+        u = self.nodes(params)
+        if not self.diffeomorphic:
+            return u
+        size = (self.integration_size, self.integration_size)
+        u = F.interpolate(u, size=size, mode="bilinear", align_corners=True) / 2.0**self.steps
+        nodes = base_grid(size, True, params.device, params.dtype)
+        for _ in range(self.steps):
+            u = u + _sample_field(u, nodes + u.permute(0, 2, 3, 1), align_corners=True).permute(0, 3, 1, 2)
+        return u
+
+    def invert(self, params: Tensor) -> Tensor:
+        """Parameters ``(N, P)`` of the inverse maps: the negated velocity (``diffeomorphic`` only)."""
+        params = self.check_params(params)
+        if not self.diffeomorphic:
+            raise ValueError("a plain displacement field has no inverse in its parameters; use diffeomorphic=True")
+        return -params
+
+    def _points(self, params: Tensor, points: Tensor) -> Tensor:
+        return points + _sample_field(self.displacement(params), points.unsqueeze(1), align_corners=True)[:, 0]
+
+    @property
+    def options(self) -> dict[str, object]:
+        return {
+            "grid_size": self.grid_size,
+            "diffeomorphic": self.diffeomorphic,
+            "steps": self.steps,
+            "integration_size": self.integration_size,
+        }
+
+
+def _sample_field(field: Tensor, at: Tensor, align_corners: bool) -> Tensor:
+    """Bilinear values of a vector image ``(N, 2, h, w)`` at points ``(N, H, W, 2)``, constant
+    beyond the border; ``(N, H, W, 2)``."""
+    return F.grid_sample(field, at, mode="bilinear", padding_mode="border", align_corners=align_corners).permute(
+        0, 2, 3, 1
+    )
+
+
+def compose_fields(first: Tensor, second: Tensor, align_corners: bool = False) -> Tensor:
+    """Displacement of the map ``p -> second(first(p))`` from those of ``first`` and ``second``.
+
+    Fields are displacements ``(N, H, W, 2)`` at the pixel centres of an ``(H, W)`` output (for a
+    family: ``grid(θ, (H, W)) - base_grid((H, W))``), in normalised units; between centres they are
+    bilinear, beyond the border constant. As with :func:`compose`, warping by ``A`` and then by
+    ``B`` is the single warp ``compose_fields(B, A)``.
+    """
+    _check_field(first)
+    _check_field(second)
+    if first.shape != second.shape:
+        raise ValueError(f"fields must have the same shape, got {tuple(first.shape)} and {tuple(second.shape)}")
+    points = base_grid(first.shape[1:3], align_corners, first.device, first.dtype) + first
+    return first + _sample_field(second.permute(0, 3, 1, 2), points, align_corners)
+
+
+def invert_field(field: Tensor, iterations: int = 20, align_corners: bool = False) -> Tensor:
+    """Approximate inverse displacement ``w`` of ``field`` ``(N, H, W, 2)`` (same layout as in
+    :func:`compose_fields`), by the fixed point ``w(p) = -u(p + w(p))``; converges where the map is
+    invertible and ``u`` moves by less than its own smoothness scale."""
+    _check_field(field)
+    if not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"iterations must be a positive int, got {iterations!r}")
+    base = base_grid(field.shape[1:3], align_corners, field.device, field.dtype)
+    image = field.permute(0, 3, 1, 2)
+    inverse = -field
+    for _ in range(iterations):
+        inverse = -_sample_field(image, base + inverse, align_corners)
+    return inverse
+
+
+def _check_field(field: Tensor) -> None:
+    if not isinstance(field, Tensor) or field.dim() != 4 or field.shape[-1] != 2:
+        shape = tuple(field.shape) if isinstance(field, Tensor) else type(field).__name__
+        raise ValueError(f"expected displacement fields of shape (N, H, W, 2), got {shape}")
