@@ -6,11 +6,15 @@ The coordinate convention shared by every part is stated once, in :mod:`stn.tran
 from stn import functional, sampling, transforms
 from stn.functional import normalized_fill, warp
 from stn.layers import ParallelSpatialTransformers, RecurrentSpatialTransformer, SpatialTransformer, conv_localization
+from stn.polar import PolarTransformer
+from stn.probabilistic import ProbabilisticSpatialTransformer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ParallelSpatialTransformers",
+    "PolarTransformer",
+    "ProbabilisticSpatialTransformer",
     "RecurrentSpatialTransformer",
     "SpatialTransformer",
     "__version__",

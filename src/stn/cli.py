@@ -488,7 +488,7 @@ def _add_experiments(sub) -> None:
     p.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
     p.set_defaults(run=_demo)
 
-    p = sub.add_parser("bench", help="benchmarks (stn bench paper: the paper's distorted-MNIST table)")
+    p = sub.add_parser("bench", help="benchmarks (stn bench paper: the paper's distorted-MNIST table; ptn; pstn)")
     bench = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", parser_class=_Parser, required=True)
     q = bench.add_parser(
         "paper",
@@ -522,6 +522,71 @@ def _add_experiments(sub) -> None:
         help="runs trained at once, each in its own process (default 1); on a CPU, jobs x threads <= cores",
     )
     q.set_defaults(run=_bench_paper)
+    _add_bench_ptn(bench)
+    _add_bench_pstn(bench)
+
+
+def _add_bench_ptn(bench) -> None:
+    from stn.experiments.ptn import BUDGETS, ROWS, VARIANTS
+
+    q = bench.add_parser(
+        "ptn",
+        help="polar transformer network against CNN and ST-CNN on rotated MNIST, R and RTS",
+        description="Train the paper's CNN, ST-CNN (affine) and the polar transformer network (ptn-cnn) on rotated "
+        "MNIST (mnist-rot), R and RTS, in float32, and write table.md and table.json (test error beside the "
+        "published one) into --out. Finished runs in --runs are reused. Budgets: "
+        + "; ".join(f"{b.name}: {b.description}" for b in BUDGETS.values()),
+    )
+    q.add_argument("--budget", choices=list(BUDGETS), default="cpu", help="epochs per data set (default cpu)")
+    q.add_argument("--out", default="results/ptn", help="folder for the table (default results/ptn)")
+    q.add_argument("--runs", help="folder for the run directories (default runs/ptn-<budget>)")
+    q.add_argument("--data-root", help="folder holding MNIST (default $STN_DATA, else ~/.cache/stn)")
+    q.add_argument("--variants", nargs="+", metavar="V", choices=list(VARIANTS), help=f"subset of {' '.join(VARIANTS)}")
+    q.add_argument("--models", nargs="+", metavar="M", help=f"subset of {' '.join(r.slug for r in ROWS)}")
+    q.add_argument("--seeds", nargs="+", type=int, default=[1], metavar="N", help="training seeds (default 1)")
+    q.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
+    q.set_defaults(run=_bench_ptn)
+
+
+def _add_bench_pstn(bench) -> None:
+    from stn.experiments.pstn import BUDGETS, SIZES
+
+    q = bench.add_parser(
+        "pstn",
+        help="probabilistic against plain spatial transformer: accuracy and calibration on small MNIST subsets",
+        description="Train ST-CNN (affine) and the P-STN CNN (pstn-cnn) on MNIST subsets of --sizes training images "
+        "with each seed, in float32, and write table.md and table.json (test error, NLL and 15-bin ECE on the "
+        "10,000 test images) into --out. Finished runs in --runs are reused. Budgets: "
+        + "; ".join(f"{b.name}: {b.description}" for b in BUDGETS.values()),
+    )
+    q.add_argument("--budget", choices=list(BUDGETS), default="cpu", help="training length (default cpu)")
+    q.add_argument("--out", default="results/pstn", help="folder for the table (default results/pstn)")
+    q.add_argument("--runs", help="folder for the run directories (default runs/pstn-<budget>)")
+    q.add_argument("--data-root", help="folder holding MNIST (default $STN_DATA, else ~/.cache/stn)")
+    q.add_argument(
+        "--sizes", nargs="+", type=_positive_int, default=list(SIZES), metavar="N", help="training subset sizes"
+    )
+    q.add_argument("--seeds", nargs="+", type=int, default=[1, 2], metavar="N", help="seeds (default 1 2)")
+    q.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
+    q.set_defaults(run=_bench_pstn)
+
+
+def _bench_ptn(args: argparse.Namespace) -> int:
+    from stn.experiments import ptn
+
+    path = ptn.run(
+        args.budget, args.out, args.runs, args.data_root, args.variants, args.models, args.seeds, args.threads
+    )
+    print(f"Table: {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+def _bench_pstn(args: argparse.Namespace) -> int:
+    from stn.experiments import pstn
+
+    path = pstn.run(args.budget, args.out, args.runs, args.data_root, args.sizes, args.seeds, args.threads)
+    print(f"Table: {path} and {path.with_suffix('.json')}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -110,7 +110,8 @@ class InferenceGraph(nn.Module):
         extra: tuple[Tensor, ...] = ()
         if self.reads_image:
             params = self._seen["params"]
-            extra = (params.reshape(params.shape[0], self.k, -1), self._seen["transformed"])
+            transformed = self._seen["transformed"][: params.shape[0]]  # a sampling transformer's first sample
+            extra = (params.reshape(params.shape[0], self.k, -1), transformed)
         if self.tta:
             mirrored = self.model(x.flip(-1))
             both = torch.stack((F.log_softmax(output, 1), F.log_softmax(mirrored, 1)))

@@ -103,9 +103,9 @@ class SpatialTransformer(nn.Module):
         self.transform = T.get(transform)
         self.output_size = None if output_size is None else T.check_size(output_size, "output_size")
         self.localization = localization
-        self.fc_loc = _params_head(in_features, hidden, self._initial_params())
         self.mode, self.padding_mode = mode, padding_mode
         self.align_corners, self.check_finite = align_corners, check_finite
+        self.fc_loc = self._head(in_features, hidden)
         # A buffer follows the module to its device, so sampling never copies the fill from the host.
         self.register_buffer("fill", None if fill is None else torch.as_tensor(fill, dtype=torch.float32), False)
         self.last_params: Tensor | None = None
@@ -115,8 +115,17 @@ class SpatialTransformer(nn.Module):
         """The bias of ``fc_loc``'s last layer: the identity map."""
         return self.transform.identity(1)[0]
 
+    def _head(self, in_features: int | None, hidden: Sequence[int]) -> nn.Module:
+        """``fc_loc``: the localisation net's flattened output -> θ, starting at :meth:`_initial_params`."""
+        return _params_head(in_features, hidden, self._initial_params())
+
     def predict(self, x: Tensor) -> Tensor:
         """Parameters θ, ``(N, P)``, for an input ``(N, C, H, W)``."""
+        return self.fc_loc(self.features(x))
+
+    def features(self, x: Tensor) -> Tensor:
+        """The localisation net's flattened output ``(N, F)`` for an input ``(N, C, H, W)``: what
+        ``fc_loc`` reads."""
         if not isinstance(x, Tensor) or x.dim() != 4:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"{type(self).__name__} expects input of shape (N, C, H, W), got {shape}")
@@ -130,7 +139,7 @@ class SpatialTransformer(nn.Module):
                 f"the localization net gives {features.shape[1]} features per input but in_features is "
                 f"{first.in_features}"
             )
-        return self.fc_loc(features)
+        return features
 
     def sample(self, x: Tensor, params: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
         """Warp ``x`` by given parameters with this layer's sampling settings (to ``output_size``,

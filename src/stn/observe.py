@@ -110,7 +110,7 @@ def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequen
         return _steps(st, x, images, normalizer, reads_image)
     params = st.last_params.float().cpu()
     k = params.shape[1] if params.dim() == 3 else 1
-    out = seen["output"]
+    out = seen["output"][:n]  # a sampling transformer stacks its samples after the first (see stn.probabilistic)
     outputs = None
     if reads_image and out.shape[1] == k * c:
         outputs = normalizer.invert(out.reshape(n * k, c, *out.shape[-2:])).view(n, k, c, *out.shape[-2:])

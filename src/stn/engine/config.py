@@ -236,6 +236,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         fresh_distortions=True,
         log_interval=200,
     ),
+    # Polar transformer networks on rotated MNIST (stn.models.ptn; `stn bench ptn`, results/ptn).
+    "ptn": {**_PAPER_ADAM, "model": "ptn-cnn", "dataset": "mnist-rot", "transform": "polar", "epochs": 10},
     # Fresh distortions: at the long budget they beat fixed ones (results/paper/probes.md), and
     # the paper's 640 epochs would show each fixed image 640 times.
     "paper-full": dict(

@@ -40,6 +40,13 @@ Matrix families (for ``projective``, of the linear map that approximates it at t
 * ``P_collapse_share``: samples with ``|det A| <`` :data:`COLLAPSE_DET`: the whole output reads
   less than 5 % of the input's area (a few pixels blown up).
 
+``polar``: ``P_origin_x_mean``/``_std`` and ``P_origin_y_mean``/``_std``, where the log-polar
+resampling is centred (normalised units, 0 the image centre).
+
+A sampling transformer (:class:`~stn.probabilistic.ProbabilisticSpatialTransformer`) adds the
+spread of its parameters (:func:`spread_stats`): ``P_spread_mean``/``_std``, the mean predicted
+scale ``σ`` of θ per image, and ``P_spread_p{i}``, the mean ``σ`` of parameter ``i``.
+
 ``tps``: ``P_tps_offset_max`` (the largest control-point offset over all samples),
 ``P_tps_offset_mean`` (mean offset length) and ``P_tps_bending`` (mean bending energy
 ``trace(dᵀ B d)``, ``B`` the top-left ``K x K`` block of the inverse spline system for the kernel
@@ -100,6 +107,7 @@ __all__ = [
     "per_sample",
     "prefixes",
     "run_statistics",
+    "spread_stats",
     "transformer_stats",
     "warnings_for",
 ]
@@ -172,7 +180,7 @@ def per_sample(
     the identity grid), ``pinned`` (bounded families: share of bounded values at a bound);
     matrix families: ``det``, ``scale``, ``anisotropy``, ``rotation``, ``shear``,
     ``translation`` (see the module docstring); ``tps``: ``offset_max``, ``offset_mean``,
-    ``bending``.
+    ``bending``; ``polar``: ``origin_x``, ``origin_y``.
     """
     transform = T.get(transform)
     params = transform.check_params(params).detach().to("cpu", torch.float64)
@@ -208,6 +216,8 @@ def per_sample(
             offset_mean=lengths.mean(1),
             bending=transform.bending_energy(params),
         )
+    elif isinstance(transform, T.Polar):
+        out.update(origin_x=params[:, 0], origin_y=params[:, 1])
     return out
 
 
@@ -246,6 +256,9 @@ def transformer_stats(
         det = values["det"]
         stats[f"{prefix}_reflection_share"] = float((det <= 0).double().mean())
         stats[f"{prefix}_collapse_share"] = float((det.abs() < COLLAPSE_DET).double().mean())
+    for key in ("origin_x", "origin_y"):
+        if key in values:
+            stats[f"{prefix}_{key}_mean"], stats[f"{prefix}_{key}_std"] = _mean_std(values[key])
     if "bending" in values:
         stats[f"{prefix}_tps_offset_max"] = float(values["offset_max"].max())
         stats[f"{prefix}_tps_offset_mean"] = float(values["offset_mean"].mean())
@@ -306,7 +319,7 @@ def measure(model: nn.Module, images: Tensor, batch_size: int = 500) -> dict[str
         if not calls:
             continue
         params = torch.cat([c[0] for c in calls])
-        _, input_size, output_size = calls[0]
+        _, input_size, output_size, spread = calls[0]
         if params.dim() == 2:
             params = params.unsqueeze(1)
         for i, name in enumerate(names):
@@ -315,10 +328,23 @@ def measure(model: nn.Module, images: Tensor, batch_size: int = 500) -> dict[str
                     module.transform, params[:, i], output_size, input_size, module.align_corners, prefix=name
                 )
             )
+        if spread is not None and len(names) == 1:
+            stats.update(spread_stats(torch.cat([c[3] for c in calls]), names[0]))
     return stats
 
 
-Call = tuple[Tensor, tuple[int, int], tuple[int, int]]  # (params, input size, output size) of one forward
+def spread_stats(scale: Tensor, prefix: str = "stn") -> dict[str, float]:
+    """How uncertain a sampling transformer is (:class:`~stn.probabilistic.ProbabilisticSpatialTransformer`):
+    from its predicted scales ``σ`` ``(N, P)`` of θ, ``{prefix}_spread_mean`` and ``_std`` (over
+    the images, of each image's mean ``σ``) and ``{prefix}_spread_p{i}`` (the mean ``σ`` of
+    parameter ``i``)."""
+    scale = scale.detach().to("cpu", torch.float64)
+    stats = dict(zip((f"{prefix}_spread_mean", f"{prefix}_spread_std"), _mean_std(scale.mean(1)), strict=True))
+    stats.update({f"{prefix}_spread_p{i}": float(v) for i, v in enumerate(scale.mean(0))})
+    return stats
+
+
+Call = tuple[Tensor, tuple[int, int], tuple[int, int], Tensor | None]  # (params, input, output size, scale)
 
 
 def _record_calls(
@@ -331,8 +357,14 @@ def _record_calls(
 
     def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
         assert isinstance(module, SpatialTransformer) and module.last_params is not None
+        spread = getattr(module, "last_scale", None)
         seen[id(module)].append(
-            (module.last_params.float().cpu(), tuple(inputs[0].shape[-2:]), tuple(output.shape[-2:]))
+            (
+                module.last_params.float().cpu(),
+                tuple(inputs[0].shape[-2:]),
+                tuple(output.shape[-2:]),
+                None if spread is None else spread.float().cpu(),
+            )
         )
         ran.add(id(module))
         if len(ran) == len(seen):  # every transformer has run on this chunk: skip the rest of the model
@@ -494,6 +526,8 @@ _COLUMNS = (  # (heading, statistic, with its _std, format)
     ("rot°", "rotation", True, "{:.1f}"),
     ("shear°", "shear", True, "{:.1f}"),
     ("shift", "translation", True, "{:.2f}"),
+    ("origin x", "origin_x", True, "{:.2f}"),
+    ("origin y", "origin_y", True, "{:.2f}"),
     ("moved", "displacement", True, "{:.3f}"),
     ("outside", "outside_share", False, "{:.1%}"),
     (f"out>{OUTSIDE_LARGE:.0%}", "outside_samples", False, "{:.0%}"),
@@ -502,6 +536,7 @@ _COLUMNS = (  # (heading, statistic, with its _std, format)
     ("pinned", "pinned_share", False, "{:.0%}"),
     ("offset", "tps_offset_max", False, "{:.3f}"),
     ("bending", "tps_bending", False, "{:.3g}"),
+    ("σ", "spread", True, "{:.3f}"),
 )
 
 
@@ -522,6 +557,8 @@ def format_table(rows: Sequence[Mapping[str, float]]) -> str:
             key = f"{prefix}_{stat}_mean" if spread else f"{prefix}_{stat}"
             if any(key in row for row in rows):
                 columns.append((heading, key, f"{prefix}_{stat}_std" if spread else None, fmt))
+        per_parameter = sorted({k for row in rows for k in row if k.startswith(f"{prefix}_spread_p")}, key=_index)
+        columns += [(f"σ{_index(k)}", k, None, "{:.3f}") for k in per_parameter]
         table = [["epoch", *(c[0] for c in columns)]]
         for i, row in enumerate(rows, 1):
             line = [str(int(row.get("epoch", i)))]
@@ -537,6 +574,11 @@ def format_table(rows: Sequence[Mapping[str, float]]) -> str:
         text = "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in table)
         blocks.append(f"{prefix}\n{text}")
     return "\n\n".join(blocks)
+
+
+def _index(key: str) -> int:
+    """The parameter index of a ``..._spread_p{i}`` column."""
+    return int(key.rsplit("_p", 1)[1])
 
 
 def run_statistics(run: Run) -> tuple[list[dict[str, float]], str]:

@@ -32,7 +32,17 @@ from stn.engine.snapshots import Snapshots
 from stn.engine.state import TrainState
 from stn.observe import TransformerView
 
-__all__ = ["Callback", "EpochEnd", "Setup", "TrainingDiverged", "prepare", "train", "train_one_epoch", "train_step"]
+__all__ = [
+    "Callback",
+    "EpochEnd",
+    "Setup",
+    "TrainingDiverged",
+    "extra_loss",
+    "prepare",
+    "train",
+    "train_one_epoch",
+    "train_step",
+]
 
 STATS_IMAGES = 256  # fixed test images on which the transformers' statistics are measured every epoch
 
@@ -65,6 +75,17 @@ class Callback(Protocol):
     def on_end(self, cfg: TrainConfig, summary: dict[str, Any]) -> None: ...
 
 
+def extra_loss(model: nn.Module) -> Tensor | None:
+    """The sum of the extra losses that ``model``'s modules report after a forward pass: every
+    module with an ``extra_loss()`` method (e.g. the KL term of a
+    :class:`~stn.probabilistic.ProbabilisticSpatialTransformer`) returns a scalar tensor or
+    ``None``. ``None`` when none reports one."""
+    losses = [
+        loss for m in model.modules() if callable(fn := getattr(m, "extra_loss", None)) and (loss := fn()) is not None
+    ]
+    return torch.stack([loss.float() for loss in losses]).sum() if losses else None
+
+
 def train_step(
     forward: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -76,10 +97,20 @@ def train_step(
 ) -> Tensor:
     """One optimizer step on a batch. Returns the batch's mean loss, detached and left on the
     device: reading it is the caller's (only) sync. The gradient is that of ``scale`` times the
-    loss (a rank's share of a global batch, see :mod:`stn.engine.distributed`)."""
+    loss (a rank's share of a global batch, see :mod:`stn.engine.distributed`).
+
+    The loss is the cross-entropy of the output, plus the :func:`extra_loss` the model's modules
+    report. A model may give several predictions per image in training, ``(k*N, classes)``
+    stacked sample-major (a :class:`~stn.probabilistic.ProbabilisticSpatialTransformer`'s
+    samples): each is scored against its image's label."""
     with autocast(images.device, amp):
         output = forward(images)
+    if output.shape[0] != labels.shape[0] and output.shape[0] % labels.shape[0] == 0:
+        labels = labels.repeat(output.shape[0] // labels.shape[0])
     loss = F.cross_entropy(output.float(), labels, label_smoothing=label_smoothing)
+    extra = extra_loss(forward)
+    if extra is not None:
+        loss = loss + extra
     optimizer.zero_grad(set_to_none=True)
     (loss * scale if scale != 1.0 else loss).backward()
     optimizer.step()

@@ -5,6 +5,7 @@
 * :mod:`~stn.viz.grids`: test images beside the transformer's outputs.
 * :mod:`~stn.viz.outlines`: the region each image's transformer samples, drawn on it.
 * :mod:`~stn.viz.learning`: one frame per epoch, as a GIF and a strip of stills.
+* :mod:`~stn.viz.samples`: a probabilistic transformer's sampled warps of each image.
 * :mod:`~stn.viz.curves`: loss and accuracy per epoch of one or several runs.
 * :mod:`~stn.viz.figures`: all of those for a run (``stn visualize``).
 * :mod:`~stn.viz.report`: ``report.md`` and ``report.html`` (``stn report``).
@@ -34,6 +35,8 @@ _WHERE = {
     "region_lines": "outlines",
     "to_pixels": "outlines",
     "write_report": "report",
+    "sampled_warps": "samples",
+    "samples_picture": "samples",
     "TransformerView": "views",
     "from_run": "views",
     "load_snapshots": "views",
@@ -64,6 +67,8 @@ __all__ = [
     "plot_curves",
     "read_metrics",
     "region_lines",
+    "sampled_warps",
+    "samples_picture",
     "save_gif",
     "snapshot_views",
     "to_pixels",

@@ -160,8 +160,9 @@ def plot_histograms(
 
     Matrix families: the scale ``√|det|`` (1 = unchanged, > 1 zooms out), the rotation in degrees
     and the share of each sample's grid read outside the image. ``tps``: the largest control-point
-    offset, the bending energy and the share outside. Dashed lines at the identity and at
-    :data:`~stn.engine.diagnostics.OUTSIDE_LARGE`.
+    offset, the bending energy and the share outside. ``polar``: the origin's ``x`` and ``y`` and
+    the share outside; other families: the mean grid displacement and the share outside. Dashed
+    lines at the identity and at :data:`~stn.engine.diagnostics.OUTSIDE_LARGE`.
     """
     transform = T.get(transform)
     if not isinstance(params, Tensor) or params.dim() not in (2, 3) or params.shape[0] == 0:
@@ -171,8 +172,12 @@ def plot_histograms(
     values = [D.per_sample(transform, p, output_size, input_size or output_size, align_corners) for p in sets]
     if isinstance(transform, T.MatrixTransform):
         panels = [("scale", "scale √|det|", 1.0), ("rotation", "rotation (degrees)", 0.0)]
-    else:
+    elif isinstance(transform, T.ThinPlateSpline):
         panels = [("offset_max", "largest control-point offset", 0.0), ("bending", "bending energy", 0.0)]
+    elif isinstance(transform, T.Polar):
+        panels = [("origin_x", "origin x (normalised)", 0.0), ("origin_y", "origin y (normalised)", 0.0)]
+    else:
+        panels = [("displacement", "mean grid displacement (normalised)", 0.0)]
     panels.append(("outside", "share of the grid outside the image", D.OUTSIDE_LARGE))
     figure = Figure(figsize=(4.2 * len(panels), 3.3 + (0.4 if title else 0)), layout="constrained")
     if title:

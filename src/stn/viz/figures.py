@@ -6,13 +6,14 @@ import os
 from pathlib import Path
 
 from stn.engine.diagnostics import run_statistics
-from stn.engine.run import Run
+from stn.engine.run import Run, load_model
 from stn.viz.curves import plot_curves
 from stn.viz.diagnostics import plot_histograms, plot_statistics
 from stn.viz.grids import before_after
 from stn.viz.images import save, titled
 from stn.viz.learning import write_learning
 from stn.viz.outlines import draw_regions, regions_title
+from stn.viz.samples import sampled_warps, samples_picture
 from stn.viz.views import TransformerView, from_run
 
 __all__ = ["FILES", "write_figures"]
@@ -25,6 +26,7 @@ FILES = {
     "stills": "learning.png",  # a few of those frames
     "statistics": "statistics.png",  # the transformers' statistics per epoch (stn inspect's table)
     "histograms": "histograms.png",  # the last epoch's scale, rotation and share outside, per image
+    "samples": "samples.png",  # a sampling transformer: each image beside warps drawn for it
 }
 
 
@@ -59,7 +61,21 @@ def write_figures(
         regions = draw_regions(view.images, view.transform, view.params, view.align_corners)
         save(titled(regions, regions_title(view.k)), written["regions"])
         written.update(_statistics(run, view, out))
+        written.update(_samples(run, view, out))
     return {key: written[key] for key in FILES if key in written}
+
+
+def _samples(run: Run, view: TransformerView, out: Path, count: int = 6) -> dict[str, Path]:
+    """For a sampling transformer (P-STN), the first ``count`` images of the view beside warps
+    drawn from the best checkpoint's distribution over θ; nothing for other transformers."""
+    model, payload, _ = load_model(run.dir)
+    images = view.images[:count]
+    warps = sampled_warps(model, images, payload["mean"], payload["std"])
+    if warps is None:
+        return {}
+    path = out / FILES["samples"]
+    save(samples_picture(images, warps), path)
+    return {"samples": path}
 
 
 def _statistics(run: Run, view: TransformerView, out: Path) -> dict[str, Path]:

@@ -141,6 +141,14 @@ def _run_section(run: Path, label: str, summary: dict[str, Any], figures: Path) 
         )
     elif not summary["config"].get("stn", True):
         blocks.append(Paragraph("This model has no spatial transformer, so there are no transformer pictures."))
+    if "samples" in written:
+        blocks.append(
+            Picture(
+                written["samples"],
+                "The transformer samples θ: each test image (left) beside warps drawn from the distribution the "
+                "best checkpoint predicts for it.",
+            )
+        )
     if "statistics" in written:
         blocks += _statistics(run, summary, written)
     if "learning" in written:
