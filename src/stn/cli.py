@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shlex
 import signal
 import sys
 import tempfile
@@ -574,8 +575,9 @@ def _add_bench_pstn(bench) -> None:
 def _bench_ptn(args: argparse.Namespace) -> int:
     from stn.experiments import ptn
 
+    command = shlex.join(["stn", *map(str, args.argv)])
     path = ptn.run(
-        args.budget, args.out, args.runs, args.data_root, args.variants, args.models, args.seeds, args.threads
+        args.budget, args.out, args.runs, args.data_root, args.variants, args.models, args.seeds, args.threads, command
     )
     print(f"Table: {path} and {path.with_suffix('.json')}")
     return 0
@@ -584,7 +586,8 @@ def _bench_ptn(args: argparse.Namespace) -> int:
 def _bench_pstn(args: argparse.Namespace) -> int:
     from stn.experiments import pstn
 
-    path = pstn.run(args.budget, args.out, args.runs, args.data_root, args.sizes, args.seeds, args.threads)
+    command = shlex.join(["stn", *map(str, args.argv)])
+    path = pstn.run(args.budget, args.out, args.runs, args.data_root, args.sizes, args.seeds, args.threads, command)
     print(f"Table: {path} and {path.with_suffix('.json')}")
     return 0
 

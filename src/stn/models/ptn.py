@@ -159,7 +159,8 @@ class PolarNet(nn.Module):
         super().__init__()
         if transform != "polar":
             raise ValueError(
-                f"a polar transformer network resamples log-polar: transform must be 'polar', got {transform!r}"
+                f"a polar transformer network resamples log-polar: transform must be 'polar', got {transform!r} "
+                "(stn train: --transform polar, or --recipe ptn)"
             )
         if len(input_shape) != 3 or min(int(v) for v in input_shape) < 1:
             raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)}")
