@@ -85,7 +85,9 @@ def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequen
     transformer read the images themselves (not a feature map) and gave as many channels per
     transformer; the view's images are on the CPU. A
     :class:`~stn.layers.RecurrentSpatialTransformer` is shown step by step, its steps in place of
-    parallel transformers: ``params`` ``(N, steps, P)``, ``outputs`` ``(N, steps, C, h, w)``.
+    parallel transformers: ``params`` ``(N, steps, P)``, ``outputs`` ``(N, steps, C, h, w)``. A
+    sampling transformer (:class:`~stn.probabilistic.ProbabilisticSpatialTransformer`) is shown by its
+    mean parameters and its first eval-mode sample, the mean warp.
     """
     st = first_transformer(model)
     if st is None:

@@ -66,10 +66,10 @@ BUDGETS: dict[str, Budget] = {
     "smoke": Budget("smoke", 1, 128, "one epoch of 128 images, 256 test images: checks the pipeline", test_size=256),
     "cpu": Budget(
         "cpu",
-        10,
-        5000,
-        "10 epochs of at least 5,000 training images each (the subset repeated: 400 steps of 128 for 100 and "
-        "1,000 images, 790 for 10,000); the P-STN draws 4 samples per image, prior N(identity, 0.1²), KL weight 1 "
+        5,
+        10000,
+        "5 epochs of at least 10,000 training images each (the subset repeated: 400 steps of 128 for 100 and "
+        "1,000 images, 395 for 10,000); the P-STN draws 4 samples per image, prior N(identity, 0.1²), KL weight 1 "
         "ramped up over the first half of the steps",
     ),
 }
