@@ -86,9 +86,9 @@ BUDGETS: dict[str, Budget] = {
     ),
     "cpu": Budget(
         "cpu",
-        {"rot": 20, "R": 4, "RTS": 4},
-        "20 epochs of the 12,000 rotated-MNIST training images (1,880 steps of 128), 4 epochs of R's and "
-        "RTS's 60,000 (1,876 steps)",
+        {"rot": 16, "R": 3, "RTS": 3},
+        "16 epochs of the 12,000 rotated-MNIST training images (1,504 steps of 128), 3 epochs of R's and "
+        "RTS's 60,000 (1,407 steps)",
     ),
 }
 
