@@ -60,6 +60,7 @@ def test_ece_by_hand():
     got = pstn.calibration(probs.log(), labels)
     # Bin of 0.95: accuracy 0.5, confidence 0.95 -> gap 0.45, weight 1/2; bin of 0.55: gap 0.45, weight 1/2.
     assert got["ece"] == pytest.approx(45.0) and got["error"] == pytest.approx(25.0)
+    assert got["confidence"] == pytest.approx(75.0)  # and 75% right: calibrated on the whole, not per bin
     assert got["nll"] == pytest.approx(float(-(probs[[0, 1, 2, 3], [0, 1, 0, 1]]).log().mean()), abs=1e-4)
     assert pstn.calibration(torch.tensor([[0.0, -50.0]]), torch.tensor([0]))["ece"] == pytest.approx(0.0, abs=1e-6)
 

@@ -76,8 +76,8 @@ BUDGETS: dict[str, Budget] = {
 
 
 def calibration(log_probs: Tensor, labels: Tensor, bins: int = BINS) -> dict[str, float]:
-    """Error (%), NLL (nats per image) and expected calibration error (%) of ``(N, K)``
-    log-probabilities against ``(N,)`` labels.
+    """Error (%), NLL (nats per image), expected calibration error (%) and mean confidence (%,
+    the mean top probability) of ``(N, K)`` log-probabilities against ``(N,)`` labels.
 
     ECE: the predictions are grouped by their confidence (the top probability) into ``bins``
     equal-width bins on ``[0, 1]``; it is the mean over the bins, weighted by their share of the
@@ -100,6 +100,7 @@ def calibration(log_probs: Tensor, labels: Tensor, bins: int = BINS) -> dict[str
         error=round(100.0 * float(1 - correct.mean()), 2),
         nll=round(float(torch.nn.functional.nll_loss(log_probs, labels)), 4),
         ece=round(100.0 * float(gap.sum() / n), 2) if n else math.nan,
+        confidence=round(100.0 * float(confidence.mean()), 2),
         bins_used=int((count > 0).sum()),
     )
 
@@ -213,7 +214,8 @@ def run(
 
 
 def _means(per_seed: list[dict[str, Any]]) -> dict[str, float]:
-    return {key: round(sum(r[key] for r in per_seed) / len(per_seed), 4) for key in ("error", "nll", "ece")}
+    keys = ("error", "nll", "ece", "confidence")
+    return {key: round(sum(r[key] for r in per_seed) / len(per_seed), 4) for key in keys}
 
 
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -225,10 +227,11 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"the final model of each run. Budget `{meta['budget']}`: {meta['budget_description']}. Error and ECE in %, "
         f"ECE over {meta['bins']} equal-width confidence bins; NLL in nats per image. Mean over seeds "
         f"{', '.join(map(str, meta['seeds']))} (every seed's numbers are in the JSON); **bold**: the better of the "
-        "two models.",
+        "two models. Mean confidence: the mean top probability, in %; accuracy minus it is positive for an "
+        "underconfident model, negative for an overconfident one.",
         "",
-        "| training images | model | error | NLL | ECE |",
-        "|---|---|---|---|---|",
+        "| training images | model | error | NLL | ECE | mean confidence | accuracy - confidence |",
+        "|---|---|---|---|---|---|---|",
     ]
     for size in dict.fromkeys(r["size"] for r in results):
         rows = [r for r in results if r["size"] == size]
@@ -238,6 +241,8 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 (f"**{r[key]:{fmt}}**" if len(rows) > 1 and r[key] == best[key] else f"{r[key]:{fmt}}")
                 for key, fmt in (("error", ".2f"), ("nll", ".4f"), ("ece", ".2f"))
             ]
+            cells.append(f"{r['confidence']:.2f}")
+            cells.append(f"{100 - r['error'] - r['confidence']:+.2f}")
             lines.append(f"| {size:,} | {r['model']} | " + " | ".join(cells) + " |")
     m = meta["machine"]
     lines += [
