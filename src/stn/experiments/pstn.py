@@ -45,6 +45,8 @@ ROWS: dict[str, tuple[str, dict[str, Any]]] = {
     "ST-CNN Aff": ("paper-cnn", {}),
     "P-STN Aff": ("pstn-cnn", {}),
 }
+# A probe row: the P-STN's runs tested on their mean warp alone (no average over samples).
+MEAN_WARP = "P-STN Aff, mean warp only"
 
 
 @dataclass(frozen=True)
@@ -106,13 +108,20 @@ def calibration(log_probs: Tensor, labels: Tensor, bins: int = BINS) -> dict[str
 
 
 @torch.no_grad()
-def test_predictions(run_dir: Path, which: str = "last", batch_size: int = 1000) -> tuple[Tensor, Tensor]:
+def test_predictions(
+    run_dir: Path, which: str = "last", batch_size: int = 1000, mean_warp: bool = False
+) -> tuple[Tensor, Tensor]:
     """The ``(N, K)`` test log-probabilities of a run's model (its ``which`` checkpoint, eval
-    mode, float32 on the CPU) and the ``(N,)`` labels, on exactly the test set the run used."""
+    mode, float32 on the CPU) and the ``(N,)`` labels, on exactly the test set the run used.
+
+    ``mean_warp``: a P-STN predicts from its mean warp alone (one eval sample, the mean θ) instead
+    of averaging its samples."""
     model, payload, _ = load_model(run_dir, which)
     data = load_dataset(Run.open(run_dir).config)
     normalize = Normalizer(payload["mean"], payload["std"])
     model.eval()
+    if mean_warp:
+        model.stn.samples = 1  # eval sample 0 is the mean itself
     out = [model(normalize(images)).float() for images in data.test_images.split(batch_size)]
     return torch.cat(out), data.test_labels
 
@@ -175,7 +184,8 @@ def run(
     runs = Path(runs) if runs is not None else Path("runs") / f"pstn-{budget}"
     log(f"stn bench pstn: {len(sizes) * len(ROWS) * len(seeds)} runs, budget {spec.name} ({spec.description})")
     started = time.perf_counter()
-    results = []
+    results: list[dict[str, Any]] = []
+    mean_warp: list[dict[str, Any]] = []
     for size in sizes:
         for label in ROWS:
             per_seed = []
@@ -190,7 +200,13 @@ def run(
                     f"ECE {metrics['ece']:5.2f}%  ({summary['seconds']:.0f} s)"
                 )
                 per_seed.append(metrics)
+                if ROWS[label][0] == "pstn-cnn":
+                    probe = calibration(*test_predictions(run_dir, mean_warp=True))
+                    mean_warp.append(dict(probe, seed=seed, seconds=summary["seconds"]))
             results.append(dict(size=size, model=label, runs=per_seed, **_means(per_seed)))
+            if mean_warp:
+                results.append(dict(size=size, model=MEAN_WARP, runs=mean_warp, **_means(mean_warp)))
+                mean_warp = []
     meta = dict(
         budget=spec.name,
         budget_description=spec.description,
@@ -228,17 +244,23 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"ECE over {meta['bins']} equal-width confidence bins; NLL in nats per image. Mean over seeds "
         f"{', '.join(map(str, meta['seeds']))} (every seed's numbers are in the JSON); **bold**: the better of the "
         "two models. Mean confidence: the mean top probability, in %; accuracy minus it is positive for an "
-        "underconfident model, negative for an overconfident one.",
+        "underconfident model, negative for an overconfident one. The row *mean warp only* is a probe: the same "
+        "P-STN runs tested on the warp of their mean θ alone, not the average of their samples' predictions.",
         "",
         "| training images | model | error | NLL | ECE | mean confidence | accuracy - confidence |",
         "|---|---|---|---|---|---|---|",
     ]
     for size in dict.fromkeys(r["size"] for r in results):
         rows = [r for r in results if r["size"] == size]
-        best = {key: min(r[key] for r in rows) for key in ("error", "nll", "ece")}
+        compared = [r for r in rows if r["model"] in ROWS]
+        best = {key: min(r[key] for r in compared) for key in ("error", "nll", "ece")}
         for r in rows:
             cells = [
-                (f"**{r[key]:{fmt}}**" if len(rows) > 1 and r[key] == best[key] else f"{r[key]:{fmt}}")
+                (
+                    f"**{r[key]:{fmt}}**"
+                    if len(compared) > 1 and r in compared and r[key] == best[key]
+                    else f"{r[key]:{fmt}}"
+                )
                 for key, fmt in (("error", ".2f"), ("nll", ".4f"), ("ece", ".2f"))
             ]
             cells.append(f"{r['confidence']:.2f}")

@@ -197,6 +197,15 @@ def run(
     return path
 
 
+def _recipe_text(recipe: dict[str, Any]) -> str:
+    """``Adam lr 0.003, cosine decay, batch 128, black outside the image`` from a recipe's values."""
+    outside = {"black": "black", "zeros": "the mean colour", "border": "the border"}[recipe.get("stn_fill", "zeros")]
+    return (
+        f"{recipe['optimizer'].capitalize()} lr {recipe['lr']:g}, {recipe['schedule']} decay, batch "
+        f"{recipe['batch_size']}, {outside} outside the image"
+    )
+
+
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """The table of test errors (ours / published) and the run's particulars, as markdown."""
     variants = [v for v in VARIANTS if any(r["variant"] == v for r in results)]
@@ -206,8 +215,7 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"# Polar transformer networks: budget `{meta['budget']}`",
         "",
         f"Test error in %, **ours / published**. Budget `{meta['budget']}`: {meta['budget_description']}; the "
-        f"`{RECIPE}` recipe (Adam lr 1e-3, cosine decay, batch 128, black outside the image), {meta['precision']}. "
-        f"Published: {PUBLISHED_NOTES}.",
+        f"`{RECIPE}` recipe ({_recipe_text(meta['recipe'])}), {meta['precision']}. Published: {PUBLISHED_NOTES}.",
     ]
     if len(meta["seeds"]) > 1:
         lines += ["", f"Ours: mean over seeds {', '.join(map(str, meta['seeds']))} ± half the range."]
