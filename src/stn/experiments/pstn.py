@@ -218,7 +218,7 @@ def run(
         machine={**describe(resolve_device("cpu")), **({"threads": threads} if threads else {})},
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=command if command is not None else shlex.join(["stn", *sys.argv[1:]]),
-        seconds=round(sum(r["seconds"] for x in results for r in x["runs"]), 1),
+        seconds=round(sum(r["seconds"] for x in results if x["model"] in ROWS for r in x["runs"]), 1),
         wall_seconds=round(time.perf_counter() - started, 1),
     )
     out = Path(out)
