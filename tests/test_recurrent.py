@@ -81,7 +81,15 @@ def test_fill_padding_and_gradients_reach_every_step():
     out = st(x)
     torch.testing.assert_close(out, torch.full_like(out, 0.25))
     st.fc_loc.bias.data.copy_(torch.tensor([0.9, 0.1, 0.0, -0.1, 0.9, 0.0]))
+    updates = []  # the gradient reaching each step's predicted update
+
+    def watch(module, inputs, out) -> None:
+        out.register_hook(updates.append)
+
+    hook = st.fc_loc.register_forward_hook(watch)
     st(x).sum().backward()
+    hook.remove()
+    assert len(updates) == st.steps and all(bool(g.abs().sum() > 0) for g in updates)
     assert x.grad is not None and all(p.grad is not None for p in st.parameters())
 
 
