@@ -105,7 +105,13 @@ def fashion_mnist(root: Path) -> Builder:
 @register("folder", "your own images: --data-root holds train/<class>/* and test/<class>/*")
 def folder(root: Path, image_size: tuple[int, int] | None = None, skip_bad_images: bool = False) -> Builder:
     """Options: ``image_size`` ``(H, W)`` resizes every image; without it all must share one size.
-    ``skip_bad_images`` leaves out unreadable files (and lists them in ``Dataset.skipped``)."""
+    ``skip_bad_images`` leaves out unreadable files (and lists them in ``Dataset.skipped``).
+
+    Images are read as a viewer shows them, by the decoder ``stn predict`` uses too
+    (:func:`stn.data.formats.decode_image`): EXIF orientation applied, 16-bit grey scaled by
+    255/65535 (not clipped), transparency composited on white. The channels are those of the first
+    image: 1 if it shows grey (``L``, ``LA``, ``1``, 16-bit or float grey, a palette of greys), else
+    3; every other image is converted to them."""
     _check_flag("folder", "skip_bad_images", skip_bad_images)
     image_size = _check_size(image_size)
     source, looked = find_folder(root, image_size, skip_bad_images)
