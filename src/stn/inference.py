@@ -7,9 +7,9 @@ The graph takes float32 images ``(N, C, H, W)`` normalised as in training and re
   ``stn evaluate`` computes them);
 * and, when the model's first spatial transformer reads the image itself (not a feature map):
   ``params`` ``(N, k, P)``, the parameters it predicted (``k`` transformers, ``k = 1`` for a
-  :class:`~stn.layers.SpatialTransformer`), and ``transformed`` ``(N, k*C, h, w)``, what it made
-  of the image (still normalised). With flip test-time augmentation both are those of the
-  unmirrored image.
+  :class:`~stn.layers.SpatialTransformer`; a recurrent transformer's final, composed parameters),
+  and ``transformed`` ``(N, k*C, h, w)``, what it made of the image (still normalised). With flip
+  test-time augmentation both are those of the unmirrored image.
 
 PyTorch prediction (:mod:`stn.predict`) runs this module; ``stn export`` writes it to ONNX or
 ``torch.export``, so both give the same numbers. It needs only :mod:`stn.layers`, not the training
