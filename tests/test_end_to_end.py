@@ -6,6 +6,7 @@ parallel and recurrent transformers) a tiny run is trained once (module-scoped),
 reported, visualised, inspected, exported to ONNX and ``.pt2``, and used to predict with boxes from
 the run and from both exports. Every step must exit 0, and its output is checked for content.
 :func:`test_coverage` fails when a family, a layer kind or a command is missing from the matrix.
+All are marked ``e2e``, the matrix ``slow`` too: ``pytest --runslow -m e2e`` runs it alone.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from stn import transforms as T
 from stn.cli import build_parser, main
 
 pytestmark = pytest.mark.e2e
+matrix = pytest.mark.slow  # the matrix takes minutes: it runs with --runslow; the coverage test always
 
 DATA = ["--dataset", "glyphs"] + [
     arg for option in ("train_size=64", "test_size=32", "canvas=28") for arg in ("--dataset-option", option)
@@ -166,6 +168,7 @@ def varied(path: Path) -> bool:
 
 
 # ------------------------------------------------------------------------------------ the matrix
+@matrix
 def test_train(pipeline):
     result = pipeline("train")
     assert f"Run directory: {pipeline.run_dir}" in result.out and "Report: " in result.out
@@ -182,6 +185,7 @@ def test_train(pipeline):
     assert config["model_options"] == pipeline.case.model_options
 
 
+@matrix
 def test_evaluate(pipeline):
     result = pipeline("evaluate")
     match = re.search(r"Accuracy: (\d+)/(\d+) \(\d+%\)", result.out)
@@ -193,6 +197,7 @@ def test_evaluate(pipeline):
     assert len(per_class) == 10 and sum(int(re.search(r"\((\d+)/", line)[1]) for line in per_class) == correct
 
 
+@matrix
 def test_report(pipeline):
     result = pipeline("report")
     report = pipeline.run_dir / "report.md"
@@ -209,6 +214,7 @@ def test_report(pipeline):
     assert pipeline.case.histogram in text  # the caption of the histograms names the family's statistics
 
 
+@matrix
 def test_visualize(pipeline):
     result = pipeline("visualize")
     written = [Path(line) for line in result.out.splitlines()]
@@ -230,6 +236,7 @@ def test_visualize(pipeline):
     assert histograms == (2 if pipeline.case.transform == "polar" else 3)
 
 
+@matrix
 def test_inspect(pipeline):
     result = pipeline("inspect")
     lines = result.out.splitlines()
@@ -243,6 +250,7 @@ def test_inspect(pipeline):
     assert any(line.startswith("Warnings: ") for line in lines)
 
 
+@matrix
 @pytest.mark.parametrize("fmt", ["onnx", "pt2"])
 def test_export(pipeline, fmt):
     from stn.export import read_metadata
@@ -274,6 +282,7 @@ def area(quad: np.ndarray) -> float:
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
+@matrix
 @pytest.mark.parametrize("source", ["run", "onnx", "pt2"])
 def test_predict(pipeline, source):
     if source == "onnx":

@@ -75,6 +75,11 @@ def test_bad_counts_are_value_errors(name, options, message):
         models.create(name, input_shape=(1, 28, 28), **options)
 
 
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_the_registry_lists_the_option(name):
+    assert {"parallel", "recurrent_steps"} <= set(models.options(name))
+
+
 def test_without_a_transformer_the_option_does_not_apply():
     base = models.create("paper-cnn", input_shape=(1, 28, 28), stn=False, parallel=2)
     assert base.stn is None and first_layer(base).in_channels == 1
