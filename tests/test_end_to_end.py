@@ -91,10 +91,16 @@ class Result:
 
 
 def run(argv: list[str | Path]) -> Result:
-    """``stn ARGV`` in this process: exit status, stdout and stderr."""
+    """``stn ARGV`` in this process on one CPU thread (as ``train --threads 1``; the other commands
+    have no such flag): exit status, stdout and stderr."""
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([str(a) for a in argv])
+    finally:
+        torch.set_num_threads(threads)
     return Result(code, out.getvalue(), err.getvalue())
 
 
