@@ -16,7 +16,12 @@ pixels of the ORIGINAL image as a viewer shows it (upright by its EXIF orientati
 its top-left corner and ``(width, height)`` its bottom-right one (pixel ``(i, j)`` covers
 ``[j, j + 1] x [i, i + 1]``). With ``align_corners=False`` (the library's default) those corners
 are the output's outer edges, so the quadrilateral is the whole area the output shows; a
-thin-plate spline's region has curved sides, of which these are the corners.
+thin-plate spline's or a displacement field's region has curved sides, of which these are the
+corners. ``polar`` reads a disk (the annulus between ``min_radius`` and ``max_radius`` around its
+predicted origin, every output corner on one ray of it), so its region is the box around that
+disk instead: origin ``± max_radius`` along each axis, corners in the same order and pixels (a
+square in normalised units: a rectangle in the pixels of a non-square image). Parallel
+transformers give one region each; a recurrent (IC-STN) transformer, that of its final parameters.
 
 The ONNX and ``.pt2`` backends read the classes, mean, std, input shape and transformer from the
 file's metadata (see :mod:`stn.export`) and import no training code (``stn.engine``, ``stn.models``).
@@ -332,7 +337,8 @@ def regions(
     align_corners: bool = False,
 ) -> Tensor:
     """Where each transformer reads each image: the output's :data:`CORNERS` mapped through
-    ``transform``, in pixels of the original images.
+    ``transform`` (``polar``: the box around the disk it reads; see the module notes), in pixels
+    of the original images.
 
     Args:
         params: ``(N, P)`` or ``(N, k, P)``.
@@ -351,7 +357,11 @@ def regions(
     if len(image_sizes) != n:
         raise ValueError(f"{len(image_sizes)} image sizes for {n} parameter sets")
     corners = torch.tensor(CORNERS, dtype=params.dtype).expand(n * k, 4, 2)
-    points = transform.transform_points(params.reshape(n * k, -1), corners).view(n, k, 4, 2)
+    if isinstance(transform, T.Polar):
+        origin = transform.check_params(params.reshape(n * k, -1))
+        points = (origin[:, None, :] + transform.max_radius * corners).view(n, k, 4, 2)
+    else:
+        points = transform.transform_points(params.reshape(n * k, -1), corners).view(n, k, 4, 2)
     h, w = input_size
     if align_corners:  # pixels of the (H, W) image, then scaled to the original
         pixels = (points + 1) / 2 * points.new_tensor([w - 1, h - 1]) + 0.5
