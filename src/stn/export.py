@@ -89,14 +89,10 @@ def _on_cpu_in_eval(model: nn.Module) -> Iterator[nn.Module]:
 
 @contextmanager
 def _graph(model: nn.Module, input_shape: tuple[int, int, int], tta: bool) -> Iterator[InferenceGraph]:
-    """The :class:`InferenceGraph` of ``model`` on the CPU in eval mode; hooks and mode undone after."""
+    """The :class:`InferenceGraph` of ``model`` on the CPU in eval mode; device and mode restored after."""
     _check_shape(input_shape)
     with _on_cpu_in_eval(model):
-        graph = InferenceGraph(model, input_shape, tta)
-        try:
-            yield graph.eval()
-        finally:
-            graph.remove_hooks()
+        yield InferenceGraph(model, input_shape, tta).eval()
 
 
 def _check_shape(input_shape: tuple[int, int, int]) -> None:

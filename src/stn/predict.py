@@ -48,6 +48,7 @@ from torch import Tensor
 from stn import transforms as T
 from stn.data.formats import IMAGE_SUFFIXES
 from stn.normalization import Normalizer
+from stn.pixels import output_region
 
 __all__ = [
     "CORNERS",
@@ -356,18 +357,9 @@ def regions(
     n, k, _ = params.shape
     if len(image_sizes) != n:
         raise ValueError(f"{len(image_sizes)} image sizes for {n} parameter sets")
-    corners = torch.tensor(CORNERS, dtype=params.dtype).expand(n * k, 4, 2)
-    if isinstance(transform, T.Polar):
-        origin = transform.check_params(params.reshape(n * k, -1))
-        points = (origin[:, None, :] + transform.max_radius * corners).view(n, k, 4, 2)
-    else:
-        points = transform.transform_points(params.reshape(n * k, -1), corners).view(n, k, 4, 2)
     h, w = input_size
-    if align_corners:  # pixels of the (H, W) image, then scaled to the original
-        pixels = (points + 1) / 2 * points.new_tensor([w - 1, h - 1]) + 0.5
-        pixels = pixels / points.new_tensor([w, h])
-    else:
-        pixels = (points + 1) / 2
+    extents = output_region(transform, params.reshape(n * k, -1), (h, w), align_corners).view(n, k, 4, 2)
+    pixels = extents / extents.new_tensor([w, h])  # as fractions of the image, then of each original
     sizes = torch.tensor([list(s) for s in image_sizes], dtype=params.dtype).view(n, 1, 1, 2)
     return pixels * sizes
 

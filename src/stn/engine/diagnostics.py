@@ -82,7 +82,6 @@ Measured with :func:`measure` on the first 1000 test images of short runs on a s
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -92,6 +91,7 @@ from torch import Tensor, nn
 from stn import transforms as T
 from stn.engine.run import Run
 from stn.layers import ParallelSpatialTransformers, SpatialTransformer
+from stn.observe import eval_mode, tap, transformers
 
 __all__ = [
     "COLLAPSE_DET",
@@ -304,13 +304,9 @@ def transformer_stats(
     return stats
 
 
-class _Measured(Exception):
-    """Raised by :func:`measure`'s hook to stop a forward pass once every transformer has run."""
-
-
 def _transformers(model: nn.Module) -> list[tuple[SpatialTransformer, list[str]]]:
-    """The model's transformers in module order, each with the prefixes of its parameter sets."""
-    found = [m for m in model.modules() if isinstance(m, SpatialTransformer)]
+    """The model's transformers in order, each with the prefixes of its parameter sets."""
+    found = transformers(model)
     sizes = [m.k if isinstance(m, ParallelSpatialTransformers) else 1 for m in found]
     if sum(sizes) == 1:
         return [(found[0], ["stn"])]
@@ -321,85 +317,54 @@ def _transformers(model: nn.Module) -> list[tuple[SpatialTransformer, list[str]]
     return list(zip(found, names, strict=True))
 
 
-@torch.no_grad()
 def measure(model: nn.Module, images: Tensor, batch_size: int = 500) -> dict[str, float]:
     """Statistics of every spatial transformer of ``model`` on ``images``.
 
     Args:
-        model: any module holding :class:`~stn.layers.SpatialTransformer` (or
-            :class:`~stn.layers.ParallelSpatialTransformers`) layers; it runs in eval mode
-            without gradients, and every submodule's mode is restored afterwards. The forward
-            pass stops once every transformer has run (the classifier after it is not computed).
+        model: any module holding spatial transformers (:func:`stn.observe.transformers`); it
+            runs in eval mode without gradients, and every submodule's mode is restored afterwards.
+            The forward pass stops once every transformer has run (the classifier after it is not
+            computed).
         images: ``(N, C, H, W)`` images, **normalised** as the model expects them (a fixed set of
             test images, so that epochs compare); sent to the model's device in batches of
             ``batch_size``.
 
     Returns:
         ``{column: value}`` from :func:`transformer_stats` for each transformer that ran (prefix
-        ``stn`` for a model with one, else ``stn1``, ``stn2``, ... in module order, one per
-        parameter set of a parallel layer); empty for a model without transformers.
+        ``stn`` for a model with one, else ``stn1``, ``stn2``, ... in order, one per parameter
+        set of a parallel layer); empty for a model without transformers.
     """
     if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[0] == 0:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"measure expects a non-empty batch of images (N, C, H, W), got {shape}")
-    transformers = _transformers(model)
-    if not transformers or not transformers[0][1]:
+    found = _transformers(model)
+    if not found:
         return {}
-    seen = _record_calls(model, [m for m, _ in transformers], images, batch_size)
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else images.device
+    with eval_mode(model), tap(model, stop=True) as seen:
+        for chunk in images.split(batch_size):
+            seen.run(model, chunk.to(device))
     stats: dict[str, float] = {}
-    for module, names in transformers:
-        calls = seen[id(module)]
+    for module, names in found:
+        calls = seen.of(module)
         if not calls:
             continue
-        params = torch.cat([c[0] for c in calls])
-        _, input_size, output_size = calls[0]
+        params = torch.cat([call.params.float().cpu() for call in calls])
         if params.dim() == 2:
             params = params.unsqueeze(1)
         for i, name in enumerate(names):
             stats.update(
                 transformer_stats(
-                    module.transform, params[:, i], output_size, input_size, module.align_corners, prefix=name
+                    module.transform,
+                    params[:, i],
+                    calls[0].output_size,
+                    calls[0].input_size,
+                    module.align_corners,
+                    prefix=name,
                 )
             )
     return stats
-
-
-Call = tuple[Tensor, tuple[int, int], tuple[int, int]]  # (params, input size, output size) of one forward
-
-
-def _record_calls(
-    model: nn.Module, transformers: list[SpatialTransformer], images: Tensor, batch_size: int
-) -> dict[int, list[Call]]:
-    """Run ``images`` through ``model`` in eval mode, chunk by chunk, and keep each transformer's
-    calls; every submodule's mode is restored, and each chunk stops once all transformers ran."""
-    seen: dict[int, list[Call]] = {id(m): [] for m in transformers}
-    ran: set[int] = set()
-
-    def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        assert isinstance(module, SpatialTransformer) and module.last_params is not None
-        seen[id(module)].append(
-            (module.last_params.float().cpu(), tuple(inputs[0].shape[-2:]), tuple(output.shape[-2:]))
-        )
-        ran.add(id(module))
-        if len(ran) == len(seen):  # every transformer has run on this chunk: skip the rest of the model
-            raise _Measured
-
-    first = next(model.parameters(), None)
-    device = first.device if first is not None else images.device
-    modes = {m: m.training for m in model.modules()}
-    hooks = [m.register_forward_hook(hook) for m in transformers]
-    try:
-        model.eval()
-        for chunk in images.split(batch_size):
-            ran.clear()
-            with contextlib.suppress(_Measured):
-                model(chunk.to(device))
-    finally:
-        for handle in hooks:
-            handle.remove()
-        for m, training in modes.items():
-            m.training = training
-    return seen
 
 
 def prefixes(stats: Mapping[str, object]) -> list[str]:

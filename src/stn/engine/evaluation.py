@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stn import data as stn_data
+from stn import inference as stn_inference
 from stn.engine.config import TrainConfig
 from stn.engine.device import DeviceData, resolve_device
 from stn.engine.log import test_line
@@ -74,8 +74,7 @@ def evaluate(
         with autocast(data.device, autocast_dtype):
             output = model(images).float()
             if flip_tta:
-                mirrored = model(images.flip(-1)).float()
-                output = torch.logaddexp(output, mirrored) - math.log(2.0)
+                output = stn_inference.flip_tta(model, images, output)
         loss += F.nll_loss(output, labels, reduction="sum")
         # index_add_, not bincount(labels[hits]): a mask and bincount both wait for the device.
         class_correct.index_add_(0, labels, (output.argmax(1) == labels).long())

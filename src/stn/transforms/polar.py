@@ -51,6 +51,14 @@ class Polar(Transform):
         angle = math.pi * (points[..., 1:2] + 1)
         return params[:, None, :] + radius * torch.cat((torch.cos(angle), torch.sin(angle)), dim=-1)
 
+    def region(self, params: Tensor) -> Tensor:
+        """The box around the disk each output reads, ``(N, 4, 2)``: origin ``± max_radius`` along
+        each axis, corners in :meth:`Transform.region`'s order (every output corner lies on one ray
+        of the disk, so the corners themselves outline nothing)."""
+        origin = self.check_params(params)
+        corners = origin.new_tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+        return origin[:, None, :] + self.max_radius * corners
+
     def inverse_transform_points(
         self, params: Tensor, points: Tensor, tol: float = INVERSE_TOL, max_iter: int = 50
     ) -> Tensor:
