@@ -247,7 +247,7 @@ def test_skip_bad_images_counts_them(files, tmp_path, capsys):
 
 def test_predict_streams_in_batches(files, monkeypatch):
     run_dir, _, _, folder = files
-    import stn.predict as module
+    import stn.predict.images as module
 
     reads = []
     real = module.read_image

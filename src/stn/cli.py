@@ -246,7 +246,7 @@ def _train(args: argparse.Namespace) -> int:
         return _launch(args, cfg, run_dir)
     callbacks = []
     if cfg.tensorboard is not None and main_rank:  # the run's own setting; under torchrun, rank 0 alone writes
-        from stn.viz.board import TensorBoard
+        from stn.viz.tensorboard import TensorBoard
 
         callbacks.append(TensorBoard(cfg.tensorboard or None))
     configure_process(cfg)
@@ -400,7 +400,7 @@ def _models(args: argparse.Namespace) -> int:
 
     for name in models.list_models():
         entry = models.describe(name)
-        print(f"{name:<18} {entry.summary} (data: {entry.default_dataset})")
+        print(f"{name:<18} {entry.description} (data: {entry.default_dataset})")
     return 0
 
 
@@ -408,7 +408,7 @@ def _datasets(args: argparse.Namespace) -> int:
     from stn import data
 
     for name in data.names():
-        print(f"{name:<15} {data.summary(name)}")
+        print(f"{name:<15} {data.description(name)}")
     return 0
 
 
@@ -454,7 +454,7 @@ def _add_viz(sub) -> None:
 
 def _inspect(args: argparse.Namespace) -> int:
     from stn.engine import Run
-    from stn.engine.diagnostics import format_table, run_statistics, warnings_for
+    from stn.engine.statistics import format_table, run_statistics, warnings_for
 
     run = Run.open(args.run_dir)
     rows, source = run_statistics(run)

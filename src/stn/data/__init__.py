@@ -13,18 +13,18 @@ from stn.data.registry import (
     cache_dir,
     check_options,
     data_root,
+    description,
     load,
     names,
     options,
     register,
-    summary,
 )
 
 
 def __getattr__(name: str):
     from stn.data import registry
 
-    if name in ("Recipe", "recipe"):  # renamed (a "recipe" is a training preset); kept for one release
+    if name in ("Recipe", "recipe", "summary"):  # renamed (a "recipe" is a training preset); kept for one release
         return getattr(registry, name)
     raise AttributeError(f"module 'stn.data' has no attribute {name!r}")
 
@@ -38,9 +38,9 @@ __all__ = [
     "channel_stats",
     "check_options",
     "data_root",
+    "description",
     "load",
     "names",
     "options",
     "register",
-    "summary",
 ]

@@ -116,8 +116,8 @@ def _check_options(seed: object, train_size: object, test_size: object) -> None:
             raise ValueError(f"{what} must be a positive int or None, got {size!r}")
 
 
-def _register(name: str, distortion: Distortion, summary: str) -> None:
-    @register(name, summary)
+def _register(name: str, distortion: Distortion, description: str) -> None:
+    @register(name, description)
     def make(
         root: Path,
         seed: int = 0,
@@ -141,5 +141,5 @@ def _register(name: str, distortion: Distortion, summary: str) -> None:
         return Builder(key, make_dataset, with_fresh_distortions if fresh_distortions else None)
 
 
-for _name, (_distortion, _summary) in VARIANTS.items():
-    _register(_name, _distortion, _summary)
+for _name, (_distortion, _description) in VARIANTS.items():
+    _register(_name, _distortion, _description)

@@ -30,12 +30,11 @@ __all__ = [
     "cache_dir",
     "check_options",
     "data_root",
+    "description",
     "load",
     "names",
     "options",
-    "recipe",
     "register",
-    "summary",
 ]
 
 CACHE_VERSION = 3  # 2: official files verified before caching; Dataset.skipped. 3: images read as shown
@@ -64,7 +63,7 @@ def __getattr__(name: str):
 _ENTRIES: dict[str, tuple[str, Callable[..., Builder]]] = {}
 
 
-def register(name: str, summary: str) -> Callable:
+def register(name: str, description: str) -> Callable:
     """Decorator registering ``fn(root: Path, **options) -> Builder`` as data set ``name``.
 
     Raises:
@@ -74,7 +73,7 @@ def register(name: str, summary: str) -> Callable:
     def wrap(fn: Callable[..., Builder]) -> Callable[..., Builder]:
         if name in _ENTRIES:
             raise ValueError(f"data set {name!r} is already registered")
-        _ENTRIES[name] = (summary, fn)
+        _ENTRIES[name] = (description, fn)
         return fn
 
     return wrap
@@ -85,7 +84,7 @@ def names() -> list[str]:
     return list(_ENTRIES)
 
 
-def summary(name: str) -> str:
+def description(name: str) -> str:
     """One line about data set ``name``."""
     return _entry(name)[0]
 
@@ -215,3 +214,9 @@ def recipe(name: str, root: str | os.PathLike | None = None, **options: object) 
     """Deprecated: :func:`builder` (kept for one release)."""
     warnings.warn("stn.data.recipe() is now stn.data.builder()", DeprecationWarning, stacklevel=2)
     return builder(name, root, **options)
+
+
+def summary(name: str) -> str:
+    """Deprecated: :func:`description` (a run's summary is its results; kept for one release)."""
+    warnings.warn("stn.data.summary() is now stn.data.description()", DeprecationWarning, stacklevel=2)
+    return description(name)

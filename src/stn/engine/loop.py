@@ -22,7 +22,6 @@ from stn import models
 from stn import transforms as T
 from stn.engine.config import TrainConfig
 from stn.engine.device import DeviceData, resolve_device
-from stn.engine.diagnostics import Monitor, measure
 from stn.engine.distributed import Group, Silent
 from stn.engine.evaluation import EvalResult, evaluate
 from stn.engine.log import RunLog, train_line
@@ -33,6 +32,7 @@ from stn.engine.precision import autocast, autocast_dtype, describe_amp
 from stn.engine.run import Run, RunError, per_class_accuracy
 from stn.engine.snapshots import Snapshots
 from stn.engine.state import TrainState
+from stn.engine.statistics import Monitor, measure
 from stn.observe import TransformerView
 
 __all__ = [
@@ -72,7 +72,7 @@ class EpochEnd:
 
 
 class Callback(Protocol):
-    """Something that watches a run (TensorBoard, for one: :mod:`stn.viz.board`)."""
+    """Something that watches a run (TensorBoard, for one: :mod:`stn.viz.tensorboard`)."""
 
     def on_epoch(self, end: EpochEnd) -> None: ...
 
@@ -263,7 +263,7 @@ def train(
     Everything is checked (config, device, data, model) before anything is written. The log goes
     to ``stream`` (standard output by default, with a progress bar when ``progress``) and to
     ``train.log``. Every epoch the transformers' statistics on a fixed set of test images join
-    its metrics row (see :mod:`stn.engine.diagnostics`), and a transformer drifting into a known
+    its metrics row (see :mod:`stn.engine.statistics`), and a transformer drifting into a known
     failure (zooming out, collapse, ...) is warned about once in the log; ``callbacks`` see each
     finished epoch and the summary.
 

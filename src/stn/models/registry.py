@@ -27,13 +27,13 @@ class ModelEntry:
     name: str
     factory: Callable[..., nn.Module]
     default_dataset: str
-    summary: str
+    description: str
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register(name: str, default_dataset: str, summary: str) -> Callable:
+def register(name: str, default_dataset: str, description: str) -> Callable:
     """Decorator registering ``factory(input_shape, num_classes, **options) -> nn.Module`` as ``name``.
 
     Raises:
@@ -43,7 +43,7 @@ def register(name: str, default_dataset: str, summary: str) -> Callable:
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = ModelEntry(name, factory, default_dataset, summary)
+        _REGISTRY[name] = ModelEntry(name, factory, default_dataset, description)
         return factory
 
     return wrap

@@ -6,8 +6,10 @@
 * :mod:`~stn.viz.outlines`: the region each image's transformer samples, drawn on it.
 * :mod:`~stn.viz.learning`: one frame per epoch, as a GIF and a strip of stills.
 * :mod:`~stn.viz.curves`: loss and accuracy per epoch of one or several runs.
+* :mod:`~stn.viz.statistics`: the transformer's statistics over the epochs, and their histograms.
 * :mod:`~stn.viz.figures`: all of those for a run (``stn visualize``).
 * :mod:`~stn.viz.report`: ``report.md`` and ``report.html`` (``stn report``).
+* :mod:`~stn.viz.tensorboard`: a run in TensorBoard (``stn train --tensorboard``).
 
 Everything renders headless (Pillow, and matplotlib's Agg canvas for the curves).
 """
@@ -36,7 +38,8 @@ _WHERE = {
     "TransformerView": "views",
     "from_run": "views",
     "load_snapshots": "views",
-    "look": "views",
+    "TensorBoard": "tensorboard",
+    "plot_statistics": "statistics",
     "snapshot_views": "views",
 }
 
@@ -50,6 +53,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "TensorBoard",
     "TransformerView",
     "before_after",
     "denormalize",
@@ -58,9 +62,9 @@ __all__ = [
     "image_grid",
     "learning_frames",
     "load_snapshots",
-    "look",
     "normalize",
     "plot_curves",
+    "plot_statistics",
     "read_metrics",
     "region_lines",
     "save_gif",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from stn.engine.diagnostics import run_statistics
 from stn.engine.run import Run
+from stn.engine.statistics import run_statistics
 from stn.viz.curves import plot_curves
-from stn.viz.diagnostics import plot_histograms, plot_statistics
 from stn.viz.grids import before_after
 from stn.viz.images import save, titled
 from stn.viz.learning import write_learning
 from stn.viz.outlines import draw_regions, regions_title
+from stn.viz.statistics import plot_histograms, plot_statistics
 from stn.viz.views import TransformerView, from_run
 
 __all__ = ["FILES", "write_figures"]

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from stn.data import DataError
-from stn.engine.diagnostics import run_statistics, warnings_for
 from stn.engine.run import Run
+from stn.engine.statistics import run_statistics, warnings_for
 from stn.files import write_text_atomic
 from stn.viz.curves import plot_curves, run_labels
-from stn.viz.diagnostics import histogram_panels
 from stn.viz.document import Block, Heading, Paragraph, Picture, Table, to_html, to_markdown
 from stn.viz.figures import write_figures
+from stn.viz.statistics import histogram_panels
 
 __all__ = ["run_summary", "write_report"]
 

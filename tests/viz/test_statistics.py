@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from stn import transforms as T
-from stn.engine.diagnostics import family_keys, transformer_stats
-from stn.viz.diagnostics import histogram_panels, plot_histograms, plot_statistics
+from stn.engine.statistics import family_keys, transformer_stats
+from stn.viz.statistics import histogram_panels, plot_histograms, plot_statistics
 
 
 def rows(prefix="stn", family="affine", epochs=3):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from stn import transforms as T
-from stn.engine import diagnostics as D
+from stn.engine import statistics as D
 from stn.layers import ParallelSpatialTransformers, SpatialTransformer
 
 SIZE = (8, 8)  # pixel centres at ±1/8, ±3/8, ±5/8, ±7/8: a zoom out by 2 reads exactly 3/4 outside

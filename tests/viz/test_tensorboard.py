@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stn.engine import tensorboard as tb
+from stn.viz import tensorboard as tb
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -94,6 +94,6 @@ def test_missing_package_is_one_clear_error(tmp_path, monkeypatch):
 
 
 def test_import_stn_does_not_import_tensorboard():
-    code = "import sys, stn, stn.engine, stn.engine.tensorboard; print('tensorboard' in sys.modules)"
+    code = "import sys, stn, stn.engine, stn.viz.tensorboard; print('tensorboard' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
