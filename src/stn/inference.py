@@ -44,8 +44,9 @@ def flip_tta(model: nn.Module, x: Tensor, output: Tensor | None = None) -> Tenso
     Example:
         >>> import stn
         >>> model = stn.models.create("tutorial-mnist").eval()
-        >>> flip_tta(model, torch.zeros(2, 1, 28, 28)).exp().sum(1)
-        tensor([1.0000, 1.0000], grad_fn=<SumBackward1>)
+        >>> log_probs = flip_tta(model, torch.zeros(2, 1, 28, 28))
+        >>> tuple(log_probs.shape), torch.allclose(log_probs.exp().sum(1), torch.ones(2))
+        ((2, 10), True)
     """
     output = model(x) if output is None else output
     both = torch.stack((F.log_softmax(output.float(), 1), F.log_softmax(model(x.flip(-1)).float(), 1)))

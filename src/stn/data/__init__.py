@@ -4,43 +4,16 @@ Registered: ``cifar10``, ``mnist``, ``fashion-mnist``, ``folder`` (your own ``tr
 and ``test/<class>/`` images), and the distorted MNIST variants of the paper.
 """
 
-from stn.data import builtin, distorted, glyphs  # noqa: F401  (they register their data sets)
+from stn.data import builtin, distorted, glyphs, registry  # noqa: F401  (they register their data sets)
 from stn.data.dataset import Dataset, channel_stats
 from stn.data.formats import DataError
-from stn.data.registry import (
-    Builder,
-    builder,
-    cache_dir,
-    check_options,
-    data_root,
-    description,
-    load,
-    names,
-    options,
-    register,
-)
+from stn.data.registry import *  # noqa: F403  (the registry's public names are the package's)
 
 
 def __getattr__(name: str):
-    from stn.data import registry
-
     if name in ("Recipe", "recipe", "summary"):  # renamed (a "recipe" is a training preset); kept for one release
         return getattr(registry, name)
     raise AttributeError(f"module 'stn.data' has no attribute {name!r}")
 
 
-__all__ = [
-    "Builder",
-    "DataError",
-    "Dataset",
-    "builder",
-    "cache_dir",
-    "channel_stats",
-    "check_options",
-    "data_root",
-    "description",
-    "load",
-    "names",
-    "options",
-    "register",
-]
+__all__ = ["DataError", "Dataset", "channel_stats", *registry.__all__]

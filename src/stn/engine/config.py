@@ -94,7 +94,7 @@ class TrainConfig:
     compile: str = option("off", "torch.compile mode (reduce-overhead captures CUDA graphs)", "engine", COMPILE_MODES)
     amp: str = option(
         "auto",
-        "autocast: auto is bf16 where it is native and faster (GPUs, AMX CPUs; see README Speed)",
+        "autocast: auto is bf16 where it is native and faster (GPUs, AMX CPUs, AMD CPUs with AVX512-BF16)",
         "engine",
         AMP_CHOICES,
     )

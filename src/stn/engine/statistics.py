@@ -54,30 +54,15 @@ orientation, including any ``diffeomorphic=True`` field integrated finely enough
 ``polar``: ``P_origin_mean``/``_std``: the distance of the origin of the log-polar resampling
 from the centre of the input (normalised units).
 
-Thresholds and the runs they come from
---------------------------------------
-Measured with :func:`measure` on the first 1000 test images of short runs on a shared 2-core CPU
-(tables in ``results/diagnostics.md``): the seed recipe on CIFAR-10 (5 epochs), the fast recipe
-(its first 3 epochs), ``stn demo --size small`` (3 epochs) and tutorial-mnist (4 epochs).
-
-* Zooming out, :data:`OUTSIDE_LARGE` = 15 % and :data:`ZOOM_OUT_SAMPLES` = 50 %: the seed
-  recipe's transformer reads outside from its first epoch (scale 1.11 → 1.19, 19-29 % of the
-  grid outside; 91 % of the samples above 15 % at epoch 5, none below 5 %). The fast recipe
-  (black fill, a tenth of the learning rate) zooms out a little too (scale 1.05, 8 % outside,
-  no sample above 15 % at epoch 3). MNIST's reads a little outside by stretching one axis
-  (anisotropy 1.3, scale 0.94): median 4 %, only 16 % of the samples above 15 % (26 % above
-  10 %, too close to "most"). The demo reads nothing outside.
-* Collapse, :data:`COLLAPSE_DET` = 0.05 (the issue's value: reading under 5 % of the image's
-  area) and :data:`COLLAPSE_SHARE` = 10 %; reflection, :data:`REFLECTION_SHARE` = 10 %. No
-  learning run had a single collapsed or mirrored sample; the smallest ``|det|`` seen was 0.25
-  (the demo zooms in to scale 0.5 on some glyphs), five times the collapse bound.
-* Pinned, :data:`PINNED_LEVEL` = 0.95: where ``|tanh| > 0.95`` the bound passes less than 10 %
-  of the gradient (``1 - 0.95² < 0.1``; the same for ``2σ - 1`` of a scale), so the family
-  barely learns there; :data:`PINNED_SHARE` = 50 %, "most of the bounded values".
-* No movement, :data:`IDENTITY_DISPLACEMENT` = 0.01 after :data:`IDENTITY_EPOCHS` = 3: a
-  transformer that is not trained stays exactly at the identity (0); the learning runs had moved
-  0.10-0.14 after their first epoch (ten times the bound), the fast recipe, with a tenth of the
-  learning rate and still warming up, 0.022 after one epoch and 0.053 after three.
+Thresholds
+----------
+Zooming out: more than :data:`ZOOM_OUT_SAMPLES` of the samples read more than
+:data:`OUTSIDE_LARGE` of their grid outside. Collapse: more than :data:`COLLAPSE_SHARE` of the
+samples with ``|det A| <`` :data:`COLLAPSE_DET`. Reflection: more than :data:`REFLECTION_SHARE`
+mirrored. Pinned: more than :data:`PINNED_SHARE` of the bounded values past :data:`PINNED_LEVEL`
+(where a bound passes less than a tenth of the gradient). No movement: less than
+:data:`IDENTITY_DISPLACEMENT` from the identity after :data:`IDENTITY_EPOCHS` epochs. The runs
+they were chosen from are in ``results/diagnostics.md``.
 """
 
 from __future__ import annotations

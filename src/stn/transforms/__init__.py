@@ -51,7 +51,7 @@ from stn.transforms.base import (
 from stn.transforms.field import DisplacementField, compose_fields, invert_field
 from stn.transforms.matrix import Affine, Attention, Diffeomorphic, Projective, Similarity, Translation
 from stn.transforms.polar import Polar
-from stn.transforms.registry import get, names
+from stn.transforms.registry import get, names, register
 from stn.transforms.tps import ThinPlateSpline
 
 __all__ = [
@@ -83,6 +83,7 @@ __all__ = [
     "names",
     "output_corners",
     "output_region",
+    "register",
     "to_pixel_extents",
     "to_pixel_matrix",
     "to_pixel_points",
