@@ -77,7 +77,7 @@ def test_polar_transformer_network_end_to_end(tmp_path, monkeypatch, capsys):
         "--model-option",
         "strides=[1,2]",
     ]
-    whole_pipeline(tmp_path / "run", train_args, tmp_path, capsys, "origin x")
+    whole_pipeline(tmp_path / "run", train_args, tmp_path, capsys, "origin")
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["model"] == "ptn-cnn" and config["dataset"] == "mnist-rot" and config["transform"] == "polar"
 

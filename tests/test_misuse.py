@@ -107,8 +107,8 @@ def test_transformer_errors_at_call_name_the_problem():
         st(torch.zeros(2, 1, 8, 8, device="meta"))
     with pytest.raises(ValueError, match="empty batch"):
         st(torch.zeros(0, 1, 8, 8))
-    with pytest.raises(ValueError, match="regions needs a forward pass"):
-        stn.SpatialTransformer(small_loc(), "affine", in_features=16).regions()
+    with pytest.raises(ValueError, match="output_corners and region need a forward pass"):
+        stn.SpatialTransformer(small_loc(), "affine", in_features=16).output_corners()
 
 
 def test_equal_options_make_equal_transforms():

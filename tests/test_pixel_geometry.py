@@ -175,10 +175,10 @@ def test_transformer_keeps_its_grid_and_regions(name):
     grid = st.last_grid
     assert grid.shape == (3, *OUT_SIZE, 2) and grid.dtype == torch.float32
     torch.testing.assert_close(torch.nn.functional.grid_sample(x, grid, align_corners=False), out)
-    regions = st.regions()
+    regions = st.output_corners()
     torch.testing.assert_close(regions, T.output_corners(st.transform, st.last_params, IN_SIZE, OUT_SIZE))
     # In the pixels of a 10x larger original: the same normalised places.
-    big = st.regions(input_size=(200, 280))
+    big = st.output_corners(input_size=(200, 280))
     torch.testing.assert_close(T.from_pixel_points(big, (200, 280)), T.from_pixel_points(regions, IN_SIZE))
 
 
@@ -188,7 +188,7 @@ def test_parallel_transformers_regions():
         pst.fc_loc.bias.copy_(torch.tensor([0.5, 0.5, 0.5, 1.0, 0.0, 0.0]))
     pst(torch.rand(3, 2, *IN_SIZE))
     assert pst.last_grid.shape == (3, 2, *IN_SIZE, 2)
-    regions = pst.regions()
+    regions = pst.output_corners()
     assert regions.shape == (3, 2, 4, 2)
     h, w = IN_SIZE
     torch.testing.assert_close(regions[:, 1], corner_pixels(IN_SIZE).expand(3, 4, 2), atol=1e-4, rtol=0)
@@ -215,3 +215,31 @@ def test_inverse_points_in_half_precision(name):
     back = family.inverse_transform_points(params.to(torch.bfloat16), points.to(torch.bfloat16))
     assert back.dtype == torch.bfloat16
     torch.testing.assert_close(back.double(), family.inverse_transform_points(params, points), atol=2e-2, rtol=0)
+
+
+def test_points_and_extents_are_half_a_pixel_apart_and_each_round_trips():
+    points = torch.rand(3, 5, 2) * 2 - 1
+    for align_corners in (False, True):
+        centres = T.to_pixel_points(points, (7, 11), align_corners)
+        edges = T.to_pixel_extents(points, (7, 11), align_corners)
+        torch.testing.assert_close(edges, centres + 0.5)
+        torch.testing.assert_close(T.from_pixel_extents(edges, (7, 11), align_corners), points)
+        torch.testing.assert_close(T.from_pixel_points(centres, (7, 11), align_corners), points)
+
+
+def test_the_region_read_and_the_corner_pixels_differ_by_the_output_pixels_edge():
+    """At the identity, the region read is the whole image in extents, (0, 0) to (W, H); the
+    output's corner pixels read the input's corner pixel centres, (0, 0) to (W-1, H-1) in points."""
+    st = stn.SpatialTransformer(nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten()), "affine", in_features=4)
+    st(torch.rand(2, 1, 6, 10))
+    torch.testing.assert_close(st.region()[0], torch.tensor([[0.0, 0], [10, 0], [10, 6], [0, 6]]))
+    torch.testing.assert_close(st.output_corners()[0], torch.tensor([[0.0, 0], [9, 0], [9, 5], [0, 5]]))
+    with pytest.warns(DeprecationWarning, match="output_corners"):
+        torch.testing.assert_close(st.regions(), st.output_corners())
+
+
+def test_polar_reads_the_box_around_its_disk():
+    polar = T.get("polar", max_radius=0.5)
+    box = T.output_region(polar, torch.tensor([[0.2, -0.1]]), (20, 40))[0]
+    # origin (0.2, -0.1) +- 0.5 in normalised units; x in [0, 40], y in [0, 20]
+    torch.testing.assert_close(box, torch.tensor([[14.0, 4.0], [34.0, 4.0], [34.0, 14.0], [14.0, 14.0]]))

@@ -81,7 +81,7 @@ def test_the_origin_follows_the_heatmap_and_the_sampler_uses_it():
     grid = T.base_grid((10, 10))
     torch.testing.assert_close(st.last_params, torch.stack((grid[2, 7], grid[8, 1])), atol=1e-3, rtol=0)
     torch.testing.assert_close(out, st.sample(x, st.last_params))
-    assert st.regions().shape == (2, 4, 2) and st.last_grid.shape == (2, 8, 6, 2)
+    assert st.output_corners().shape == (2, 4, 2) and st.last_grid.shape == (2, 8, 6, 2)
 
 
 def test_a_batch_gives_each_image_what_it_gives_alone():

@@ -9,6 +9,7 @@ import torch
 
 import stn
 from stn import models
+from stn.observe import tap
 from stn.probabilistic import ProbabilisticSpatialTransformer, gaussian_kl
 
 
@@ -65,6 +66,18 @@ def test_samples_are_stacked_sample_major():
         for n in (0, 3):
             torch.testing.assert_close(out[s * 4 + n], st.sample(x[n : n + 1], params[s, n : n + 1])[0])
     torch.testing.assert_close(out[:4], st.sample(x, st.last_params))  # the first sample is the mean
+
+
+def test_the_tap_sees_the_mean_and_the_mean_warp_and_a_stopping_tap_keeps_the_scale():
+    st = layer(samples=3).eval()
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad(), tap(st, stop=True) as seen:
+        seen.run(st, x)  # cut short at the report: what the layer keeps is kept before it
+    (call,) = seen.calls
+    assert call.module is st and call.output.shape == (4, 1, 28, 28)
+    torch.testing.assert_close(call.params, st.last_params)
+    torch.testing.assert_close(call.output, st.sample(x, st.last_params))  # eval: the mean warp
+    assert st.last_scale is not None and st.last_scale.shape == (4, 6)
 
 
 def test_eval_is_deterministic_training_draws_afresh():

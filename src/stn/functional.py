@@ -13,12 +13,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stn import transforms as T
-from stn.sampling import prefer_separable, warp_separable
+from stn.sampling import PADDING_MODES, prefer_separable, warp_separable
 
 __all__ = ["check_sampling", "normalized_fill", "warp"]
 
 MODES = ("bilinear", "nearest", "bicubic")
-PADDING_MODES = ("zeros", "border", "reflection")
 
 Fill = float | Sequence[float] | Tensor | None
 

@@ -7,10 +7,11 @@ The graph takes float32 images ``(N, C, H, W)`` normalised as in training and re
   ``stn evaluate`` computes them);
 * and, when the model's first spatial transformer reads the image itself (not a feature map):
   ``params`` ``(N, k, P)``, the parameters it predicted (``k`` transformers, ``k = 1`` for a
-  :class:`~stn.layers.SpatialTransformer`), and ``transformed`` ``(N, k*C, h, w)``, what it made
-  of the image (still normalised). With flip test-time augmentation both are those of the
-  unmirrored image. A sampling transformer (:class:`~stn.probabilistic.ProbabilisticSpatialTransformer`)
-  gives its mean ``params`` and, as ``transformed``, its first sample in eval mode: the mean warp.
+  :class:`~stn.layers.SpatialTransformer`; a recurrent transformer's final, composed parameters),
+  and ``transformed`` ``(N, k*C, h, w)``, what it made of the image (still normalised). With flip
+  test-time augmentation both are those of the unmirrored image. A sampling transformer
+  (:class:`~stn.probabilistic.ProbabilisticSpatialTransformer`) gives its mean ``params`` and the
+  mean warp (what it reports to :func:`stn.observe.tap` in eval mode).
 
 PyTorch prediction (:mod:`stn.predict`) runs this module; ``stn export`` writes it to ONNX or
 ``torch.export``, so both give the same numbers. It needs only :mod:`stn.layers`, not the training
@@ -27,15 +28,31 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stn.layers import ParallelSpatialTransformers, SpatialTransformer
+from stn.observe import first_transformer, reads_image, tap
 
-__all__ = ["OUTPUT_NAMES", "InferenceGraph", "first_transformer"]
+__all__ = ["OUTPUT_NAMES", "InferenceGraph", "first_transformer", "flip_tta"]
 
 OUTPUT_NAMES = ("output", "params", "transformed")
 
 
-def first_transformer(model: nn.Module) -> SpatialTransformer | None:
-    """The first :class:`~stn.layers.SpatialTransformer` inside ``model`` (``None`` if it has none)."""
-    return next((m for m in model.modules() if isinstance(m, SpatialTransformer)), None)
+def flip_tta(model: nn.Module, x: Tensor, output: Tensor | None = None) -> Tensor:
+    """Flip test-time augmentation: the log of the mean of the probabilities ``model`` gives for
+    normalised images ``x`` ``(N, C, H, W)`` and for their mirror images, ``(N, classes)``.
+
+    Args:
+        model: returns logits or log-probabilities (normalised here either way).
+        output: ``model(x)`` when the caller has it already.
+
+    Example:
+        >>> import stn
+        >>> model = stn.models.create("tutorial-mnist").eval()
+        >>> log_probs = flip_tta(model, torch.zeros(2, 1, 28, 28))
+        >>> tuple(log_probs.shape), torch.allclose(log_probs.exp().sum(1), torch.ones(2))
+        ((2, 10), True)
+    """
+    output = model(x) if output is None else output
+    both = torch.stack((F.log_softmax(output.float(), 1), F.log_softmax(model(x.flip(-1)).float(), 1)))
+    return torch.logsumexp(both, 0) - math.log(2.0)
 
 
 class InferenceGraph(nn.Module):
@@ -44,8 +61,7 @@ class InferenceGraph(nn.Module):
 
     Args:
         model: takes normalised images ``(N, *input_shape)``; returns logits or log-probabilities.
-            Two forward hooks on its first transformer catch ``params`` and ``transformed``
-            (:meth:`remove_hooks` takes them off).
+            Its first transformer is watched with :func:`stn.observe.tap` during each call.
         input_shape: ``(C, H, W)``; one eager call on zeros of this shape finds out whether the
             first transformer reads the image (and lets thin-plate splines cache their systems).
         tta: flip test-time augmentation in the graph.
@@ -55,45 +71,28 @@ class InferenceGraph(nn.Module):
         super().__init__()
         self.model, self.tta = model, bool(tta)
         self.input_shape = tuple(int(v) for v in input_shape)
-        self.transformer = first_transformer(model)
-        self._seen: dict[str, Tensor] = {}
-        self._hooks = []
-        if self.transformer is not None:
-            self._hooks = [
-                self.transformer.fc_loc.register_forward_hook(self._keep("params")),
-                self.transformer.register_forward_hook(self._keep("input", "transformed")),
-            ]
         self.reads_image = False
         if self.transformer is not None:
             x = torch.zeros(2, *self.input_shape, device=_device(model))
             training = model.training
             try:
-                with torch.no_grad():
+                with torch.no_grad(), tap(model) as seen:
                     model.eval()(x)
             finally:
                 model.train(training)
-            seen = self._seen
-            k = self.k
-            self.reads_image = (
-                "input" in seen
-                and seen["input"].shape == x.shape
-                and bool(torch.equal(seen["input"], x))
-                and seen["transformed"].shape[1] == k * x.shape[1]
-            )
-            self._seen = {}
+            calls = seen.of(self.transformer)
+            self.reads_image = bool(calls) and reads_image(calls[0], x)
+
+    @property
+    def transformer(self) -> SpatialTransformer | None:
+        """The model's first spatial transformer (looked up, not held: the graph registers no module twice)."""
+        return first_transformer(self.model)
 
     def remove_hooks(self) -> None:
-        """Take this graph's hooks off ``model`` (the graph's extra outputs stop working)."""
-        for handle in self._hooks:
-            handle.remove()
-        self._hooks = []
+        """Deprecated: the graph holds no hooks any more (it taps the model during each call)."""
+        import warnings
 
-    def _keep(self, *names: str):
-        def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-            values = dict(zip(names, (inputs[0], output) if len(names) == 2 else (output,), strict=True))
-            self._seen.update(values)
-
-        return hook
+        warnings.warn("InferenceGraph holds no hooks; remove_hooks() does nothing", DeprecationWarning, stacklevel=2)
 
     @property
     def k(self) -> int:
@@ -106,18 +105,14 @@ class InferenceGraph(nn.Module):
         return OUTPUT_NAMES if self.reads_image else OUTPUT_NAMES[:1]
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        self._seen = {}
-        output = self.model(x)
+        with tap(self.model) as seen:
+            output = self.model(x)
         extra: tuple[Tensor, ...] = ()
         if self.reads_image:
-            params = self._seen["params"]
-            transformed = self._seen["transformed"][: params.shape[0]]  # a sampling transformer's first sample
-            extra = (params.reshape(params.shape[0], self.k, -1), transformed)
+            call = seen.of(self.transformer)[0]
+            extra = (call.params.reshape(call.params.shape[0], self.k, -1), call.output)
         if self.tta:
-            mirrored = self.model(x.flip(-1))
-            both = torch.stack((F.log_softmax(output, 1), F.log_softmax(mirrored, 1)))
-            output = torch.logsumexp(both, 0) - math.log(2.0)
-        self._seen = {}
+            output = flip_tta(self.model, x, output)
         return (output, *extra)
 
     def metadata(self) -> dict[str, Any]:

@@ -4,15 +4,25 @@ usual convolutional localisation network (:func:`conv_localization`)."""
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from stn import pixels
 from stn import transforms as T
 from stn.functional import Fill, check_sampling, warp
 
-__all__ = ["ParallelSpatialTransformers", "RecurrentSpatialTransformer", "SpatialTransformer", "conv_localization"]
+__all__ = [
+    "SAMPLING_OPTIONS",
+    "ParallelSpatialTransformers",
+    "RecurrentSpatialTransformer",
+    "SpatialTransformer",
+    "conv_localization",
+]
+
+# The keywords of SpatialTransformer that say how it samples (a model passes them on to its transformer).
+SAMPLING_OPTIONS = ["mode", "padding_mode", "fill", "align_corners", "check_finite"]
 
 
 class _LazyParamsHead(nn.LazyLinear):
@@ -80,7 +90,7 @@ class SpatialTransformer(nn.Module):
     Shapes: input ``(N, C, H, W)`` (images or feature maps, any ``C``), output
     ``(N, C, H_out, W_out)``. After each call, :attr:`last_params` holds the detached ``(N, P)``
     parameters that were predicted and :attr:`last_input_size` the input's ``(H, W)``; from them
-    :attr:`last_grid` gives the sampling grid and :meth:`regions` where each input was read
+    :attr:`last_grid` gives the sampling grid, :meth:`output_corners` and :meth:`region` where each input was read
     (none of them is kept while ``torch.export`` or ``torch.jit.trace`` trace the model).
     """
 
@@ -110,6 +120,7 @@ class SpatialTransformer(nn.Module):
         self.register_buffer("fill", None if fill is None else torch.as_tensor(fill, dtype=torch.float32), False)
         self.last_params: Tensor | None = None
         self.last_input_size: tuple[int, int] | None = None
+        self._taps: list[Callable[..., None]] = []  # stn.observe.tap's recorders, while one is on
 
     def _initial_params(self) -> Tensor:
         """The bias of ``fc_loc``'s last layer: the identity map."""
@@ -158,10 +169,18 @@ class SpatialTransformer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         params = self.predict(x)
-        if not torch.compiler.is_exporting() and not torch.jit.is_tracing():  # a graph keeps no Python state
+        out = self.sample(x, params)
+        self._observed(x, params, out)
+        return out
+
+    def _observed(self, x: Tensor, params: Tensor, out: Tensor, steps: list[Tensor] | None = None) -> None:
+        """Keep what a call did (:attr:`last_params`, :attr:`last_input_size`; not while a graph is
+        traced, which keeps no Python state) and hand it to the active taps (:func:`stn.observe.tap`)."""
+        if not torch.compiler.is_exporting() and not torch.jit.is_tracing():
             self.last_params = params.detach()
             self.last_input_size = (x.shape[-2], x.shape[-1])
-        return self.sample(x, params)
+        for record in self._taps:
+            record(self, x, params, out, steps)
 
     @property
     def last_grid(self) -> Tensor | None:
@@ -174,22 +193,45 @@ class SpatialTransformer(nn.Module):
         grid = self.transform.grid(params, self._last_output_size(), self.align_corners)
         return grid.view(*self.last_params.shape[:-1], *grid.shape[1:])
 
-    def regions(self, input_size: Sequence[int] | None = None) -> Tensor:
-        """Where each input of the last call was read: ``(N, 4, 2)`` corners ``(x, y)`` in input
-        pixels (``(N, k, 4, 2)`` for parallel transformers).
-
-        The corners are the input locations read by the output's top-left, top-right,
-        bottom-right and bottom-left pixels (see :func:`stn.transforms.output_corners` for the
-        pixel convention). ``input_size`` ``(H, W)`` gives them in the pixels of an image of
-        that size (the original of a resized input, say); default: the last input's size.
+    def output_corners(self, input_size: Sequence[int] | None = None) -> Tensor:
+        """Where the corner pixels of the last call's outputs read: ``(N, 4, 2)`` pixel **points**
+        ``(x, y)`` (pixel centres at integers; ``(N, k, 4, 2)`` for parallel transformers), read by
+        the output's top-left, top-right, bottom-right and bottom-left pixels (see
+        :func:`stn.pixels.output_corners`). ``input_size`` ``(H, W)`` gives them in the pixels of an
+        image of that size (the original of a resized input, say); default: the last input's size.
         """
+        size, params = self._last_call(input_size)
+        corners = pixels.output_corners(self.transform, params, size, self._last_output_size(), self.align_corners)
+        return corners.view(*self.last_params.shape[:-1], 4, 2)
+
+    def region(self, input_size: Sequence[int] | None = None) -> Tensor:
+        """Where the last call's outputs read: ``(N, 4, 2)`` corners of the whole region in pixel
+        **extents** (the image spans ``[0, W] x [0, H]``; ``(N, k, 4, 2)`` for parallel
+        transformers), as ``stn predict --boxes`` reports it (see :func:`stn.pixels.output_region`).
+        """
+        size, params = self._last_call(input_size)
+        corners = pixels.output_region(self.transform, params, size, self.align_corners)
+        return corners.view(*self.last_params.shape[:-1], 4, 2)
+
+    def regions(self, input_size: Sequence[int] | None = None) -> Tensor:
+        """Deprecated: :meth:`output_corners` (pixel points), or :meth:`region` (pixel extents)."""
+        import warnings
+
+        warnings.warn(
+            "SpatialTransformer.regions() is now output_corners() (pixel points); region() gives the area read "
+            "(pixel extents)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.output_corners(input_size)
+
+    def _last_call(self, input_size: Sequence[int] | None) -> tuple[tuple[int, int], Tensor]:
+        """The input size asked for (default: the last input's) and the last parameters ``(M, P)``."""
         if self.last_params is None or self.last_input_size is None:
-            raise ValueError("regions needs a forward pass first")
+            raise ValueError("output_corners and region need a forward pass first")
         size = self.last_input_size if input_size is None else T.check_size(input_size, "input_size")
         params = self.last_params
-        params = params.to(torch.promote_types(params.dtype, torch.float32)).reshape(-1, self.transform.num_params)
-        corners = T.output_corners(self.transform, params, size, self._last_output_size(), self.align_corners)
-        return corners.view(*self.last_params.shape[:-1], 4, 2)
+        return size, params.to(torch.promote_types(params.dtype, torch.float32)).reshape(-1, self.transform.num_params)
 
     def _last_output_size(self) -> tuple[int, int]:
         return self.output_size or T.check_size(self.last_input_size)
@@ -229,12 +271,12 @@ class ParallelSpatialTransformers(SpatialTransformer):
         """Parameters ``(N, k, P)`` for an input ``(N, C, H, W)``."""
         return super().predict(x).view(x.shape[0], self.k, -1)
 
-    def sample(self, x: Tensor, params: Tensor) -> Tensor:
+    def sample(self, x: Tensor, params: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
         """Warp ``x`` ``(N, C, H, W)`` by each of ``params`` ``(N, k, P)``; ``(N, k*C, H', W')``."""
         n, c = x.shape[:2]
         # All k warps in one grid_sample: repeat the input k times along the batch.
         flat = x.unsqueeze(1).expand(n, self.k, *x.shape[1:]).reshape(n * self.k, *x.shape[1:])
-        out = super().sample(flat, params.reshape(n * self.k, -1))
+        out = super().sample(flat, params.reshape(n * self.k, -1), output_size)
         return out.view(n, self.k * c, *out.shape[-2:])
 
     def extra_repr(self) -> str:
@@ -283,15 +325,19 @@ class RecurrentSpatialTransformer(SpatialTransformer):
 
     def predict_steps(self, x: Tensor) -> list[Tensor]:
         """The composed parameters after each step, ``steps`` tensors ``(N, P)``, for input ``(N, C, H, W)``."""
-        family = self.transform
         matrix: Tensor | None = None
         out: list[Tensor] = []
         for _ in range(self.steps):
             seen = x if matrix is None else self.sample(x, out[-1], x.shape[-2:])
-            update = family.matrix(super().predict(seen))
-            matrix = update if matrix is None else matrix @ update
-            out.append(family.from_matrix(matrix))
+            matrix, params = self._compose(matrix, super().predict(seen))
+            out.append(params)
         return out
+
+    def _compose(self, matrix: Tensor | None, update: Tensor) -> tuple[Tensor, Tensor]:
+        """The matrix so far composed with one update's, and its parameters."""
+        step = self.transform.matrix(update)
+        matrix = step if matrix is None else matrix @ step
+        return matrix, self.transform.from_matrix(matrix)
 
     def predict(self, x: Tensor) -> Tensor:
         """The final parameters ``(N, P)``."""
@@ -299,10 +345,15 @@ class RecurrentSpatialTransformer(SpatialTransformer):
 
     def forward(self, x: Tensor) -> Tensor:
         steps = self.predict_steps(x)
-        if not torch.compiler.is_exporting():
-            self.last_step_params = [p.detach() for p in steps]
+        out = self.sample(x, steps[-1])
+        self._observed(x, steps[-1], out, steps)
+        return out
+
+    def _observed(self, x: Tensor, params: Tensor, out: Tensor, steps: list[Tensor] | None = None) -> None:
+        super()._observed(x, params, out, steps)
+        if not torch.compiler.is_exporting() and not torch.jit.is_tracing():
+            self.last_step_params = [p.detach() for p in steps or [params]]
             self.last_params = self.last_step_params[-1]
-        return self.sample(x, steps[-1])
 
     def extra_repr(self) -> str:
         return f"steps={self.steps}, {super().extra_repr()}"

@@ -1,9 +1,21 @@
-"""Pixel geometry: the bridge between normalised coordinates and the pixels of OpenCV and kornia.
+"""Pixel geometry: normalised coordinates as pixels, in two named conventions.
 
-Pixel coordinates follow cv2 and kornia: the centre of pixel (row i, column j) is at (x, y) = (j, i),
-so an (H, W) image covers [-0.5, W - 0.5] x [-0.5, H - 0.5]. Pixel matrices map SOURCE (input)
-pixels to DESTINATION (output) pixels, the forward map that cv2.warpAffine / cv2.warpPerspective and
-kornia.geometry.transform.warp_affine / warp_perspective take; ours map output to input, normalised.
+Convention
+----------
+* **Points** (pixel centres; OpenCV, kornia, keypoints): the centre of pixel (row ``i``, column
+  ``j``) is at ``(x, y) = (j, i)``, so an ``(H, W)`` image covers ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``
+  and the identity's corner pixels are ``(0, 0)`` and ``(W - 1, H - 1)``. Converters:
+  :func:`to_pixel_points` / :func:`from_pixel_points`; :func:`output_corners` gives points.
+* **Extents** (pixel edges; boxes, as torchvision's and PIL's): pixel ``(i, j)`` covers
+  ``[j, j + 1] x [i, i + 1]``, so the image spans ``[0, W] x [0, H]``. The same place is half a
+  pixel further on than in points. Converters: :func:`to_pixel_extents` /
+  :func:`from_pixel_extents`; :func:`output_region` (where an output reads, as ``stn predict
+  --boxes`` reports it) gives extents.
+
+Pixel matrices (:func:`to_pixel_matrix`) use points, and map SOURCE (input) pixels to DESTINATION
+(output) pixels: the forward map that ``cv2.warpAffine`` / ``cv2.warpPerspective`` and kornia's
+``warp_affine`` / ``warp_perspective`` take; ours map output to input, normalised (see
+:mod:`stn.transforms` for the normalised convention and ``align_corners``).
 """
 
 from __future__ import annotations
@@ -16,7 +28,16 @@ from torch import Tensor
 from stn.transforms.base import Transform, _check_matrix, check_size, invert
 from stn.transforms.registry import get
 
-__all__ = ["from_pixel_matrix", "from_pixel_points", "output_corners", "to_pixel_matrix", "to_pixel_points"]
+__all__ = [
+    "from_pixel_extents",
+    "from_pixel_matrix",
+    "from_pixel_points",
+    "output_corners",
+    "output_region",
+    "to_pixel_extents",
+    "to_pixel_matrix",
+    "to_pixel_points",
+]
 
 
 def _pixel_scale(size: Sequence[int], align_corners: bool, what: str) -> tuple[float, float, float, float]:
@@ -78,16 +99,39 @@ def from_pixel_matrix(
 
 
 def to_pixel_points(points: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
-    """Normalised ``(x, y)`` points ``(..., 2)`` -> pixel coordinates of an ``(H, W)`` image, pixel
-    centres at integers (cv2 and kornia's convention; the image covers ``[-0.5, W - 0.5]``)."""
+    """Normalised ``(x, y)`` points ``(..., 2)`` -> pixel **points** of an ``(H, W)`` image: pixel
+    centres at integers (cv2 and kornia's convention; the image covers ``[-0.5, W - 0.5]``).
+
+    Example:
+        >>> to_pixel_points(torch.tensor([[-1.0, -1.0], [1.0, 1.0]]), (4, 8))
+        tensor([[-0.5000, -0.5000],
+                [ 7.5000,  3.5000]])
+    """
     sx, sy, cx, cy = _pixel_scale(size, align_corners, "size")
     return points * points.new_tensor([sx, sy]) + points.new_tensor([cx, cy])
 
 
 def from_pixel_points(points: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
-    """The inverse of :func:`to_pixel_points`: pixel ``(x, y)`` ``(..., 2)`` -> normalised."""
+    """The inverse of :func:`to_pixel_points`: pixel points ``(x, y)`` ``(..., 2)`` -> normalised."""
     sx, sy, cx, cy = _pixel_scale(size, align_corners, "size")
     return (points - points.new_tensor([cx, cy])) / points.new_tensor([sx, sy])
+
+
+def to_pixel_extents(points: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
+    """Normalised ``(x, y)`` points ``(..., 2)`` -> pixel **extents** of an ``(H, W)`` image: pixel
+    ``(i, j)`` covers ``[j, j + 1] x [i, i + 1]``, the image spans ``[0, W] x [0, H]`` (boxes).
+
+    Example:
+        >>> to_pixel_extents(torch.tensor([[-1.0, -1.0], [1.0, 1.0]]), (4, 8))
+        tensor([[0., 0.],
+                [8., 4.]])
+    """
+    return to_pixel_points(points, size, align_corners) + 0.5
+
+
+def from_pixel_extents(points: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
+    """The inverse of :func:`to_pixel_extents`: pixel extents ``(x, y)`` ``(..., 2)`` -> normalised."""
+    return from_pixel_points(points - 0.5, size, align_corners)
 
 
 def output_corners(
@@ -118,3 +162,26 @@ def output_corners(
     pixels = params.new_tensor([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
     corners = from_pixel_points(pixels, (h, w), align_corners).expand(params.shape[0], 4, 2)
     return to_pixel_points(family.transform_points(params, corners), input_size, align_corners)
+
+
+def output_region(
+    transform: str | Transform, params: Tensor, input_size: Sequence[int], align_corners: bool = False
+) -> Tensor:
+    """Where each output reads its input: ``(N, 4, 2)`` corners ``(x, y)`` in pixel **extents** of an
+    image of ``input_size`` (its top-left corner at ``(0, 0)``, bottom-right at ``(W, H)``):
+    the family's :meth:`~stn.transforms.Transform.region`, top-left, top-right, bottom-right and
+    bottom-left. With ``align_corners=False`` the output's corners ``±1`` are its outer edges, so
+    the quadrilateral is the whole area the output shows (``stn predict --boxes`` reports it).
+
+    Example:
+        >>> from stn import transforms as T
+        >>> zoom = torch.tensor([[0.5, 0.0, 0.0, 0.0, 0.5, 0.0]])  # the middle half of the image
+        >>> output_region("affine", zoom, (40, 60))[0]
+        tensor([[15., 10.],
+                [45., 10.],
+                [45., 30.],
+                [15., 30.]])
+    """
+    family = get(transform)
+    params = family.check_params(params)
+    return to_pixel_extents(family.region(params), input_size, align_corners)

@@ -100,8 +100,9 @@ class PolarTransformer(SpatialTransformer):
     starts at zero (as :func:`origin_net`'s), the origin starts at the centre.
 
     Everything of :class:`~stn.layers.SpatialTransformer` holds: :attr:`last_params` is the
-    ``(N, 2)`` origin, :meth:`sample` warps about a given origin, :attr:`last_grid` and
-    :meth:`regions` say where it read.
+    ``(N, 2)`` origin, :meth:`sample` warps about a given origin, :attr:`last_grid`,
+    :meth:`output_corners` and :meth:`region` say where it read (the region: the box around the
+    disk of ``max_radius``); its calls reach :func:`stn.observe.tap` as every transformer's do.
 
     Args:
         localization: the origin predictor: ``(N, C, H, W)`` -> ``(N, 1, h, w)``.

@@ -63,8 +63,9 @@ class ProbabilisticSpatialTransformer(SpatialTransformer):
     plain spatial transformer in training too.
 
     After each call :attr:`last_params` is the mean ``(N, P)``, :attr:`last_scale` ``σ``
-    ``(N, P)``. Each training-mode call stores the KL term, returned (once) by
-    :meth:`extra_loss`.
+    ``(N, P)``; observers (:func:`stn.observe.tap`, hence snapshots, statistics, the inference
+    graph) see the mean θ and the first sample's warp, ``(N, C, H_out, W_out)``: the mean warp in
+    eval mode. Each training-mode call stores the KL term, returned (once) by :meth:`extra_loss`.
 
     Args:
         localization, transform, output_size, in_features, hidden: as for
@@ -147,16 +148,19 @@ class ProbabilisticSpatialTransformer(SpatialTransformer):
     def forward(self, x: Tensor) -> Tensor:
         mean, scale = self.predict_distribution(x)
         params = self.sample_params(mean, scale)
-        if not torch.compiler.is_exporting() and not torch.jit.is_tracing():
-            self.last_params, self.last_scale = mean.detach(), scale.detach()
-            self.last_input_size = (x.shape[-2], x.shape[-1])
         if self.training:
             kl = gaussian_kl(mean.float(), scale.float(), self.prior_mean.float(), self.prior_scale)
             self._kl = self.current_kl_weight() * kl.mean()
             self.steps += 1
         s, n = params.shape[:2]
         repeated = x.unsqueeze(0).expand(s, *x.shape).reshape(s * n, *x.shape[1:])
-        return self.sample(repeated, params.reshape(s * n, -1))
+        out = self.sample(repeated, params.reshape(s * n, -1))
+        if not torch.compiler.is_exporting() and not torch.jit.is_tracing():
+            self.last_scale = scale.detach()
+        # Observers (stn.observe.tap) see one warp per image: the mean θ and the first sample,
+        # which in eval mode is the mean warp. Last: a tap may stop the forward pass here.
+        self._observed(x, mean, out[:n])
+        return out
 
     def current_kl_weight(self) -> Tensor:
         """``β`` at this training step, a scalar tensor: ``kl_weight`` ramped up linearly over

@@ -27,7 +27,7 @@ from stn import transforms as T
 
 __all__ = ["axis_weights", "prefer_separable", "sample_axis_aligned", "separable", "source_index", "warp_separable"]
 
-PADDING_MODES = ("zeros", "border", "reflection")
+PADDING_MODES = ("zeros", "border", "reflection")  # grid_sample's, which both samplers take
 SEPARABLE_FAMILIES = (T.Translation, T.Attention)
 
 

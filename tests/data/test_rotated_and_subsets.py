@@ -89,9 +89,9 @@ def test_mnist_rot_is_seeded_and_cached(mnist_root):
         assert torch.equal(ds.train_images, first.train_images) and torch.equal(ds.test_labels, first.test_labels)
     other = data.load("mnist-rot", mnist_root, seed=1, train_size=20, test_size=20)
     assert not torch.equal(other.train_labels, first.train_labels)
-    key = data.recipe("mnist-rot", mnist_root).key
-    assert key != data.recipe("mnist-rot", mnist_root, seed=1).key
-    assert key != data.recipe("mnist-rot", mnist_root, test_size=10).key
+    key = data.builder("mnist-rot", mnist_root).key
+    assert key != data.builder("mnist-rot", mnist_root, seed=1).key
+    assert key != data.builder("mnist-rot", mnist_root, test_size=10).key
     assert "mnist-rot" in data.names()
 
 

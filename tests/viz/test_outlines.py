@@ -7,7 +7,8 @@ import torch
 from torchvision.transforms.functional import pil_to_tensor
 
 from stn import transforms as T
-from stn.viz.outlines import COLOURS, border, draw_regions, output_lines, region_lines, to_pixels
+from stn.pixels import to_pixel_extents as to_pixels
+from stn.viz.outlines import COLOURS, border, draw_regions, output_lines, region_lines
 
 RED, CYAN = COLOURS["red"], COLOURS["cyan"]
 

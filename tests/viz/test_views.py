@@ -8,8 +8,8 @@ from torch import nn
 
 from stn import transforms as T
 from stn.layers import SpatialTransformer
-from stn.observe import first_transformer
-from stn.viz.views import TransformerView, load_snapshots, look, snapshot_views
+from stn.observe import first_transformer, observe
+from stn.viz.views import TransformerView, load_snapshots, snapshot_views
 from tests.viz.conftest import FeatureMapNet, ParallelNet
 
 MEAN, STD = (0.2,), (0.3,)
@@ -19,7 +19,7 @@ def test_an_identity_transformer_gives_back_the_images():
     localization = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten())
     model = nn.Sequential(SpatialTransformer(localization, "affine", in_features=16))
     images = torch.randint(0, 256, (5, 1, 12, 12), dtype=torch.uint8)
-    view = look(model.train(), images, MEAN, STD)
+    view = observe(model.train(), images, MEAN, STD)
     assert model.training  # left as it was
     assert view.params.shape == (5, 1, 6) and view.k == 1
     torch.testing.assert_close(view.params[:, 0], T.get("affine").identity(5))
@@ -29,21 +29,21 @@ def test_an_identity_transformer_gives_back_the_images():
 
 def test_parallel_transformers_give_k_parameter_sets_and_outputs():
     images = torch.randint(0, 256, (3, 3, 20, 20), dtype=torch.uint8)
-    view = look(ParallelNet((3, 20, 20), 2), images, (0.5, 0.4, 0.3), (0.2, 0.2, 0.2))
+    view = observe(ParallelNet((3, 20, 20), 2), images, (0.5, 0.4, 0.3), (0.2, 0.2, 0.2))
     assert view.k == 2 and view.params.shape == (3, 2, 3)
     assert view.outputs.shape == (3, 2, 3, 14, 14)
     assert isinstance(view.transform, T.Attention)
 
 
 def test_a_feature_map_transformer_has_no_pictures():
-    view = look(FeatureMapNet((1, 12, 12), 2), torch.zeros(2, 1, 12, 12, dtype=torch.uint8), MEAN, STD)
+    view = observe(FeatureMapNet((1, 12, 12), 2), torch.zeros(2, 1, 12, 12, dtype=torch.uint8), MEAN, STD)
     assert view.outputs is None and view.params.shape == (2, 1, 6)
 
 
 def test_a_model_without_a_transformer_has_no_view():
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
     assert first_transformer(model) is None
-    assert look(model, torch.zeros(1, 1, 4, 4, dtype=torch.uint8), MEAN, STD) is None
+    assert observe(model, torch.zeros(1, 1, 4, 4, dtype=torch.uint8), MEAN, STD) is None
 
 
 def snapshots(epochs: int = 3, outputs: bool = True, transform: T.Transform | None = None) -> dict:

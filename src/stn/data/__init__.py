@@ -5,34 +5,16 @@ and ``test/<class>/`` images), the distorted MNIST variants of the paper, rotate
 (``mnist-rot``) and MNIST with few training images (``mnist-subset``).
 """
 
-from stn.data import builtin, distorted, glyphs, rotated, subsets  # noqa: F401  (they register their data sets)
+from stn.data import builtin, distorted, glyphs, registry, rotated, subsets  # noqa: F401  (they register their data sets)
 from stn.data.dataset import Dataset, channel_stats
 from stn.data.formats import DataError
-from stn.data.registry import (
-    Recipe,
-    cache_dir,
-    check_options,
-    data_root,
-    load,
-    names,
-    options,
-    recipe,
-    register,
-    summary,
-)
+from stn.data.registry import *  # noqa: F403  (the registry's public names are the package's)
 
-__all__ = [
-    "DataError",
-    "Dataset",
-    "Recipe",
-    "cache_dir",
-    "channel_stats",
-    "check_options",
-    "data_root",
-    "load",
-    "names",
-    "options",
-    "recipe",
-    "register",
-    "summary",
-]
+
+def __getattr__(name: str):
+    if name in ("Recipe", "recipe", "summary"):  # renamed (a "recipe" is a training preset); kept for one release
+        return getattr(registry, name)
+    raise AttributeError(f"module 'stn.data' has no attribute {name!r}")
+
+
+__all__ = ["DataError", "Dataset", "channel_stats", *registry.__all__]

@@ -23,7 +23,7 @@ import torch
 
 from stn.data import distortions
 from stn.data.dataset import Dataset
-from stn.data.registry import Recipe, build, recipe, register
+from stn.data.registry import Builder, build, builder, register
 
 __all__ = ["TEST_SIZE", "TRAIN_SIZE", "VERSION", "rotated_split"]
 
@@ -57,12 +57,12 @@ def rotated_split(mnist: Dataset, seed: int = 0, train_size: int = TRAIN_SIZE, t
     "mnist-rot",
     "MNIST rotated uniformly over 360°: 12,000 train / 50,000 test drawn from MNIST's 70,000 (the usual protocol)",
 )
-def mnist_rot(root: Path, seed: int = 0, train_size: int = TRAIN_SIZE, test_size: int = TEST_SIZE) -> Recipe:
+def mnist_rot(root: Path, seed: int = 0, train_size: int = TRAIN_SIZE, test_size: int = TEST_SIZE) -> Builder:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     for what, size in (("train_size", train_size), ("test_size", test_size)):
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise ValueError(f"{what} must be a positive int, got {size!r}")
-    mnist = recipe("mnist", root)
+    mnist = builder("mnist", root)
     key = f"mnist-rot-d{VERSION}-s{seed}-n{train_size}-{test_size}-{mnist.key}"
-    return Recipe(key, lambda: rotated_split(build(mnist), seed, train_size, test_size))
+    return Builder(key, lambda: rotated_split(build(mnist), seed, train_size, test_size))

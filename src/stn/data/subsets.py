@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from stn.data.dataset import Dataset
-from stn.data.registry import Recipe, build, recipe, register
+from stn.data.registry import Builder, build, builder, register
 
 __all__ = ["VERSION", "balanced_subset"]
 
@@ -57,13 +57,13 @@ def balanced_subset(data: Dataset, train_size: int, seed: int = 0, repeat: int =
 @register("mnist-subset", "MNIST with train_size training images (balanced over the digits, seeded), full test set")
 def mnist_subset(
     root: Path, train_size: int = 1000, seed: int = 0, repeat: int = 1, test_size: int | None = None
-) -> Recipe:
+) -> Builder:
     for what, value in (("train_size", train_size), ("repeat", repeat), ("test_size", test_size or 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{what} must be a positive int, got {value!r}")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    mnist = recipe("mnist", root)
+    mnist = builder("mnist", root)
     key = f"mnist-subset-d{VERSION}-n{train_size}-s{seed}-r{repeat}-t{test_size}-{mnist.key}"
 
     def make() -> Dataset:
@@ -72,4 +72,4 @@ def mnist_subset(
             subset.test_images, subset.test_labels = subset.test_images[:test_size], subset.test_labels[:test_size]
         return subset
 
-    return Recipe(key, make)
+    return Builder(key, make)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from stn import data as stn_data
+from stn import inference as stn_inference
 from stn.engine.config import TrainConfig
 from stn.engine.device import DeviceData, resolve_device
 from stn.engine.log import test_line
-from stn.engine.precision import autocast
-from stn.engine.run import RunError, load_dataset, load_model, per_class_accuracy
+from stn.engine.precision import autocast, autocast_dtype
+from stn.engine.run import RunError, load_model, per_class_accuracy
 
 if TYPE_CHECKING:
     from stn.engine.distributed import Group
@@ -53,16 +53,17 @@ def evaluate(
     model: nn.Module,
     data: DeviceData,
     batch_size: int = 1000,
-    amp: str = "off",
+    autocast_dtype: torch.dtype | None = None,
     flip_tta: bool = False,
     group: Group | None = None,
 ) -> EvalResult:
     """Test-set loss (NLL of the model's log-probabilities), accuracy and per-class accuracy.
 
-    With ``flip_tta`` the prediction is the mean of the probabilities for each image and its
-    mirror image (test-time augmentation). With an active ``group`` each rank tests its slice
-    of the test set and the sums are all-reduced: every rank gets the whole set's result. ``model``
-    must then be the unwrapped one (not ``DistributedDataParallel``, whose forward is a collective).
+    Runs under autocast to ``autocast_dtype`` (``None``: fp32). With ``flip_tta`` the prediction is
+    the mean of the probabilities for each image and its mirror image (test-time augmentation).
+    With an active ``group`` each rank tests its slice of the test set and the sums are
+    all-reduced: every rank gets the whole set's result. ``model`` must then be the unwrapped one
+    (not ``DistributedDataParallel``, whose forward is a collective).
     """
     model.eval()
     num_classes = data.dataset.num_classes
@@ -70,11 +71,10 @@ def evaluate(
     class_correct = torch.zeros(num_classes, device=data.device, dtype=torch.long)
     part = group.part(len(data.test_labels)) if group is not None and group.active else None
     for images, labels in data.test_batches(batch_size, part):
-        with autocast(data.device, amp):
+        with autocast(data.device, autocast_dtype):
             output = model(images).float()
             if flip_tta:
-                mirrored = model(images.flip(-1)).float()
-                output = torch.logaddexp(output, mirrored) - math.log(2.0)
+                output = stn_inference.flip_tta(model, images, output)
         loss += F.nll_loss(output, labels, reduction="sum")
         # index_add_, not bincount(labels[hits]): a mask and bincount both wait for the device.
         class_correct.index_add_(0, labels, (output.argmax(1) == labels).long())
@@ -96,6 +96,7 @@ def evaluate_checkpoint(
     data_root: str | os.PathLike | None = None,
     device: str = "auto",
     batch_size: int | None = None,
+    model: str | None = None,
 ) -> tuple[EvalResult, dict, Path]:
     """Evaluate a run directory's ``best.pt``/``last.pt`` (``which``) or a checkpoint file.
 
@@ -103,14 +104,17 @@ def evaluate_checkpoint(
     it evaluated (batch size, autocast, flip TTA, memory format), so the accuracy equals what
     ``metrics.csv`` recorded for that epoch on the same device. ``dataset`` names another data
     set with the same image shape and classes (read from ``data_root`` or the default root).
-    Returns the result, the checkpoint's payload and its path.
+    With ``model``, ``target`` is a plain ``state_dict`` file of that registered model, from stn
+    or another program (see :func:`~stn.engine.run.load_model`). Returns the result, the
+    checkpoint's payload and its path.
     """
-    model, payload, path = load_model(target, which)
+    net, payload, path = load_model(target, which, model, dataset, data_root)
+    model = net
     cfg = TrainConfig.from_dict(payload["config"]) if "config" in payload else TrainConfig()
     if dataset is None or dataset == payload["dataset"]:
         if "config" not in payload:
             raise RunError(f"{path} does not record its data set's options; name one with --dataset")
-        data = load_dataset(cfg, data_root)
+        data = stn_data.load(cfg.dataset, data_root or cfg.data_root, **cfg.dataset_options)
     else:
         data = stn_data.load(dataset, data_root)
     expected = tuple(payload["model_options"]["input_shape"])
@@ -129,7 +133,7 @@ def evaluate_checkpoint(
         model,
         DeviceData(data, dev, cfg.channels_last),
         batch_size or cfg.test_batch_size,
-        cfg.amp,
+        autocast_dtype(cfg.amp, dev),
         cfg.flip_tta,
     )
     return result, payload, path

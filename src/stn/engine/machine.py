@@ -42,8 +42,7 @@ def keep_freed_memory() -> bool:
 
     By default glibc may return a freed large block (an activation, its gradient) to the OS, by
     unmapping it or by trimming the heap, and map fresh pages when it is next needed, so a training
-    step can pay a page fault for every 4 KiB page it touches. On a 2-core Xeon one epoch of the seed
-    recipe took 4% longer that way, with 4 million page faults instead of 1 million (README, Speed).
+    step can pay a page fault for every 4 KiB page it touches (the Speed page has the measurement).
     The cost: the process keeps its high-water mark of memory, as PyTorch's CUDA allocator does.
     The setting is the process's, and lasts; the numbers computed do not change.
     """

@@ -31,7 +31,6 @@ from torch import Tensor
 
 from stn.engine import RECIPES, Run, from_recipe, load_model, resolve_device
 from stn.engine.machine import describe
-from stn.engine.run import load_dataset
 from stn.experiments.paper import _check_seeds, _train_or_reuse
 from stn.files import write_text_atomic
 from stn.normalization import Normalizer
@@ -108,7 +107,7 @@ def calibration(log_probs: Tensor, labels: Tensor, bins: int = BINS) -> dict[str
 
 
 @torch.no_grad()
-def test_predictions(
+def predict_test_set(
     run_dir: Path, which: str = "last", batch_size: int = 1000, mean_warp: bool = False
 ) -> tuple[Tensor, Tensor]:
     """The ``(N, K)`` test log-probabilities of a run's model (its ``which`` checkpoint, eval
@@ -117,7 +116,7 @@ def test_predictions(
     ``mean_warp``: a P-STN predicts from its mean warp alone (one eval sample, the mean θ) instead
     of averaging its samples."""
     model, payload, _ = load_model(run_dir, which)
-    data = load_dataset(Run.open(run_dir).config)
+    data = Run.open(run_dir).dataset()
     normalize = Normalizer(payload["mean"], payload["std"])
     model.eval()
     if mean_warp:
@@ -193,7 +192,7 @@ def run(
                 cfg = config_for(label, size, spec, data_root, seed, threads)
                 run_dir = runs / f"{size}-{label.lower().replace(' ', '-')}-seed{seed}"
                 summary = _train_or_reuse(cfg, run_dir)
-                log_probs, labels = test_predictions(run_dir)
+                log_probs, labels = predict_test_set(run_dir)
                 metrics = dict(calibration(log_probs, labels), seed=seed, seconds=summary["seconds"])
                 log(
                     f"{size:>6} {label:<11} seed {seed}: error {metrics['error']:5.2f}%  NLL {metrics['nll']:.4f}  "
@@ -201,7 +200,7 @@ def run(
                 )
                 per_seed.append(metrics)
                 if ROWS[label][0] == "pstn-cnn":
-                    probe = calibration(*test_predictions(run_dir, mean_warp=True))
+                    probe = calibration(*predict_test_set(run_dir, mean_warp=True))
                     mean_warp.append(dict(probe, seed=seed, seconds=summary["seconds"]))
             results.append(dict(size=size, model=label, runs=per_seed, **_means(per_seed)))
             if mean_warp:

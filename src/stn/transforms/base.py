@@ -140,6 +140,15 @@ class Transform:
         q = q - _solve2(jacobian, self._points(theta, q) - target)  # carries the gradient, moves q by < tol
         return torch.where(reached, q, torch.full_like(q, math.nan)).to(params.dtype)
 
+    def region(self, params: Tensor) -> Tensor:
+        """The region each output reads, ``(N, 4, 2)`` normalised input points: where the output's
+        corners ``(-1, -1), (1, -1), (1, 1), (-1, 1)`` (top-left, top-right, bottom-right,
+        bottom-left) are read. Families whose corners do not outline what they read say otherwise
+        (``polar``: the box around its disk)."""
+        params = self.check_params(params)
+        corners = params.new_tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
+        return self._points(params, corners.expand(params.shape[0], 4, 2))
+
     def _jacobian(self, params: Tensor, points: Tensor, step: float = 1e-6) -> Tensor:
         """``(N, P, 2, 2)`` Jacobian of :meth:`_points` at ``points``, ``J[..., i, j] = d out_i / d p_j``."""
         columns = []

@@ -10,23 +10,46 @@ from stn.transforms.matrix import Affine, Attention, Diffeomorphic, Projective, 
 from stn.transforms.polar import Polar
 from stn.transforms.tps import ThinPlateSpline
 
-__all__ = ["get", "names"]
+__all__ = ["get", "names", "register"]
 
-_FAMILIES: dict[str, Callable[..., Transform]] = {
-    "translation": Translation,
-    "attention": Attention,
-    "similarity": Similarity,
-    "affine": Affine,
-    "projective": Projective,
-    "tps": ThinPlateSpline,
-    "diffeomorphic": Diffeomorphic,
-    "polar": Polar,
-    "field": DisplacementField,
-}
+_FAMILIES: dict[str, Callable[..., Transform]] = {}
+
+
+def register(name: str) -> Callable[[type[Transform]], type[Transform]]:
+    """Class decorator registering a :class:`Transform` family as ``name`` (:func:`get` then builds
+    it from its options). The policy of every registry of stn: a name is registered once;
+    registering it again is a ``ValueError``.
+
+    Example (not run: it would register the name for the whole process):
+        >>> from stn.transforms import Translation
+        >>> @register("shift-only")  # doctest: +SKIP
+        ... class Shift(Translation):
+        ...     name = "shift-only"
+        >>> get("shift-only").num_params  # doctest: +SKIP
+        2
+    """
+
+    def wrap(cls: type[Transform]) -> type[Transform]:
+        if name in _FAMILIES:
+            raise ValueError(f"transform family {name!r} is already registered")
+        _FAMILIES[name] = cls
+        return cls
+
+    return wrap
+
+
+for _family in (Translation, Attention, Similarity, Affine, Projective, ThinPlateSpline, Diffeomorphic, Polar):
+    register(_family.name)(_family)
+register(DisplacementField.name)(DisplacementField)
 
 
 def names() -> list[str]:
-    """Names of the registered transform families."""
+    """Names of the registered transform families.
+
+    Example:
+        >>> names()[:4]
+        ['translation', 'attention', 'similarity', 'affine']
+    """
     return list(_FAMILIES)
 
 
@@ -34,6 +57,10 @@ def get(name: str | Transform, **options: object) -> Transform:
     """The transform family called ``name`` (options go to its constructor).
 
     A :class:`Transform` instance is returned unchanged.
+
+    Example:
+        >>> get("tps", grid_size=3).num_params
+        18
     """
     if isinstance(name, Transform):
         if options:

@@ -7,8 +7,10 @@
 * :mod:`~stn.viz.learning`: one frame per epoch, as a GIF and a strip of stills.
 * :mod:`~stn.viz.samples`: a probabilistic transformer's sampled warps of each image.
 * :mod:`~stn.viz.curves`: loss and accuracy per epoch of one or several runs.
+* :mod:`~stn.viz.statistics`: the transformer's statistics over the epochs, and their histograms.
 * :mod:`~stn.viz.figures`: all of those for a run (``stn visualize``).
 * :mod:`~stn.viz.report`: ``report.md`` and ``report.html`` (``stn report``).
+* :mod:`~stn.viz.tensorboard`: a run in TensorBoard (``stn train --tensorboard``).
 
 Everything renders headless (Pillow, and matplotlib's Agg canvas for the curves).
 """
@@ -33,14 +35,14 @@ _WHERE = {
     "write_learning": "learning",
     "draw_regions": "outlines",
     "region_lines": "outlines",
-    "to_pixels": "outlines",
     "write_report": "report",
     "sampled_warps": "samples",
     "samples_picture": "samples",
     "TransformerView": "views",
     "from_run": "views",
     "load_snapshots": "views",
-    "look": "views",
+    "TensorBoard": "tensorboard",
+    "plot_statistics": "statistics",
     "snapshot_views": "views",
 }
 
@@ -54,6 +56,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "TensorBoard",
     "TransformerView",
     "before_after",
     "denormalize",
@@ -62,16 +65,15 @@ __all__ = [
     "image_grid",
     "learning_frames",
     "load_snapshots",
-    "look",
     "normalize",
     "plot_curves",
+    "plot_statistics",
     "read_metrics",
     "region_lines",
     "sampled_warps",
     "samples_picture",
     "save_gif",
     "snapshot_views",
-    "to_pixels",
     "write_figures",
     "write_learning",
     "write_report",

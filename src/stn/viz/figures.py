@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from stn.engine.diagnostics import run_statistics
 from stn.engine.run import Run, load_model
+from stn.engine.statistics import run_statistics
 from stn.viz.curves import plot_curves
-from stn.viz.diagnostics import plot_histograms, plot_statistics
 from stn.viz.grids import before_after
 from stn.viz.images import save, titled
 from stn.viz.learning import write_learning
 from stn.viz.outlines import draw_regions, regions_title
 from stn.viz.samples import sampled_warps, samples_picture
+from stn.viz.statistics import plot_histograms, plot_statistics
 from stn.viz.views import TransformerView, from_run
 
 __all__ = ["FILES", "write_figures"]
@@ -25,7 +25,7 @@ FILES = {
     "learning": "learning.gif",  # one frame per epoch
     "stills": "learning.png",  # a few of those frames
     "statistics": "statistics.png",  # the transformers' statistics per epoch (stn inspect's table)
-    "histograms": "histograms.png",  # the last epoch's scale, rotation and share outside, per image
+    "histograms": "histograms.png",  # the best checkpoint's family statistics and share outside, per image
     "samples": "samples.png",  # a sampling transformer: each image beside warps drawn for it
 }
 

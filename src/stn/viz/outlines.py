@@ -8,17 +8,16 @@ border and that of an attention window of scale ``s`` at ``t`` is the box ``t ±
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
 from stn import transforms as T
+from stn.pixels import to_pixel_extents
 from stn.viz.images import cell_scale, image_grid
 
-__all__ = ["COLOURS", "border", "draw_regions", "output_lines", "region_lines", "regions_title", "to_pixels"]
+__all__ = ["COLOURS", "border", "draw_regions", "output_lines", "region_lines", "regions_title"]
 
 # Outline colours, transformer i in the i-th (named in figure titles).
 COLOURS = {
@@ -74,16 +73,6 @@ def region_lines(transform: T.Transform, params: Tensor, per_side: int = 16) -> 
     return transform.transform_points(params.reshape(n * k, -1), points).view(n, k, *lines.shape)
 
 
-def to_pixels(points: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
-    """Normalised ``(x, y)`` points -> pixel coordinates of an ``(H, W)`` image in which pixel
-    ``(i, j)`` covers ``[j, j + 1] x [i, i + 1]``: the image spans ``[0, W] x [0, H]``."""
-    h, w = size
-    scale = points.new_tensor([w, h])
-    if align_corners:  # -1 and 1 are the corner pixels' centres
-        return (points + 1) / 2 * (scale - 1) + 0.5
-    return (points + 1) / 2 * scale
-
-
 def draw_regions(
     images: Tensor,
     transform: T.Transform,
@@ -109,7 +98,7 @@ def draw_regions(
     margin = max(4, round(0.15 * max(h, w) * scale))
     width = 3 if scale >= 2 else 1
     lines = region_lines(transform, params.float().cpu())
-    canvas_points = to_pixels(lines, (h, w), align_corners) * scale + margin
+    canvas_points = to_pixel_extents(lines, (h, w), align_corners) * scale + margin
     far = 10 * (max(h, w) * scale + margin)  # Pillow needs finite coordinates of moderate size
     # Pillow draws the pixel a coordinate falls in (odd widths centred on it): a line along an
     # edge straddles it.

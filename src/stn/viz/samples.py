@@ -11,7 +11,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from stn.normalization import Normalizer
-from stn.observe import first_transformer
+from stn.observe import eval_mode, first_transformer
 from stn.viz.images import cell_scale, image_grid, titled
 
 __all__ = ["sampled_warps", "samples_picture"]
@@ -32,12 +32,8 @@ def sampled_warps(
     normalizer = Normalizer(mean, std)
     device = next(model.parameters()).device
     x = normalizer(images.to(device))
-    training = st.training
-    try:
-        st.eval()
+    with eval_mode(st):
         mu, sigma = st.predict_distribution(x)
-    finally:
-        st.train(training)
     noise = torch.randn(samples, *mu.shape, generator=torch.Generator().manual_seed(seed), dtype=mu.dtype)
     params = mu + sigma * noise.to(device)
     warps = torch.stack([normalizer.invert(st.sample(x, p)) for p in params], 1)

@@ -1,29 +1,23 @@
 """What a spatial transformer did to a batch of images (:class:`~stn.observe.TransformerView`),
-from a model (:func:`look`), a trained run (:func:`from_run`) or each epoch of its snapshots
+from a model (:func:`stn.observe.observe`), a trained run (:func:`from_run`) or each epoch of its snapshots
 (:func:`snapshot_views`)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from stn import transforms as T
 from stn.engine.run import Run, load_model
 from stn.engine.snapshots import load_snapshots
 from stn.observe import TransformerView, first_transformer, fixed_batch, observe
 
-__all__ = ["TransformerView", "from_run", "load_snapshots", "look", "snapshot_views", "test_images"]
+__all__ = ["TransformerView", "from_run", "load_snapshots", "snapshot_views", "test_images"]
 
 DEFAULT_COUNT = 16
 MAX_COUNT = 1024  # pictures of more images are too large to look at (and to write)
-
-
-def look(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequence[float]) -> TransformerView | None:
-    """What ``model``'s first transformer does to uint8 ``images`` (see :func:`stn.observe.observe`)."""
-    return observe(model, images, mean, std)
 
 
 def from_run(

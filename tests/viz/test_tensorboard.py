@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stn.engine import tensorboard as tb
+from stn.viz import tensorboard as tb
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -44,7 +44,7 @@ def test_logger_writes_scalars_images_histograms_and_hparams(tmp_path):
             log.params(epoch, torch.randn(16, 6))
         log.params(2, torch.randn(16, 2, 3), prefix="stn")
         log.hparams(
-            {"lr": 0.01, "model": "seed-cifar", "image_size": None, "nesterov": False},
+            {"lr": 0.01, "model": "seed-cifar", "tensorboard": None, "nesterov": False},
             {"test_accuracy": 42.0, "test_loss": float("nan")},
         )
     events = read(tmp_path)
@@ -64,7 +64,7 @@ def test_logger_writes_scalars_images_histograms_and_hparams(tmp_path):
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hparams = start.session_start_info.hparams
     assert hparams["lr"].number_value == 0.01 and hparams["model"].string_value == "seed-cifar"
-    assert hparams["image_size"].string_value == "None"
+    assert hparams["tensorboard"].string_value == "None"
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     assert [m.name.tag for m in experiment.metric_infos] == ["final/accuracy/test"]
 
@@ -94,6 +94,6 @@ def test_missing_package_is_one_clear_error(tmp_path, monkeypatch):
 
 
 def test_import_stn_does_not_import_tensorboard():
-    code = "import sys, stn, stn.engine, stn.engine.tensorboard; print('tensorboard' in sys.modules)"
+    code = "import sys, stn, stn.engine, stn.viz.tensorboard; print('tensorboard' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

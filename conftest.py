@@ -1,0 +1,11 @@
+"""Doctests of the library (``pytest`` collects them from ``src/stn``, see pyproject.toml): the
+modules that must not be imported as a test are left out."""
+
+collect_ignore = [
+    "src/stn/__main__.py",  # runs the command line when imported
+    # Deprecated module names kept for one release: importing them warns.
+    "src/stn/engine/diagnostics.py",
+    "src/stn/engine/tensorboard.py",
+    "src/stn/viz/board.py",
+    "src/stn/viz/diagnostics.py",
+]

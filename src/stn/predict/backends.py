@@ -1,0 +1,187 @@
+"""The three ways a trained model runs: PyTorch (a run or checkpoint), ONNX Runtime (``.onnx``) and
+``torch.export`` (``.pt2``), behind one :class:`Predictor`. The ONNX and ``.pt2`` backends read the
+classes, mean, std, input shape and transformer from the file's metadata (see :mod:`stn.export`)
+and import no training code (``stn.engine``, ``stn.models``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from stn import transforms as T
+from stn.predict.images import _first_line
+
+__all__ = ["Predictor", "load_predictor"]
+
+
+@dataclass
+class Predictor:
+    """A model ready to predict: what it expects and :meth:`run`.
+
+    Attributes:
+        source: the run's checkpoint or the exported file.
+        backend: ``"pytorch"``, ``"onnxruntime"`` or ``"torch.export"``.
+        classes: class names, in output order.
+        input_shape: ``(C, H, W)`` of the images it reads.
+        mean, std: per-channel statistics of the normalisation ``(x / 255 - mean) / std``.
+        tta: whether flip test-time augmentation is part of the prediction.
+        transform, align_corners, k: the first transformer's family, sampling convention and
+            count, when it reads the image (else ``transform`` is ``None``).
+    """
+
+    source: Path
+    backend: str
+    classes: list[str]
+    input_shape: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    tta: bool = False
+    transform: T.Transform | None = None
+    align_corners: bool = False
+    k: int = 1
+    _run: Callable[[Tensor, tuple[str, ...]], tuple[Tensor, ...]] | None = field(default=None, repr=False)
+
+    def run(self, x: Tensor, extras: bool = False) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Normalised float32 images ``(N, C, H, W)`` -> log-probabilities ``(N, classes)`` and,
+        with ``extras`` (needs a transformer), ``params`` ``(N, k, P)`` and ``transformed``
+        ``(N, k*C, h, w)`` (normalised), else ``None`` for both."""
+        if extras and self.transform is None:
+            raise ValueError(f"{self.source} has no spatial transformer that reads the image")
+        names = ("output", "params", "transformed") if extras else ("output",)
+        out = self._run(x, names)
+        return (out[0], out[1], out[2]) if extras else (out[0], None, None)
+
+
+def load_predictor(
+    target: str | os.PathLike,
+    tta: bool | None = None,
+    model: str | None = None,
+    data_root: str | os.PathLike | None = None,
+) -> Predictor:
+    """A :class:`Predictor` for a run directory or checkpoint (PyTorch), a ``.onnx`` file (ONNX
+    Runtime) or a ``.pt2`` file (``torch.export``).
+
+    Args:
+        tta: flip test-time augmentation for a run (default: as the run was evaluated, its
+            config's ``flip_tta``); an exported file has it in its graph or not (``ValueError``
+            if ``tta`` asks otherwise).
+        model, data_root: ``target`` is a plain ``state_dict`` file of the registered ``model``
+            (see :func:`stn.engine.run.load_model`), its classes and statistics from its data set.
+    """
+    path = Path(target)
+    if path.suffix == ".onnx":
+        predictor = _onnx_predictor(path)
+    elif path.suffix == ".pt2":
+        predictor = _pt2_predictor(path)
+    else:
+        return _torch_predictor(path, tta, model, data_root)
+    if tta is not None and tta != predictor.tta:
+        have = "has" if predictor.tta else "does not have"
+        raise ValueError(f"{path} {have} flip test-time augmentation in its graph: export it again to change that")
+    return predictor
+
+
+def _torch_predictor(
+    target: Path, tta: bool | None, name: str | None = None, data_root: str | os.PathLike | None = None
+) -> Predictor:
+    from stn.engine.run import load_model
+    from stn.inference import InferenceGraph
+
+    model, payload, path = load_model(target, model=name, data_root=data_root)
+    shape = tuple(int(v) for v in payload["model_options"]["input_shape"])
+    if tta is None:
+        tta = bool(payload.get("config", {}).get("flip_tta", False))
+    graph = InferenceGraph(model, shape, tta).eval()
+
+    @torch.no_grad()
+    def run(x: Tensor, names: tuple[str, ...]) -> tuple[Tensor, ...]:
+        return graph(x)
+
+    st = graph.transformer if graph.reads_image else None
+    return Predictor(
+        path,
+        "pytorch",
+        list(payload["classes"]),
+        shape,
+        tuple(payload["mean"]),
+        tuple(payload["std"]),
+        tta,
+        st.transform if st is not None else None,
+        bool(st.align_corners) if st is not None else False,
+        graph.k,
+        run,
+    )
+
+
+def _from_metadata(path: Path, backend: str, meta: dict[str, Any], run: Callable) -> Predictor:
+    shape = meta.get("input_shape") or (meta.get("model_options") or {}).get("input_shape")
+    missing = [key for key, value in (("classes", meta.get("classes")), ("input_shape", shape)) if not value]
+    missing += [key for key in ("mean", "std") if key not in meta]
+    if missing:
+        raise ValueError(f"{path} lacks the metadata {', '.join(missing)}: export it with stn export")
+    st = meta.get("transformer")
+    transform = None
+    if st and "params" in meta.get("outputs", []):
+        options = {k: tuple(v) if isinstance(v, list) else v for k, v in st.get("options", {}).items()}
+        transform = T.get(st["transform"], **options)
+    return Predictor(
+        path,
+        backend,
+        [str(c) for c in meta["classes"]],
+        tuple(int(v) for v in shape),
+        tuple(float(v) for v in meta["mean"]),
+        tuple(float(v) for v in meta["std"]),
+        bool(meta.get("tta", False)),
+        transform,
+        bool(st.get("align_corners", False)) if st else False,
+        int(st.get("k", 1)) if st else 1,
+        run,
+    )
+
+
+def _onnx_predictor(path: Path) -> Predictor:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ValueError("predicting from an ONNX file needs onnxruntime: pip install 'torch-stn[export]'") from None
+    if not path.is_file():
+        raise ValueError(f"no such ONNX file: {path}")
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as err:
+        raise ValueError(f"{path} is not a readable ONNX file: {_first_line(err)}") from None
+    meta = {}
+    for key, value in session.get_modelmeta().custom_metadata_map.items():
+        try:
+            meta[key] = json.loads(value)
+        except ValueError:
+            meta[key] = value
+    input_name = session.get_inputs()[0].name
+
+    def run(x: Tensor, names: tuple[str, ...]) -> tuple[Tensor, ...]:
+        outputs = session.run(list(names), {input_name: x.detach().float().cpu().numpy()})
+        return tuple(torch.from_numpy(o) for o in outputs)
+
+    return _from_metadata(path, "onnxruntime", meta, run)
+
+
+def _pt2_predictor(path: Path) -> Predictor:
+    from stn.export import load_pt2
+
+    program, meta = load_pt2(path)
+    module = program.module()
+    outputs = list(meta.get("outputs", ["output"]))
+
+    @torch.no_grad()
+    def run(x: Tensor, names: tuple[str, ...]) -> tuple[Tensor, ...]:
+        out = module(x.detach().float().cpu())
+        return tuple(out[outputs.index(name)] for name in names)
+
+    return _from_metadata(path, "torch.export", meta, run)

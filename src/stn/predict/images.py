@@ -1,0 +1,66 @@
+"""Finding image files and reading them as the model reads its data (and as a viewer shows them)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from stn.data.formats import IMAGE_SUFFIXES
+
+__all__ = ["ImageError", "image_files", "read_image"]
+
+
+class ImageError(ValueError):
+    """An image file cannot be read or converted; the message names the file and the reason."""
+
+
+def image_files(inputs: Sequence[str | os.PathLike]) -> Iterator[Path]:
+    """The files named in ``inputs``, folders expanded (recursively, sorted, lazily) to the image
+    files under them. A file named directly is taken whatever its suffix. ``ValueError`` for a
+    path that does not exist (checked for all of them before the first is yielded)."""
+    paths = [Path(p) for p in inputs]
+    for path in paths:
+        if not path.exists():
+            raise ValueError(f"no such file or folder: {path}")
+    for path in paths:
+        yield from _walk(path) if path.is_dir() else (path,)
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            yield from _walk(Path(entry.path))
+        elif entry.is_file() and entry.name.lower().endswith(IMAGE_SUFFIXES):
+            yield Path(entry.path)
+
+
+def read_image(path: str | os.PathLike, input_shape: Sequence[int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """The image at ``path`` as the model reads it: uint8 ``(C, H, W)`` for ``input_shape =
+    (C, H, W)`` (``C`` 1: Pillow's ``L``; 3: ``RGB``; bilinear resize), and its original ``(width,
+    height)`` as a viewer shows it, the frame of ``boxes``. Decoded exactly as folder data sets
+    are, by :func:`stn.data.formats.decode_image`: EXIF orientation applied (a rotated phone photo
+    is upright, its width and height those shown), 16-bit grey scaled by 255/65535 and float grey
+    read as 0..1 (not clipped), transparency composited on white.
+    ``ImageError`` naming the file if it is not an image, is truncated or corrupt, or has a mode
+    that cannot be converted."""
+    from stn.data.formats import UnreadableImage, decode_image, strict_pillow
+
+    channels, height, width = (int(v) for v in input_shape)
+    try:
+        with strict_pillow():
+            array, size = decode_image(Path(path), channels, (height, width))
+    except UnreadableImage as err:
+        raise ImageError(str(err)) from None
+    array = array[None] if channels == 1 else array.transpose(2, 0, 1)
+    return np.ascontiguousarray(array), size
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
