@@ -41,7 +41,7 @@ def flip_tta(model: nn.Module, x: Tensor, output: Tensor | None = None) -> Tenso
         model: returns logits or log-probabilities (normalised here either way).
         output: ``model(x)`` when the caller has it already.
 
-    Example:
+    Examples:
         >>> import stn
         >>> model = stn.models.create("tutorial-mnist").eval()
         >>> log_probs = flip_tta(model, torch.zeros(2, 1, 28, 28))

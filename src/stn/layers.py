@@ -85,7 +85,11 @@ class SpatialTransformer(nn.Module):
         in_features: ``F``; inferred on the first call when omitted (create the optimizer after
             one forward pass, as with any lazy module).
         hidden: widths of hidden ``Linear + ReLU`` layers of ``fc_loc`` before the last layer.
-        mode, padding_mode, fill, align_corners, check_finite: as in :func:`stn.functional.warp`.
+        mode: sampling interpolation, as in :func:`stn.functional.warp`.
+        padding_mode: what is read outside the input, as in :func:`stn.functional.warp`.
+        fill: value read outside the input, as in :func:`stn.functional.warp`.
+        align_corners: as in :func:`stn.functional.warp`.
+        check_finite: as in :func:`stn.functional.warp`.
 
     Shapes: input ``(N, C, H, W)`` (images or feature maps, any ``C``), output
     ``(N, C, H_out, W_out)``. After each call, :attr:`last_params` holds the detached ``(N, P)``

@@ -130,7 +130,7 @@ def tap(model: nn.Module, *, stop: bool = False) -> Iterator[Tap]:
         model: any module holding spatial transformers.
         stop: :meth:`Tap.run` cuts a forward pass short once every transformer has run.
 
-    Example:
+    Examples:
         >>> import torch, stn
         >>> model = stn.models.create("tutorial-mnist")
         >>> with tap(model) as seen:
@@ -207,7 +207,7 @@ def fixed_batch(labels: Tensor, count: int) -> Tensor:
     """Indices of ``count`` images taking the classes in turn: class 0's first image, class 1's
     first, ..., then each class's second image, ...
 
-    Example:
+    Examples:
         >>> fixed_batch(torch.tensor([0, 0, 1, 1, 2]), 4).tolist()
         [0, 2, 4, 1]
     """
@@ -238,7 +238,7 @@ def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequen
     :class:`~stn.layers.RecurrentSpatialTransformer` is shown step by step, its steps in place of
     parallel transformers: ``params`` ``(N, steps, P)``, ``outputs`` ``(N, steps, C, h, w)``.
 
-    Example:
+    Examples:
         >>> import stn
         >>> model = stn.models.create("tutorial-mnist")
         >>> view = observe(model, torch.zeros(4, 1, 28, 28, dtype=torch.uint8), [0.13], [0.31])

@@ -70,7 +70,8 @@ def to_pixel_matrix(
 
     Args:
         matrix: ``(N, 3, 3)`` normalised output -> input matrices (``family.matrix(params)``).
-        input_size, output_size: ``(H, W)`` of the image read and of the image made.
+        input_size: ``(H, W)`` of the image read.
+        output_size: ``(H, W)`` of the image made.
         align_corners: the convention ``matrix`` was made for (see the top of this module).
 
     Returns:
@@ -102,7 +103,7 @@ def to_pixel_points(points: Tensor, size: Sequence[int], align_corners: bool = F
     """Normalised ``(x, y)`` points ``(..., 2)`` -> pixel **points** of an ``(H, W)`` image: pixel
     centres at integers (cv2 and kornia's convention; the image covers ``[-0.5, W - 0.5]``).
 
-    Example:
+    Examples:
         >>> to_pixel_points(torch.tensor([[-1.0, -1.0], [1.0, 1.0]]), (4, 8))
         tensor([[-0.5000, -0.5000],
                 [ 7.5000,  3.5000]])
@@ -121,7 +122,7 @@ def to_pixel_extents(points: Tensor, size: Sequence[int], align_corners: bool = 
     """Normalised ``(x, y)`` points ``(..., 2)`` -> pixel **extents** of an ``(H, W)`` image: pixel
     ``(i, j)`` covers ``[j, j + 1] x [i, i + 1]``, the image spans ``[0, W] x [0, H]`` (boxes).
 
-    Example:
+    Examples:
         >>> to_pixel_extents(torch.tensor([[-1.0, -1.0], [1.0, 1.0]]), (4, 8))
         tensor([[0., 0.],
                 [8., 4.]])
@@ -173,7 +174,7 @@ def output_region(
     bottom-left. With ``align_corners=False`` the output's corners ``±1`` are its outer edges, so
     the quadrilateral is the whole area the output shows (``stn predict --boxes`` reports it).
 
-    Example:
+    Examples:
         >>> from stn import transforms as T
         >>> zoom = torch.tensor([[0.5, 0.0, 0.0, 0.0, 0.5, 0.0]])  # the middle half of the image
         >>> output_region("affine", zoom, (40, 60))[0]

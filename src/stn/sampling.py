@@ -111,9 +111,11 @@ def sample_axis_aligned(
 
     Args:
         x: ``(N, C, H, W)`` floating images or feature maps.
-        scale: ``(N, 2)`` ``(s_x, s_y)``; offset: ``(N, 2)`` ``(t_x, t_y)``, both in normalised units.
+        scale: ``(N, 2)`` ``(s_x, s_y)``, in normalised units.
+        offset: ``(N, 2)`` ``(t_x, t_y)``, in normalised units.
         output_size: ``(H_out, W_out)``; defaults to ``(H, W)``.
-        padding_mode, align_corners: as in ``grid_sample``.
+        padding_mode: as in ``grid_sample``.
+        align_corners: as in ``grid_sample``.
 
     Returns:
         ``(N, C, H_out, W_out)`` in ``x``'s dtype (computed in it, also under autocast, as

@@ -189,7 +189,7 @@ def configure_process(cfg: TrainConfig, device: torch.device | str | None = None
     (``cfg.keep_freed_memory``). ``stn train``, ``stn demo`` and the benchmarks call it before
     :func:`train`, which itself sets nothing process-wide; a library caller decides.
 
-    Example:
+    Examples:
         >>> from stn.engine import from_recipe
         >>> configure_process(from_recipe("seed", threads=1), "cpu")
         >>> torch.get_num_threads()

@@ -121,8 +121,8 @@ class PaperNet(nn.Module):
         num_classes: outputs.
         kind: ``"fcn"`` or ``"cnn"``: the classifier (and by default the localisation network).
         stn: ``False`` gives the baseline (a fixed :class:`Resample` where the transformer would be).
-        transform, **st_options: the transformer's family and the other arguments of
-            :class:`~stn.layers.SpatialTransformer` (``fill``, ``padding_mode``, ...).
+        transform: the transformer's family (see :mod:`stn.transforms`).
+        **st_options: the other arguments of :class:`~stn.layers.SpatialTransformer` (``fill``, ``padding_mode``, ...).
         size: ``(H, W)`` the classifier sees; default :func:`classifier_size`.
         localization: ``"fcn"`` or ``"cnn"``: the localisation network, when it is not ``kind``'s.
         transform_options: options of the family (``stn.transforms.get(transform, **options)``).

@@ -52,7 +52,7 @@ def register(name: str, default_dataset: str, description: str) -> Callable:
 def list_models() -> list[str]:
     """Names of the registered models, sorted.
 
-    Example:
+    Examples:
         >>> "seed-cifar" in list_models()
         True
     """
@@ -79,7 +79,7 @@ def options(name: str) -> list[str]:
     spatial transformer, the transformer's sampling options. ``input_shape`` and ``num_classes``
     come from the data and are not listed.
 
-    Example:
+    Examples:
         >>> {"stn", "transform", "recurrent_steps", "padding_mode"} <= set(options("paper-cnn"))
         True
     """
@@ -108,7 +108,7 @@ def create(name: str, **options: object) -> nn.Module:
     """Build the model ``name``. Options go to its factory (``input_shape``, ``num_classes``,
     ``stn``, ``transform``, ...; see :func:`options`); a bad option is a ``ValueError``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> model = create("tutorial-mnist")
         >>> model(torch.zeros(2, 1, 28, 28)).shape

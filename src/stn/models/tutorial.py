@@ -32,8 +32,8 @@ class TutorialNet(nn.Module):
         loc_channels: channels of the localisation convs (kernels 7 and 5).
         loc_hidden: width of the hidden layer of ``fc_loc``.
         stn: ``False`` gives the same network without the transformer.
-        transform, **st_options: the transformer's family and the other arguments of
-            :class:`~stn.layers.SpatialTransformer` (``padding_mode``, ``fill``, ...).
+        transform: the transformer's family (see :mod:`stn.transforms`).
+        **st_options: the other arguments of :class:`~stn.layers.SpatialTransformer` (``padding_mode``, ``fill``, ...).
         transform_options: options of the family (``stn.transforms.get(transform, **options)``).
         recurrent_steps: above 0, an inverse-compositional
             :class:`~stn.layers.RecurrentSpatialTransformer` with that many steps (IC-STN).

@@ -20,7 +20,9 @@ def register(name: str) -> Callable[[type[Transform]], type[Transform]]:
     it from its options). The policy of every registry of stn: a name is registered once;
     registering it again is a ``ValueError``.
 
-    Example (not run: it would register the name for the whole process):
+    Examples:
+        Not run: it would register the name for the whole process.
+
         >>> from stn.transforms import Translation
         >>> @register("shift-only")  # doctest: +SKIP
         ... class Shift(Translation):
@@ -46,7 +48,7 @@ register(DisplacementField.name)(DisplacementField)
 def names() -> list[str]:
     """Names of the registered transform families.
 
-    Example:
+    Examples:
         >>> names()[:4]
         ['translation', 'attention', 'similarity', 'affine']
     """
@@ -58,7 +60,7 @@ def get(name: str | Transform, **options: object) -> Transform:
 
     A :class:`Transform` instance is returned unchanged.
 
-    Example:
+    Examples:
         >>> get("tps", grid_size=3).num_params
         18
     """
