@@ -58,6 +58,17 @@ def warp(
     The grid is built, and the image sampled, in at least float32: float16 and bfloat16 inputs are
     sampled in float32 and the result cast back (half-precision grids are off by up to 1/8 pixel
     at 64 pixels, and ``grid_sample`` in float16 gives NaNs at 224 pixels); autocast does the same.
+
+    Examples:
+        >>> import torch
+        >>> x = torch.arange(16.0).view(1, 1, 4, 4)
+        >>> warp(x, "affine", torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]])).equal(x)  # the identity
+        True
+        >>> shift = torch.tensor([[0.5, 0.0]])  # output x reads input x + 0.5: one pixel of 4 to the right
+        >>> warp(x, "translation", shift)[0, 0, 0]
+        tensor([1., 2., 3., 0.])
+        >>> warp(torch.rand(2, 3, 64, 96), "attention", torch.tensor([[0.5, 0.0, 0.0]] * 2), (32, 32)).shape
+        torch.Size([2, 3, 32, 32])
     """
     family = T.get(transform)
     params = _check_inputs(x, family, params, check_finite)
@@ -101,7 +112,15 @@ def _check_inputs(x: Tensor, family: T.Transform, params: Tensor, check_finite: 
 
 def check_sampling(mode: str, padding_mode: str, fill: Fill) -> None:
     """Raise ``ValueError`` unless ``mode``, ``padding_mode`` and ``fill`` are valid for :func:`warp`
-    (the channel count of ``fill`` is checked against the input there)."""
+    (the channel count of ``fill`` is checked against the input there).
+
+    Examples:
+        >>> check_sampling("bilinear", "zeros", [0.0, 0.0, 0.0])
+        >>> check_sampling("bilinear", "border", 0.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: fill only applies with padding_mode='zeros', not 'border'
+    """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     if padding_mode not in PADDING_MODES:
@@ -138,6 +157,20 @@ def normalized_fill(mean: Sequence[float], std: Sequence[float], value: float | 
 
     Pass it as ``fill`` so that pixels read outside a normalised image are black rather than the
     mean colour: ``warp(x, "affine", θ, fill=normalized_fill(mean, std))``.
+
+    Args:
+        mean: per-channel mean the images were normalised with (on ``[0, 1]``).
+        std: per-channel standard deviation they were normalised with.
+        value: the raw colour on ``[0, 1]``: a number, or one per channel.
+
+    Returns:
+        One normalised value per channel, ``(value - mean) / std``.
+
+    Examples:
+        >>> normalized_fill([0.5, 0.5], [0.25, 0.5])
+        [-2.0, -1.0]
+        >>> normalized_fill([0.5], [0.25], value=1.0)  # white
+        [2.0]
     """
     if len(mean) != len(std):
         raise ValueError(f"mean and std must have the same length, got {len(mean)} and {len(std)}")

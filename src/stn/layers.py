@@ -96,6 +96,20 @@ class SpatialTransformer(nn.Module):
     parameters that were predicted and :attr:`last_input_size` the input's ``(H, W)``; from them
     :attr:`last_grid` gives the sampling grid, :meth:`output_corners` and :meth:`region` where each input was read
     (none of them is kept while ``torch.export`` or ``torch.jit.trace`` trace the model).
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> loc, features = conv_localization((1, 28, 28))
+        >>> st = SpatialTransformer(loc, "affine", in_features=features, hidden=(32,))
+        >>> x = torch.rand(4, 1, 28, 28)
+        >>> torch.allclose(st(x), x, atol=1e-5)  # it starts as the identity
+        True
+        >>> st.last_params[0]
+        tensor([1., 0., 0., 0., 1., 0.])
+        >>> crop = SpatialTransformer(nn.Flatten(), "attention", (14, 14), in_features=28 * 28)
+        >>> crop(x).shape, crop.region().shape
+        (torch.Size([4, 1, 14, 14]), torch.Size([4, 4, 2]))
     """
 
     def __init__(
@@ -131,7 +145,16 @@ class SpatialTransformer(nn.Module):
         return self.transform.identity(1)[0]
 
     def predict(self, x: Tensor) -> Tensor:
-        """Parameters θ, ``(N, P)``, for an input ``(N, C, H, W)``."""
+        """Parameters θ, ``(N, P)``, for an input ``(N, C, H, W)``: the localisation net and
+        ``fc_loc``, without sampling.
+
+        Examples:
+            >>> import torch
+            >>> st = SpatialTransformer(torch.nn.Flatten(), "translation", in_features=12)
+            >>> st.predict(torch.rand(2, 3, 2, 2))
+            tensor([[0., 0.],
+                    [0., 0.]], grad_fn=<AddmmBackward0>)
+        """
         if not isinstance(x, Tensor) or x.dim() != 4:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(f"{type(self).__name__} expects input of shape (N, C, H, W), got {shape}")
@@ -148,8 +171,15 @@ class SpatialTransformer(nn.Module):
         return self.fc_loc(features)
 
     def sample(self, x: Tensor, params: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
-        """Warp ``x`` by given parameters with this layer's sampling settings (to ``output_size``,
-        default the layer's)."""
+        """Warp ``x`` ``(N, C, H, W)`` by given parameters ``(N, P)`` with this layer's sampling
+        settings, to ``output_size`` (default the layer's); ``(N, C, H_out, W_out)``.
+
+        Examples:
+            >>> import torch
+            >>> st = SpatialTransformer(torch.nn.Flatten(), "attention", (8, 8), in_features=3 * 16 * 16)
+            >>> st.sample(torch.rand(2, 3, 16, 16), torch.tensor([[0.5, 0.0, 0.0]] * 2)).shape
+            torch.Size([2, 3, 8, 8])
+        """
         return warp(
             x,
             self.transform,
@@ -180,7 +210,15 @@ class SpatialTransformer(nn.Module):
     @property
     def last_grid(self) -> Tensor | None:
         """The float32 (or float64) sampling grid of the last call, ``(N, H_out, W_out, 2)``
-        (``(N, k, H_out, W_out, 2)`` for parallel transformers), rebuilt from :attr:`last_params`."""
+        (``(N, k, H_out, W_out, 2)`` for parallel transformers), rebuilt from :attr:`last_params`.
+
+        Examples:
+            >>> import torch
+            >>> st = SpatialTransformer(torch.nn.Flatten(), "affine", (4, 6), in_features=3 * 8 * 8)
+            >>> _ = st(torch.rand(2, 3, 8, 8))
+            >>> st.last_grid.shape
+            torch.Size([2, 4, 6, 2])
+        """
         if self.last_params is None or self.last_input_size is None:
             return None
         params = self.last_params
@@ -194,6 +232,16 @@ class SpatialTransformer(nn.Module):
         the output's top-left, top-right, bottom-right and bottom-left pixels (see
         :func:`stn.pixels.output_corners`). ``input_size`` ``(H, W)`` gives them in the pixels of an
         image of that size (the original of a resized input, say); default: the last input's size.
+
+        Examples:
+            >>> import torch
+            >>> st = SpatialTransformer(torch.nn.Flatten(), "affine", in_features=3 * 8 * 8)
+            >>> _ = st(torch.rand(1, 3, 8, 8))  # the identity: the corner pixels read the corner pixels
+            >>> st.output_corners()
+            tensor([[[0., 0.],
+                     [7., 0.],
+                     [7., 7.],
+                     [0., 7.]]])
         """
         size, params = self._last_call(input_size)
         corners = pixels.output_corners(self.transform, params, size, self._last_output_size(), self.align_corners)
@@ -203,6 +251,16 @@ class SpatialTransformer(nn.Module):
         """Where the last call's outputs read: ``(N, 4, 2)`` corners of the whole region in pixel
         **extents** (the image spans ``[0, W] x [0, H]``; ``(N, k, 4, 2)`` for parallel
         transformers), as ``stn predict --boxes`` reports it (see :func:`stn.pixels.output_region`).
+
+        Examples:
+            >>> import torch
+            >>> st = SpatialTransformer(torch.nn.Flatten(), "affine", in_features=3 * 8 * 8)
+            >>> _ = st(torch.rand(1, 3, 8, 8))  # the identity reads the whole image
+            >>> st.region(input_size=(100, 200))
+            tensor([[[  0.,   0.],
+                     [200.,   0.],
+                     [200., 100.],
+                     [  0., 100.]]])
         """
         size, params = self._last_call(input_size)
         corners = pixels.output_region(self.transform, params, size, self.align_corners)
@@ -244,6 +302,13 @@ class ParallelSpatialTransformers(SpatialTransformer):
     in channels ``i*C:(i+1)*C``. :attr:`last_params` is ``(N, k, P)``.
 
     Args: ``k``, then those of :class:`SpatialTransformer`.
+
+    Examples:
+        >>> import torch
+        >>> two = ParallelSpatialTransformers(2, torch.nn.Flatten(), "attention", (14, 14), in_features=28 * 28)
+        >>> out = two(torch.rand(3, 1, 28, 28))
+        >>> out.shape, two.last_params.shape
+        (torch.Size([3, 2, 14, 14]), torch.Size([3, 2, 3]))
     """
 
     def __init__(
@@ -296,6 +361,13 @@ class RecurrentSpatialTransformer(SpatialTransformer):
     After each call, :attr:`last_params` holds the final ``(N, P)`` parameters and
     :attr:`last_step_params` the list of each step's composed parameters (the last is
     :attr:`last_params`), detached.
+
+    Examples:
+        >>> import torch
+        >>> ic = RecurrentSpatialTransformer(torch.nn.Flatten(), "affine", steps=3, in_features=28 * 28)
+        >>> x = torch.rand(2, 1, 28, 28)
+        >>> torch.allclose(ic(x), x, atol=1e-5), len(ic.last_step_params)  # starts as the identity
+        (True, 3)
     """
 
     def __init__(
@@ -367,6 +439,12 @@ def conv_localization(
 
     Returns:
         The net and its flattened output size ``F``, to pass as ``in_features``.
+
+    Examples:
+        >>> import torch
+        >>> loc, features = conv_localization((3, 32, 32))
+        >>> features, loc(torch.zeros(1, 3, 32, 32)).flatten(1).shape[1]
+        (160, 160)
     """
     if len(input_shape) != 3 or any(int(v) <= 0 for v in input_shape):
         raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)}")
