@@ -23,6 +23,14 @@ def check_size(size: Sequence[int] | int, what: str = "size") -> Size2:
     Anything that is an integer in Python's sense is accepted: ``int``, numpy integers, integer
     tensors of one element (``x.shape`` while ``torch.jit.trace`` runs) and symbolic sizes under
     ``torch.compile``; a pair may be any sequence or array of two of them.
+
+    Examples:
+        >>> check_size(28), check_size((32, 48))
+        ((28, 28), (32, 48))
+        >>> check_size((0, 4), "output size")
+        Traceback (most recent call last):
+        ...
+        ValueError: output size must be two positive integers (H, W), got (0, 4)
     """
     single = _as_size_int(size)
     if single is not None:
@@ -63,6 +71,14 @@ def base_grid(
 
     Returns:
         ``(H, W, 2)``; the identity grid for ``grid_sample`` under the library's convention.
+
+    Examples:
+        >>> base_grid((2, 2))  # pixel centres, align_corners=False
+        tensor([[[-0.5000, -0.5000],
+                 [ 0.5000, -0.5000]],
+        <BLANKLINE>
+                [[-0.5000,  0.5000],
+                 [ 0.5000,  0.5000]]])
     """
     h, w = check_size(size)
     ys, xs = torch.meshgrid(
@@ -82,6 +98,17 @@ class Transform:
 
     Subclasses implement :meth:`_points`; the public methods validate their inputs and raise
     ``ValueError`` with a message naming the problem.
+
+    Examples:
+        >>> import torch
+        >>> from stn.transforms import get
+        >>> tps = get("tps", grid_size=3)
+        >>> params = tps.identity(2)
+        >>> params.shape, tps.grid(params, (5, 7)).shape
+        (torch.Size([2, 18]), torch.Size([2, 5, 7, 2]))
+        >>> points = torch.tensor([[[0.5, -0.25]], [[0.0, 0.0]]])
+        >>> torch.equal(tps.transform_points(params, points), points)
+        True
     """
 
     name: str = ""
@@ -90,7 +117,14 @@ class Transform:
     def identity(
         self, batch: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> Tensor:
-        """Parameters of the identity map, ``(batch, num_params)``."""
+        """Parameters of the identity map, ``(batch, num_params)``.
+
+        Examples:
+            >>> from stn.transforms import get
+            >>> get("affine").identity(2)
+            tensor([[1., 0., 0., 0., 1., 0.],
+                    [1., 0., 0., 0., 1., 0.]])
+        """
         if not isinstance(batch, int) or batch < 0:
             raise ValueError(f"batch must be a non-negative int, got {batch!r}")
         row = torch.tensor(self._identity_row(), device=device, dtype=dtype or torch.get_default_dtype())
@@ -98,14 +132,31 @@ class Transform:
 
     def grid(self, params: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
         """Sampling grid for ``grid_sample``: ``(N, H, W, 2)`` input locations read by each
-        output pixel of an output of ``size = (H, W)``."""
+        output pixel of an output of ``size = (H, W)``, for parameters ``(N, num_params)``.
+
+        Examples:
+            >>> import torch
+            >>> from stn.transforms import get
+            >>> get("translation").grid(torch.tensor([[0.5, 0.0]]), (1, 2))  # reads half a width to the right
+            tensor([[[[0., 0.],
+                      [1., 0.]]]])
+        """
         params = self.check_params(params)
         h, w = check_size(size, "output size")
         points = base_grid((h, w), align_corners, params.device, params.dtype).view(1, h * w, 2)
         return self._points(params, points.expand(params.shape[0], -1, -1)).view(-1, h, w, 2)
 
     def transform_points(self, params: Tensor, points: Tensor) -> Tensor:
-        """Map normalised output locations ``(N, P, 2)`` to the input locations they read."""
+        """Map normalised output locations ``(N, P, 2)`` to the input locations they read, for
+        parameters ``(N, num_params)``; ``(N, P, 2)``.
+
+        Examples:
+            >>> import torch
+            >>> from stn.transforms import get
+            >>> zoom = torch.tensor([[0.5, 0.1, -0.2]])  # attention: s, tx, ty
+            >>> get("attention").transform_points(zoom, torch.tensor([[[1.0, 1.0]]]))
+            tensor([[[0.6000, 0.3000]]])
+        """
         params = self.check_params(params)
         return self._points(params, self._check_points(params, points).to(params.dtype))
 
@@ -121,6 +172,16 @@ class Transform:
         ``max_iter`` steps (where the map folds over itself) come back as NaN. Gradients reach
         ``params`` and ``points`` through the implicit-function theorem (one last Newton step).
         Returns ``(N, P, 2)`` in the parameters' dtype, as :meth:`transform_points`.
+
+        Examples:
+            >>> import torch
+            >>> from stn.transforms import get
+            >>> tps = get("tps")
+            >>> params = 0.1 * torch.randn(1, tps.num_params, generator=torch.Generator().manual_seed(0))
+            >>> points = torch.tensor([[[0.3, -0.2], [0.0, 0.5]]])
+            >>> back = tps.transform_points(params, tps.inverse_transform_points(params, points))
+            >>> torch.allclose(back, points, atol=1e-5)
+            True
         """
         params = self.check_params(params)
         points = self._check_points(params, points)
@@ -169,7 +230,16 @@ class Transform:
         return points
 
     def check_params(self, params: Tensor) -> Tensor:
-        """Return ``params`` if it is a floating ``(N, num_params)`` tensor, else raise."""
+        """Return ``params`` if it is a floating ``(N, num_params)`` tensor, else raise ``ValueError``.
+
+        Examples:
+            >>> import torch
+            >>> from stn.transforms import get
+            >>> get("affine").check_params(torch.zeros(2, 4))
+            Traceback (most recent call last):
+            ...
+            ValueError: affine transform expects parameters of shape (N, 6), got (2, 4)
+        """
         if not isinstance(params, Tensor):
             raise ValueError(f"{self.name} parameters must be a tensor, got {type(params).__name__}")
         if params.dim() != 2 or params.shape[1] != self.num_params:
@@ -188,7 +258,16 @@ class Transform:
 
     @property
     def options(self) -> dict[str, object]:
-        """Constructor options: ``get(t.name, **t.options)`` rebuilds an equal transform."""
+        """Constructor options: ``get(t.name, **t.options)`` rebuilds an equal transform.
+
+        Examples:
+            >>> from stn.transforms import get
+            >>> tps = get("tps", grid_size=3)
+            >>> tps.options
+            {'grid_size': (3, 3), 'max_offset': None}
+            >>> get(tps.name, **tps.options) == tps
+            True
+        """
         return {}
 
     def __repr__(self) -> str:
@@ -228,12 +307,31 @@ def _positive_bound(value: object, what: str) -> float | None:
 
 
 class MatrixTransform(Transform):
-    """A family whose maps are 3x3 matrices on homogeneous coordinates."""
+    """A family whose maps are 3x3 matrices on homogeneous coordinates ``(x, y, 1)``: output point
+    ``p`` reads input ``M p`` (divided by its last coordinate when ``projective``).
+
+    Examples:
+        >>> import torch
+        >>> from stn.transforms import get
+        >>> affine = get("affine")
+        >>> isinstance(affine, MatrixTransform), affine.matrix(affine.identity(1)).shape
+        (True, torch.Size([1, 3, 3]))
+    """
 
     projective = False
 
     def matrix(self, params: Tensor) -> Tensor:
-        """The ``(N, 3, 3)`` matrix ``M`` with ``(x_in, y_in, 1) ~ M (x_out, y_out, 1)``."""
+        """The ``(N, 3, 3)`` matrix ``M`` with ``(x_in, y_in, 1) ~ M (x_out, y_out, 1)``, for
+        parameters ``(N, num_params)``.
+
+        Examples:
+            >>> import torch
+            >>> from stn.transforms import get
+            >>> get("translation").matrix(torch.tensor([[0.25, -0.5]]))
+            tensor([[[ 1.0000,  0.0000,  0.2500],
+                     [ 0.0000,  1.0000, -0.5000],
+                     [ 0.0000,  0.0000,  1.0000]]])
+        """
         return self._matrix(self.check_params(params))
 
     def _matrix(self, params: Tensor) -> Tensor:
@@ -292,6 +390,21 @@ def apply_matrix(matrix: Tensor, points: Tensor, projective: bool = True, eps: f
     With ``projective`` the result is divided by the homogeneous coordinate, which is held at
     ``±eps`` where it is closer to zero, so that points sent to infinity stay finite. Without
     it the last row is taken to be ``(0, 0, 1)``.
+
+        Examples:
+            >>> import torch
+            >>> from stn.transforms import get
+            >>> get("attention").region(torch.tensor([[0.5, 0.0, 0.0]]))  # the middle half
+            tensor([[[-0.5000, -0.5000],
+                     [ 0.5000, -0.5000],
+                     [ 0.5000,  0.5000],
+                     [-0.5000,  0.5000]]])
+
+    Examples:
+        >>> import torch
+        >>> m = torch.tensor([[[2.0, 0.0, 1.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]]])
+        >>> apply_matrix(m, torch.tensor([[[1.0, 1.0]]]))  # (3, 2, 2) / 2
+        tensor([[[1.5000, 1.0000]]])
     """
     # Elementwise, not a matmul: autocast and TF32 leave it in the matrix's own precision, and it
     # traces with a dynamic batch (F.affine_grid does not). MatrixTransform.grid does the same.
@@ -312,7 +425,15 @@ def _away_from_zero(w: Tensor, eps: float = 1e-8) -> Tensor:
 
 def autocast_off(t: Tensor) -> AbstractContextManager:
     """Autocast switched off on ``t``'s device where it is on: a matmul in a grid stays in the
-    parameters' precision (bfloat16 offsets would move a 64-pixel grid by 1/8 pixel)."""
+    parameters' precision (bfloat16 offsets would move a 64-pixel grid by 1/8 pixel).
+
+    Examples:
+        >>> import torch
+        >>> a = torch.rand(2, 2)
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16), autocast_off(a):
+        ...     (a @ a).dtype
+        torch.float32
+    """
     kind = t.device.type
     if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
         return torch.autocast(kind, enabled=False)
@@ -331,6 +452,15 @@ def invert(matrix: Tensor) -> Tensor:
     """Inverse of ``(N, 3, 3)`` transformation matrices: the map from input back to output.
 
     Raises ``ValueError`` naming the first singular matrix (checked outside ``torch.compile``).
+
+    Examples:
+        >>> import torch
+        >>> from stn.transforms import get
+        >>> m = get("attention").matrix(torch.tensor([[0.5, 0.2, 0.0]]))
+        >>> invert(m)
+        tensor([[[ 2.0000,  0.0000, -0.4000],
+                 [ 0.0000,  2.0000,  0.0000],
+                 [ 0.0000,  0.0000,  1.0000]]])
     """
     _check_matrix(matrix)
     inverse, info = torch.linalg.inv_ex(matrix.to(torch.promote_types(matrix.dtype, torch.float32)))
@@ -348,6 +478,13 @@ def compose(first: Tensor, second: Tensor) -> Tensor:
     Matrices map output to input, so warping an image by ``A`` and then the result by ``B``
     reads the original at ``A(B(p))``: the single warp with matrix ``compose(B, A)``. Both
     batches must be equal, or one of them 1 (that matrix applies to every element).
+
+    Examples:
+        >>> import torch
+        >>> from stn.transforms import get
+        >>> shift = get("translation").matrix(torch.tensor([[0.5, 0.0]]))
+        >>> compose(shift, shift)[0, 0, 2]  # two shifts of 0.5: one of 1
+        tensor(1.)
     """
     _check_matrix(first)
     _check_matrix(second)
@@ -366,5 +503,11 @@ def _check_matrix(matrix: Tensor) -> None:
 
 def can_check_values(t: Tensor) -> bool:
     """Whether a check of ``t``'s values may run: not on ``meta`` tensors, nor while
-    ``torch.compile``, ``torch.export`` or ``torch.jit.trace`` trace the code."""
+    ``torch.compile``, ``torch.export`` or ``torch.jit.trace`` trace the code.
+
+    Examples:
+        >>> import torch
+        >>> can_check_values(torch.zeros(2)), can_check_values(torch.zeros(2, device="meta"))
+        (True, False)
+    """
     return t.device.type != "meta" and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
