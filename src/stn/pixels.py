@@ -80,6 +80,14 @@ def to_pixel_matrix(
         ``cv2.warpPerspective(img, P, (W_out, H_out))``, ``cv2.warpAffine(img, P[:2], ...)`` or
         ``kornia.geometry.transform.warp_perspective(x, P, (H_out, W_out))`` gives
         ``stn.warp(x, family, params, (H_out, W_out), align_corners=align_corners)``.
+
+    Examples:
+        >>> from stn.transforms import get
+        >>> zoom = get("attention").matrix(torch.tensor([[0.5, 0.0, 0.0]]))  # the middle half, at full size
+        >>> to_pixel_matrix(zoom, (40, 60), (40, 60))  # source -> destination: scale 2 about the centre
+        tensor([[[  2.0000,   0.0000, -29.5000],
+                 [  0.0000,   2.0000, -19.5000],
+                 [  0.0000,   0.0000,   1.0000]]])
     """
     _check_matrix(matrix)
     to_out = _pixel_from_normalized(output_size, align_corners, matrix, "output_size")
@@ -92,7 +100,22 @@ def from_pixel_matrix(
 ) -> Tensor:
     """The inverse of :func:`to_pixel_matrix`: normalised output -> input ``(N, 3, 3)`` matrices
     (``[2, 2]`` scaled to 1) from source -> destination pixel matrices (cv2, kornia). Feed them to
-    :meth:`Projective.from_matrix` or, for affine ones, :meth:`Affine.from_matrix`."""
+    :meth:`Projective.from_matrix` or, for affine ones, :meth:`Affine.from_matrix`.
+
+    Args:
+        pixel_matrix: ``(N, 3, 3)`` source (input) -> destination (output) pixel matrices, pixel
+            centres at integers.
+        input_size: ``(H, W)`` of the image read.
+        output_size: ``(H, W)`` of the image made.
+        align_corners: the convention of the normalised matrices returned.
+
+    Examples:
+        >>> from stn.transforms import get
+        >>> zoom = get("attention").matrix(torch.tensor([[0.5, 0.1, 0.0]]))
+        >>> back = from_pixel_matrix(to_pixel_matrix(zoom, (40, 60), (20, 20)), (40, 60), (20, 20))
+        >>> torch.allclose(back, zoom, atol=1e-6)
+        True
+    """
     _check_matrix(pixel_matrix)
     to_out = _pixel_from_normalized(output_size, align_corners, pixel_matrix, "output_size")
     from_in = _pixel_from_normalized(input_size, align_corners, pixel_matrix, "input_size", inverse=True)
@@ -113,7 +136,14 @@ def to_pixel_points(points: Tensor, size: Sequence[int], align_corners: bool = F
 
 
 def from_pixel_points(points: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
-    """The inverse of :func:`to_pixel_points`: pixel points ``(x, y)`` ``(..., 2)`` -> normalised."""
+    """The inverse of :func:`to_pixel_points`: pixel points ``(x, y)`` ``(..., 2)`` of an ``(H, W)``
+    image -> normalised.
+
+    Examples:
+        >>> from_pixel_points(torch.tensor([[0.0, 0.0], [7.0, 3.0]]), (4, 8))  # the corner pixels' centres
+        tensor([[-0.8750, -0.7500],
+                [ 0.8750,  0.7500]])
+    """
     sx, sy, cx, cy = _pixel_scale(size, align_corners, "size")
     return (points - points.new_tensor([cx, cy])) / points.new_tensor([sx, sy])
 
@@ -131,7 +161,14 @@ def to_pixel_extents(points: Tensor, size: Sequence[int], align_corners: bool = 
 
 
 def from_pixel_extents(points: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
-    """The inverse of :func:`to_pixel_extents`: pixel extents ``(x, y)`` ``(..., 2)`` -> normalised."""
+    """The inverse of :func:`to_pixel_extents`: pixel extents ``(x, y)`` ``(..., 2)`` of an
+    ``(H, W)`` image -> normalised.
+
+    Examples:
+        >>> from_pixel_extents(torch.tensor([[0.0, 0.0], [8.0, 4.0]]), (4, 8))  # the image's corners
+        tensor([[-1., -1.],
+                [ 1.,  1.]])
+    """
     return from_pixel_points(points - 0.5, size, align_corners)
 
 
@@ -156,6 +193,14 @@ def output_corners(
         input_size: ``(H, W)`` of the image whose pixels the corners are given in: the input, or
             its full-resolution original (normalised coordinates do not depend on resolution).
         output_size: ``(H_out, W_out)`` of the warp's output.
+
+    Examples:
+        >>> identity = torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]])
+        >>> output_corners("affine", identity, (4, 8), (4, 8))
+        tensor([[[0., 0.],
+                 [7., 0.],
+                 [7., 3.],
+                 [0., 3.]]])
     """
     family = get(transform)
     params = family.check_params(params)
