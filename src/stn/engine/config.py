@@ -37,6 +37,13 @@ class TrainConfig:
     ``stn_fill`` chooses what the transformer reads outside the image: ``zeros`` (zero in
     normalised space, i.e. the mean colour: the seed's choice), ``black`` (the normalised value
     of black) or ``border`` (the nearest edge pixel).
+
+    Examples:
+        >>> cfg = TrainConfig(epochs=2, lr=0.05)
+        >>> cfg.validate().to_dict()["epochs"], cfg.recipe
+        (2, 'seed')
+        >>> TrainConfig.from_dict(cfg.to_dict()).changes(TrainConfig())
+        ['epochs', 'lr']
     """
 
     model: str = option("seed-cifar", "registered model (stn models)", "what to train")
@@ -252,7 +259,17 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 def from_recipe(recipe: str = "seed", **overrides: Any) -> TrainConfig:
     """A validated config: the recipe's values, then ``overrides`` (``None`` values ignored;
-    ``dataset_options`` and ``model_options`` update the recipe's rather than replace them)."""
+    ``dataset_options`` and ``model_options`` update the recipe's rather than replace them).
+
+    Examples:
+        >>> cfg = from_recipe("fast", epochs=3)
+        >>> cfg.recipe, cfg.epochs, cfg.batch_size, cfg.stn_fill
+        ('fast', 3, 128, 'black')
+        >>> from_recipe("slow")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown recipe 'slow'; choose one of: seed, fast, demo, ...
+    """
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of: {', '.join(RECIPES)}")
     values = copy.deepcopy(RECIPES[recipe])

@@ -66,7 +66,19 @@ def per_class_accuracy(classes: Sequence[str], correct: Sequence[int], total: Se
 
 
 class Run:
-    """A run directory. Make one with :meth:`create`, open one with :meth:`open`."""
+    """A run directory. Make one with :meth:`create`, open one with :meth:`open`.
+
+    Examples:
+        >>> import tempfile
+        >>> from stn.engine import TrainConfig
+        >>> folder = Path(tempfile.mkdtemp()) / "run"
+        >>> run = Run.create(folder, TrainConfig(epochs=3))
+        >>> sorted(p.name for p in folder.iterdir())
+        ['config.json']
+        >>> again = Run.open(folder)
+        >>> again.config.epochs, again.metrics(), again.is_finished, again.can_resume
+        (3, [], False, False)
+    """
 
     def __init__(self, path: Path, config: TrainConfig, format: int = FORMAT) -> None:
         self.dir = path
