@@ -72,7 +72,14 @@ def _require(name: str) -> ModuleType:
 
 def newest_opset() -> int:
     """The newest opset the installed ``onnx`` defines, which the exporter converts to (ONNX
-    Runtime's support is checked by the tests, which run every family at this opset)."""
+    Runtime's support is checked by the tests, which run every family at this opset).
+
+    Examples:
+        >>> import pytest
+        >>> _ = pytest.importorskip("onnx")
+        >>> newest_opset() >= MIN_OPSET
+        True
+    """
     return int(_require("onnx").defs.onnx_opset_version())
 
 
@@ -124,6 +131,19 @@ def export_onnx(
             beside what the module notes list.
         opset: ONNX opset version (16 or later: ``GridSample``; at most :func:`newest_opset`).
         tta: flip test-time augmentation inside the graph.
+
+    Examples:
+        >>> import pytest, tempfile
+        >>> onnx = pytest.importorskip("onnx")  # the export extra
+        >>> from torch import nn
+        >>> import stn
+        >>> st = stn.SpatialTransformer(nn.Flatten(), "affine", in_features=64)
+        >>> model = nn.Sequential(st, nn.Flatten(), nn.Linear(64, 3), nn.LogSoftmax(1))
+        >>> path = export_onnx(model, (1, 8, 8), Path(tempfile.mkdtemp()) / "tiny.onnx", opset=16)
+        >>> "GridSample" in {node.op_type for node in onnx.load(str(path)).graph.node}
+        True
+        >>> onnx_difference(path, model, torch.rand(4, 1, 8, 8)) < 1e-5
+        True
     """
     _require("onnxscript")
     onnx = _require("onnx")
@@ -180,7 +200,19 @@ def export_pt2(
 ) -> Path:
     """Write ``model`` as a ``torch.export`` program (``torch.export.save``) at ``path``,
     atomically, batch size free; ``metadata`` as for :func:`export_onnx`. Read it back with
-    :func:`load_pt2`."""
+    :func:`load_pt2`.
+
+    Examples:
+        >>> import tempfile
+        >>> import stn
+        >>> model = stn.models.create("tutorial-mnist").eval()
+        >>> path = export_pt2(model, (1, 28, 28), Path(tempfile.mkdtemp()) / "mnist.pt2")
+        >>> program, meta = load_pt2(path)
+        >>> [tuple(out.shape) for out in program.module()(torch.zeros(5, 1, 28, 28))]
+        [(5, 10), (5, 1, 6), (5, 1, 28, 28)]
+        >>> pt2_difference(path, model, torch.rand(3, 1, 28, 28))
+        0.0
+    """
     _check_shape(input_shape)
     with _graph(model, input_shape, tta) as graph:
         batch = torch.export.Dim("batch", min=1)
@@ -301,7 +333,22 @@ def export(
     tta: bool = False,
 ) -> Path:
     """:func:`export_onnx` or :func:`export_pt2`, by ``format`` (default: the suffix of
-    ``path``, ``.pt2`` or else ONNX)."""
+    ``path``, ``.pt2`` or else ONNX).
+
+    Examples:
+        >>> import tempfile
+        >>> from torch import nn
+        >>> import stn
+        >>> st = stn.SpatialTransformer(nn.Flatten(), "attention", in_features=64)
+        >>> model = nn.Sequential(st, nn.Flatten(), nn.Linear(64, 3), nn.LogSoftmax(1))
+        >>> path = Path(tempfile.mkdtemp()) / "tiny.pt2"
+        >>> path = export(model, (1, 8, 8), path, metadata={"classes": ["a", "b", "c"]})
+        >>> check(path, model, torch.rand(4, 1, 8, 8))["max_abs_difference"] < 1e-5
+        True
+        >>> meta = read_metadata(path)
+        >>> meta["outputs"], meta["transformer"]["transform"], meta["classes"]
+        (['output', 'params', 'transformed'], 'attention', ['a', 'b', 'c'])
+    """
     suffix = Path(path).suffix
     format = format or ("pt2" if suffix == ".pt2" else "onnx")
     if format not in FORMATS:
