@@ -10,10 +10,10 @@ Conventions are those of :mod:`stn.transforms`: parameters map an **output** loc
 **input** location it reads, coordinates are normalised to ``[-1, 1]``, ``(x, y)`` order. So a
 scale above 1 reads more than the image (zooms out) and a scale below 1 zooms in.
 
-Statistics (``P`` is the transformer's prefix: ``stn``, or ``stn1``, ``stn2``, ... when a model
-holds several transformers or a :class:`~stn.layers.ParallelSpatialTransformers`)
-----------------------------------------------------------------------------------------------
-Every family:
+Statistics
+----------
+``P`` is the transformer's prefix: ``stn``, or ``stn1``, ``stn2``, ... when a model holds several
+transformers or a :class:`~stn.layers.ParallelSpatialTransformers`. Every family:
 
 * ``P_outside_share``: the share of all sampling-grid points that read outside the input
   (``|x| > 1`` or ``|y| > 1`` with ``align_corners=False``; beyond the corner pixels' outer edges
@@ -36,6 +36,7 @@ Matrix families (for ``projective``, of the linear map that approximates it at t
 * ``P_translation``: the length of ``t``, the input location read by the output's centre;
 
   each as ``_mean`` and ``_std`` (population standard deviation over the samples);
+
 * ``P_reflection_share``: samples with ``det A <= 0`` (mirror images);
 * ``P_collapse_share``: samples with ``|det A| <`` :data:`COLLAPSE_DET`: the whole output reads
   less than 5 % of the input's area (a few pixels blown up).
