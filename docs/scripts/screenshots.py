@@ -32,7 +32,7 @@ WIDTH = 1280
 SHOTS = [
     ("home.png", "", None, 900),
     ("families.png", "families/", "the-papers-families", 1300),
-    ("api-spatial-transformer.png", "api/layers/", "stn.layers.SpatialTransformer", 1300),
+    ("api-spatial-transformer.png", "api/layers/", "stn.layers.SpatialTransformer", 1900),
 ]
 
 FLAGS = [
