@@ -125,7 +125,12 @@ _MATRIX_KEYS = ("scale", "anisotropy", "rotation", "shear", "translation")
 def family_keys(transform: str | T.Transform) -> tuple[str, ...]:
     """The keys of :func:`per_sample` that belong to ``transform``'s family, in the order they are
     shown; every family also has ``outside`` and ``displacement`` (and, when bounded, ``pinned``).
-    Empty for a family without statistics of its own."""
+    Empty for a family without statistics of its own.
+
+    Examples:
+        >>> family_keys("tps"), family_keys("polar")
+        (('offset_max', 'offset_mean', 'bending'), ('origin',))
+    """
     transform = T.get(transform)
     if isinstance(transform, T.MatrixTransform):
         return ("det", *_MATRIX_KEYS)
@@ -198,6 +203,12 @@ def per_sample(
     ``bending``; ``field``: ``field_max`` (longest displacement), ``folding`` (share of folded
     grid cells); ``polar``: ``origin`` (distance of the origin from the centre). :func:`family_keys`
     names a family's keys.
+
+    Examples:
+        >>> zoom_out = torch.tensor([[1.5, 0.0, 0.0, 0.0, 1.5, 0.0]])
+        >>> stats = per_sample("affine", zoom_out, (28, 28), (28, 28))
+        >>> stats["scale"], stats["outside"] > 0.5
+        (tensor([1.5000], dtype=torch.float64), tensor([True]))
     """
     transform = T.get(transform)
     params = transform.check_params(params).detach().to("cpu", torch.float64)
@@ -260,6 +271,12 @@ def transformer_stats(
         input_size: ``(H, W)`` of its input (where "outside" begins with ``align_corners=True``).
         align_corners: the transformer's setting.
         prefix: column prefix, e.g. ``stn`` or ``stn2``.
+
+    Examples:
+        >>> params = torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0, 1.0, 0.0]])  # one mirrored
+        >>> stats = transformer_stats("affine", params, (28, 28), (28, 28), prefix="stn2")
+        >>> stats["stn2_scale_mean"], stats["stn2_reflection_share"]
+        (1.0, 0.5)
     """
     transform = T.get(transform)
     params = transform.check_params(params)
@@ -354,7 +371,12 @@ def measure(model: nn.Module, images: Tensor, batch_size: int = 500) -> dict[str
 
 
 def prefixes(stats: Mapping[str, object]) -> list[str]:
-    """The transformer prefixes (``stn``, ``stn1``, ...) present in a row of statistics."""
+    """The transformer prefixes (``stn``, ``stn1``, ...) present in a row of statistics.
+
+    Examples:
+        >>> prefixes({"stn1_outside_share": 0.1, "stn2_outside_share": 0.0, "epoch": 3})
+        ['stn1', 'stn2']
+    """
     suffix = "_outside_share"
     return [key[: -len(suffix)] for key in stats if key.endswith(suffix)]
 
@@ -451,6 +473,14 @@ class Monitor:
     Args:
         fill: the run's ``stn_fill``; with ``black`` the hints do not suggest it again.
         lr_scale: the run's ``stn_lr_scale``, to suggest a value below it.
+
+    Examples:
+        >>> monitor = Monitor(fill="black")
+        >>> row = {"stn_outside_share": 0.01, "stn_outside_samples": 0.0, "stn_reflection_share": 0.3}
+        >>> monitor.update({"epoch": 1, **row})
+        ['epoch 1: stn mirrors the image: 30% of the samples have det <= 0; try a lower --stn-lr-scale ...']
+        >>> monitor.update({"epoch": 2, **row})  # once per condition
+        []
     """
 
     def __init__(self, fill: str | None = None, lr_scale: float | None = None) -> None:
@@ -478,7 +508,13 @@ def warnings_for(
     rows: Iterable[Mapping[str, float]], fill: str | None = None, lr_scale: float | None = None
 ) -> list[str]:
     """All warnings a :class:`Monitor` raises over a run's per-epoch rows, in order (``fill``
-    and ``lr_scale`` as for :class:`Monitor`, e.g. from the run's config)."""
+    and ``lr_scale`` as for :class:`Monitor`, e.g. from the run's config).
+
+    Examples:
+        >>> rows = [{"epoch": e, "stn_outside_share": 0.0, "stn_displacement_mean": 0.0} for e in (1, 2, 3)]
+        >>> warnings_for(rows)
+        ['epoch 3: stn has not moved from the identity after 3 epochs (mean grid displacement 0.0000 < 0.01): ...']
+    """
     monitor = Monitor(fill, lr_scale)
     for row in rows:
         monitor.update(row)
@@ -508,7 +544,14 @@ _COLUMNS = (  # (heading, statistic, with its _std, format)
 def format_table(rows: Sequence[Mapping[str, float]]) -> str:
     """The statistics of a run as text: one block per transformer, one line per epoch (the
     row's ``epoch`` key, else its position from 1); ``mean±std`` where a spread is kept, ``-``
-    where a row lacks a value. Columns that no row holds are left out."""
+    where a row lacks a value. Columns that no row holds are left out.
+
+    Examples:
+        >>> print(format_table([{"epoch": 1, "stn_scale_mean": 1.2, "stn_scale_std": 0.1, "stn_outside_share": 0.25}]))
+        stn
+        epoch  scale      outside
+            1  1.20±0.10  25.0%
+    """
     rows = list(rows)
     names: list[str] = []
     for row in rows:
