@@ -19,6 +19,16 @@ class Normalizer:
 
     The forward map is one multiply-add (``torch.addcmul``) with per-channel coefficients kept
     on each device it is used on.
+
+    Examples:
+        >>> normalizer = Normalizer([0.5], [0.25])
+        >>> images = torch.tensor([0, 128, 255], dtype=torch.uint8).view(1, 1, 1, 3)
+        >>> normalizer(images)
+        tensor([[[[-2.0000,  0.0078,  2.0000]]]])
+        >>> torch.equal(normalizer.invert(normalizer(images)), images)
+        True
+        >>> normalizer.fill()  # black, normalised
+        [-2.0]
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:

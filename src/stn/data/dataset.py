@@ -26,6 +26,12 @@ class Dataset:
         draw_train: for a data set that draws its training images anew for every batch (distorted
             MNIST with ``fresh_distortions=True``), the hook that draws them (:class:`TrainDraw`);
             ``None``: the training images are the fixed ``train_images``. Never cached.
+
+    Examples:
+        >>> zeros = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
+        >>> data = Dataset("tiny", zeros, torch.tensor([0, 1, 0, 1]), zeros[:2], torch.tensor([0, 1]), ["a", "b"])
+        >>> data.input_shape, data.num_classes, data.mean
+        ((1, 8, 8), 2, (0.0,))
     """
 
     name: str
@@ -121,7 +127,13 @@ class FreshDistortion:
 
 
 def channel_stats(images: Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std on ``[0, 1]`` of uint8 images ``(N, C, H, W)``."""
+    """Per-channel mean and std on ``[0, 1]`` of uint8 images ``(N, C, H, W)``.
+
+    Examples:
+        >>> images = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1)
+        >>> channel_stats(images)
+        ((0.5,), (0.5,))
+    """
     c = images.shape[1]
     total = torch.zeros(c, dtype=torch.float64)
     squares = torch.zeros(c, dtype=torch.float64)

@@ -61,7 +61,12 @@ class RunError(ValueError):
 
 
 def per_class_accuracy(classes: Sequence[str], correct: Sequence[int], total: Sequence[int]) -> dict[str, float]:
-    """``{class: accuracy in %}``, rounded to 2 digits."""
+    """``{class: accuracy in %}``, rounded to 2 digits.
+
+    Examples:
+        >>> per_class_accuracy(["cat", "dog"], [1, 2], [3, 2])
+        {'cat': 33.33, 'dog': 100.0}
+    """
     return {name: round(100.0 * c / max(1, t), 2) for name, c, t in zip(classes, correct, total, strict=True)}
 
 
