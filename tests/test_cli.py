@@ -6,8 +6,10 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from stn.cli import main
 
@@ -227,3 +229,26 @@ def test_tensorboard_belongs_to_the_run_and_goes_on_after_resume(bars, tmp_path,
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0}).Reload()
     assert [e.step for e in events.Scalars("accuracy/test")] == [1, 2]
     assert [e.step for e in events.Scalars("final/final_accuracy")] == [1, 2]  # each end once, at its epoch
+
+
+def test_weights_from_the_tutorials_own_code_through_evaluate_predict_and_export(tmp_path, monkeypatch, capsys):
+    """A state_dict saved by the tutorial's own Net, used with --model tutorial-mnist."""
+    from tests.data.test_distorted import fake_mnist
+    from tests.models.test_tutorial import Net
+
+    root = fake_mnist(tmp_path / "data", train=20, test=10, monkeypatch=monkeypatch)
+    torch.manual_seed(0)
+    torch.save(Net(cifar=False).state_dict(), tmp_path / "tutorial.pth")
+    weights = ["--model", "tutorial-mnist", "--data-root", root]
+    code, out, err = run(["evaluate", tmp_path / "tutorial.pth", *weights], capsys)
+    assert code == 0, err
+    assert "Test set: Average loss: " in out and "/10 (" in out
+    code, out, err = run(["export", tmp_path / "tutorial.pth", *weights, "--out", tmp_path / "t.onnx"], capsys)
+    assert code == 0 and "max |difference|" in out, err
+    image = tmp_path / "digit.png"
+    Image.fromarray(np.full((28, 28), 200, dtype=np.uint8)).save(image)
+    for target, extra in ((tmp_path / "tutorial.pth", weights), (tmp_path / "t.onnx", [])):
+        code, out, err = run(["predict", target, image, *extra], capsys)
+        assert code == 0 and "1 image (" in out, err
+    code, _, err = run(["evaluate", tmp_path / "tutorial.pth"], capsys)  # without --model: what it is, and what to do
+    assert code == 2 and "state_dict" in err

@@ -67,6 +67,11 @@ def _size(text: str) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------------------- train
+# --model of evaluate, export and predict: the target is then a plain state_dict.
+WEIGHTS_OF = (
+    "a registered model (stn models): the file is a plain state_dict of it, from stn or another program "
+    "(the seed's or the PyTorch tutorial's Net for seed-cifar and tutorial-mnist)"
+)
 # Flags of `stn train` that set a data set option (the data sets that take them declare them).
 DATA_OPTION_FLAGS = ("image_size", "skip_bad_images", "fresh_distortions")
 
@@ -310,6 +315,11 @@ def _add_evaluate(sub) -> None:
     )
     p.add_argument("target", metavar="RUN_DIR|CHECKPOINT", help="a run directory (uses best.pt) or a .pt file")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which of a run's checkpoints")
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        help=WEIGHTS_OF,
+    )
     p.add_argument("--dataset", help="evaluate on another registered data set (same image shape and classes)")
     p.add_argument("--data-root", help="folder holding the data (default: the run's)")
     p.add_argument("--device", default="auto")
@@ -321,7 +331,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from stn.engine import evaluate_checkpoint
 
     result, payload, path = evaluate_checkpoint(
-        args.target, args.checkpoint, args.dataset, args.data_root, args.device, args.batch_size
+        args.target, args.checkpoint, args.dataset, args.data_root, args.device, args.batch_size, args.model
     )
     print(f"{path} (epoch {payload.get('epoch', '?')}) on {args.dataset or payload['dataset']}:")
     print(result.line())
@@ -353,6 +363,12 @@ def _add_export(sub) -> None:
         help="flip test-time augmentation in the graph (default: as the run was evaluated)",
     )
     p.add_argument("--no-check", action="store_true", help="do not run the file beside PyTorch")
+    p.add_argument(
+        "--model",
+        metavar="NAME",
+        help=WEIGHTS_OF,
+    )
+    p.add_argument("--data-root", help="with --model: folder holding its data set (classes and statistics)")
     p.set_defaults(run=_export)
 
 
@@ -368,7 +384,7 @@ def _export(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out} ends in {suffix} but --format is {fmt}: make them agree")
     if args.opset is not None and fmt != "onnx":
         raise UsageError("--opset is for --format onnx")
-    model, payload, path = load_model(args.target)
+    model, payload, path = load_model(args.target, model=args.model, data_root=args.data_root)
     shape = tuple(payload["model_options"]["input_shape"])
     metadata = {key: payload[key] for key in ("model", "model_options", "dataset", "classes", "mean", "std")}
     tta = args.tta if args.tta is not None else bool(payload.get("config", {}).get("flip_tta", False))
@@ -600,6 +616,12 @@ def _add_predict(sub) -> None:
     )
     p.add_argument("--skip-bad-images", action="store_true", help="skip unreadable images and count them")
     p.add_argument(
+        "--model",
+        metavar="NAME",
+        help=WEIGHTS_OF,
+    )
+    p.add_argument("--data-root", help="with --model: folder holding its data set (classes and statistics)")
+    p.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
     )
     p.set_defaults(run=_predict)
@@ -618,7 +640,7 @@ def _predict(args: argparse.Namespace) -> int:
         raise UsageError(f"{'--boxes' if args.boxes else '--save-transformed'} writes files: give --out DIR")
     if next(image_files(args.inputs), None) is None:
         raise UsageError(f"no image files in {', '.join(args.inputs)} (looked for {', '.join(IMAGE_SUFFIXES)})")
-    predictor = load_predictor(args.target)
+    predictor = load_predictor(args.target, model=args.model, data_root=args.data_root)
     summary = predict_files(
         predictor,
         args.inputs,

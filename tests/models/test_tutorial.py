@@ -4,37 +4,118 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stn import models
 from stn.layers import SpatialTransformer
 
-SEED_MODULES = {
-    "conv1": "Conv2d(3, 16, kernel_size=(5, 5), stride=(1, 1))",
-    "conv2": "Conv2d(16, 32, kernel_size=(5, 5), stride=(1, 1))",
-    "conv2_drop": "Dropout2d(p=0.5, inplace=False)",
-    "fc1": "Linear(in_features=800, out_features=1024, bias=True)",
-    "fc2": "Linear(in_features=1024, out_features=10, bias=True)",
-    "stn.localization.0": "Conv2d(3, 64, kernel_size=(7, 7), stride=(1, 1))",
-    "stn.localization.1": "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)",
-    "stn.localization.2": "ReLU(inplace=True)",
-    "stn.localization.3": "Conv2d(64, 128, kernel_size=(5, 5), stride=(1, 1))",
-    "stn.localization.4": "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)",
-    "stn.localization.5": "ReLU(inplace=True)",
-    "stn.fc_loc.0": "Linear(in_features=2048, out_features=256, bias=True)",
-    "stn.fc_loc.1": "ReLU(inplace=True)",
-    "stn.fc_loc.2": "Linear(in_features=256, out_features=6, bias=True)",
-}
+
+class Net(nn.Module):
+    """The seed's network as its own code writes it (the PyTorch STN tutorial's ``Net``, CIFAR-10
+    widths when ``cifar``): the reference the registered models must print and compute as."""
+
+    def __init__(self, cifar: bool = True) -> None:
+        super().__init__()
+        c, conv, fc, loc, hidden = (
+            (3, (16, 32), (800, 1024), (64, 128), 256) if cifar else (1, (10, 20), (320, 50), (8, 10), 32)
+        )
+        self.conv1 = nn.Conv2d(c, conv[0], kernel_size=5)
+        self.conv2 = nn.Conv2d(conv[0], conv[1], kernel_size=5)
+        self.conv2_drop = nn.Dropout2d()
+        self.fc1 = nn.Linear(*fc)
+        self.fc2 = nn.Linear(fc[1], 10)
+        self.localization = nn.Sequential(
+            nn.Conv2d(c, loc[0], kernel_size=7),
+            nn.MaxPool2d(2, stride=2),
+            nn.ReLU(True),
+            nn.Conv2d(loc[0], loc[1], kernel_size=5),
+            nn.MaxPool2d(2, stride=2),
+            nn.ReLU(True),
+        )
+        self.loc_features = loc[1] * (16 if cifar else 9)
+        self.fc_loc = nn.Sequential(nn.Linear(self.loc_features, hidden), nn.ReLU(True), nn.Linear(hidden, 3 * 2))
+        self.fc_loc[2].weight.data.zero_()
+        self.fc_loc[2].bias.data.copy_(torch.tensor([1, 0, 0, 0, 1, 0], dtype=torch.float))
+
+    def stn(self, x):
+        xs = self.localization(x).view(-1, self.loc_features)
+        theta = self.fc_loc(xs).view(-1, 2, 3)
+        grid = F.affine_grid(theta, x.size(), align_corners=False)
+        return F.grid_sample(x, grid, align_corners=False)
+
+    def forward(self, x):
+        x = self.stn(x)
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+        x = x.view(-1, self.fc1.in_features)
+        x = F.relu(self.fc1(x))
+        x = F.dropout(x, training=self.training)
+        x = self.fc2(x)
+        return F.log_softmax(x, dim=1)
 
 
-def test_seed_cifar_is_the_reference_network():
+@pytest.mark.parametrize(("name", "cifar"), [("seed-cifar", True), ("tutorial-mnist", False)])
+def test_the_registered_network_prints_as_the_seed_and_the_tutorial_print_theirs(name, cifar):
+    ours, theirs = models.create(name), Net(cifar)
+    assert str(ours).splitlines() == str(theirs).splitlines()  # the same children, order, names, line for line
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    count = sum(p.numel() for p in ours.parameters())
+    assert count == sum(p.numel() for p in theirs.parameters()) == (1_585_008 if cifar else 27_360)
+
+
+@pytest.mark.parametrize(("name", "cifar"), [("seed-cifar", True), ("tutorial-mnist", False)])
+def test_weights_travel_both_ways_with_the_seeds_own_code(name, cifar, tmp_path):
+    torch.manual_seed(3)
+    theirs = Net(cifar)
+    with torch.no_grad():  # a transformer that has learned something: not the identity
+        theirs.fc_loc[2].weight.normal_(0, 0.01)
+        theirs.fc_loc[2].bias.add_(0.1 * torch.randn(6))
+    torch.save(theirs.state_dict(), tmp_path / "seed.pth")
+    ours = models.create(name, weights=tmp_path / "seed.pth")
+    x = torch.randn(4, 3 if cifar else 1, 32 if cifar else 28, 32 if cifar else 28)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), theirs.eval()(x), atol=1e-6, rtol=1e-6)
+    back = Net(cifar)  # and stn's weights load into the seed's Net
+    back.load_state_dict(models.create(name, weights=tmp_path / "seed.pth").state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(back.eval()(x), theirs(x), atol=0, rtol=0)
+
+
+def test_the_transformer_over_the_seeds_layout_is_found_everywhere():
+    """No weight twice, and the transformer is reachable where stn looks for one."""
+    from stn.observe import observe, transformers
+
     model = models.create("seed-cifar")
-    leaves = {name: repr(m) for name, m in model.named_modules() if name and not list(m.children())}
-    assert leaves == SEED_MODULES
-    printed = str(model)
-    for line in ("(localization): Sequential(", "(fc_loc): Sequential(", *SEED_MODULES.values()):
-        assert line in printed
-    assert sum(p.numel() for p in model.parameters()) == 1_585_008
+    st = model.stn
+    assert transformers(model) == [st] and st.localization is model.localization and st.fc_loc is model.fc_loc
+    assert not any(isinstance(m, SpatialTransformer) for m in model.modules())  # not a child: printed as the seed
+    model.eval()
+    assert not st.training
+    view = observe(model, torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8), [0.5] * 3, [0.25] * 3)
+    assert view.params.shape == (2, 1, 6)
+    fill = models.create("seed-cifar", fill=[0.1, 0.2, 0.3]).to(torch.float64)
+    assert fill.stn.fill.dtype == torch.float64  # the transformer's own buffer follows the model
+
+
+def test_weights_of_earlier_stn_versions_load(tmp_path):
+    """stn's own checkpoints kept the transformer under ``stn.``."""
+    state = {
+        ("stn." + k if k.startswith(("localization", "fc_loc")) else k): v
+        for k, v in models.create("seed-cifar").state_dict().items()
+    }
+    models.create("seed-cifar").load_state_dict(state)
+
+
+def test_weights_that_do_not_fit_are_one_line(tmp_path):
+    torch.save(Net(cifar=False).state_dict(), tmp_path / "mnist.pth")
+    with pytest.raises(ValueError, match=r"do not fit Net: .*size mismatch"):
+        models.create("seed-cifar", weights=tmp_path / "mnist.pth")
+    with pytest.raises(ValueError, match="no such weights file"):
+        models.create("seed-cifar", weights=tmp_path / "none.pth")
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(ValueError, match="holds no state_dict"):
+        models.create("seed-cifar", weights=tmp_path / "list.pth")
 
 
 def test_seed_cifar_forward_is_log_softmax_and_starts_at_identity():

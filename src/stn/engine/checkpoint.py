@@ -129,7 +129,10 @@ def _holds(payload: object) -> str:
         keys = [str(k) for k in list(payload)[:3]]
         shown = ", ".join(repr(k) for k in keys) + (", ..." if len(payload) > 3 else "")
         if payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
-            return f"it holds a state_dict of {len(payload)} tensor(s) ({shown}), from another program?"
+            return (
+                f"it holds a state_dict of {len(payload)} tensor(s) ({shown}), from another program? "
+                "Name its network with --model (stn models)"
+            )
         if "format" in payload:
             return f"its format is {str(payload['format'])[:40]!r}, not {FORMAT!r}"
         return f"it holds a dict with keys {shown or 'none'} and no {FORMAT!r} marker"

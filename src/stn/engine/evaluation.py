@@ -113,6 +113,7 @@ def evaluate_checkpoint(
     data_root: str | os.PathLike | None = None,
     device: str = "auto",
     batch_size: int | None = None,
+    model: str | None = None,
 ) -> tuple[EvalResult, dict, Path]:
     """Evaluate a run directory's ``best.pt``/``last.pt`` (``which``) or a checkpoint file.
 
@@ -120,7 +121,9 @@ def evaluate_checkpoint(
     it evaluated (batch size, autocast, flip TTA, memory format), so the accuracy equals what
     ``metrics.csv`` recorded for that epoch on the same device. ``dataset`` names another data
     set with the same image shape and classes (read from ``data_root`` or the default root).
-    Returns the result, the checkpoint's payload and its path.
+    With ``model``, ``target`` is a plain ``state_dict`` file of that registered model, from stn
+    or another program (see :func:`~stn.engine.run.load_model`). Returns the result, the
+    checkpoint's payload and its path.
 
     Examples:
         >>> import io, os, tempfile
@@ -135,7 +138,8 @@ def evaluate_checkpoint(
         >>> path.name, payload["dataset"], result.total
         ('last.pt', 'glyphs', 64)
     """
-    model, payload, path = load_model(target, which)
+    net, payload, path = load_model(target, which, model, dataset, data_root)
+    model = net
     cfg = TrainConfig.from_dict(payload["config"]) if "config" in payload else TrainConfig()
     if dataset is None or dataset == payload["dataset"]:
         if "config" not in payload:

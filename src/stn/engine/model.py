@@ -11,7 +11,7 @@ from stn import models
 from stn.data import Dataset
 from stn.engine.config import TrainConfig
 from stn.functional import normalized_fill
-from stn.layers import SpatialTransformer
+from stn.observe import transformers
 
 __all__ = ["build_model", "compile_model", "model_options"]
 
@@ -34,9 +34,8 @@ def build_model(cfg: TrainConfig, dataset: Dataset, device: torch.device) -> nn.
     model = models.create(cfg.model, **model_options(cfg, dataset)).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    for module in model.modules():
-        if isinstance(module, SpatialTransformer):
-            module.check_finite = False
+    for module in transformers(model):
+        module.check_finite = False
     return model
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from stn.engine.config import TrainConfig
-from stn.layers import SpatialTransformer
+from stn.observe import transformers
 
 __all__ = ["lr_factor", "make_optimizer", "make_scheduler"]
 
@@ -31,7 +31,7 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module, device: torch.device) -> 
     Weight decay applies to weights only (not biases, which include the transformer's identity);
     the spatial transformers' parameters learn at ``stn_lr_scale`` times the learning rate.
     """
-    in_transformer = {id(p) for m in model.modules() if isinstance(m, SpatialTransformer) for p in m.parameters()}
+    in_transformer = {id(p) for m in transformers(model) for p in m.parameters()}
     groups: dict[tuple[float, bool], list[nn.Parameter]] = {}  # (lr scale, decayed) -> parameters
     for p in model.parameters():
         if p.requires_grad:

@@ -366,10 +366,24 @@ def _lock_state(path: Path) -> str:
     return "live"
 
 
-def load_model(target: str | os.PathLike, which: str = "best") -> tuple[nn.Module, dict[str, Any], Path]:
+def load_model(
+    target: str | os.PathLike,
+    which: str = "best",
+    model: str | None = None,
+    dataset: str | None = None,
+    data_root: str | os.PathLike | None = None,
+) -> tuple[nn.Module, dict[str, Any], Path]:
     """The model of a run directory (its ``best.pt``, else ``last.pt``) or of a checkpoint file, on
-    the CPU with its weights loaded; with the checkpoint's payload and the file's path."""
+    the CPU with its weights loaded; with the checkpoint's payload and the file's path.
+
+    With ``model`` (a registered name), ``target`` is a plain ``state_dict`` file, written by stn or
+    by another program (the seed's or the PyTorch tutorial's ``Net`` for ``seed-cifar`` and
+    ``tutorial-mnist``); the payload is made up from the model's data set (``dataset``, default the
+    model's own, read from ``data_root``): its image shape, classes and statistics, as stn trains.
+    """
     target = Path(target)
+    if model is not None:
+        return _foreign(target, model, dataset, data_root)
     if target.is_dir():
         run = Run.open(target)
         payload = run.checkpoint(which)
@@ -379,3 +393,29 @@ def load_model(target: str | os.PathLike, which: str = "best") -> tuple[nn.Modul
     else:
         raise RunError(f"no such run directory or checkpoint: {target} does not exist")
     return checkpoint.restore_model(payload), payload, path
+
+
+def _foreign(
+    path: Path, name: str, dataset: str | None, data_root: str | os.PathLike | None
+) -> tuple[nn.Module, dict[str, Any], Path]:
+    """A weights file of model ``name`` from another program, with a payload like a checkpoint's."""
+    from stn import models
+
+    if not path.is_file():
+        raise RunError(f"no such weights file: {path} does not exist")
+    dataset = dataset or models.describe(name).default_dataset
+    data = stn_data.load(dataset, data_root)
+    options = dict(input_shape=data.input_shape, num_classes=data.num_classes)
+    net = models.create(name, weights=path, **options)
+    cfg = TrainConfig(model=name, dataset=dataset, data_root=None if data_root is None else str(data_root))
+    payload = dict(
+        model=name,
+        model_options=options,
+        dataset=dataset,
+        classes=list(data.classes),
+        mean=list(data.mean),
+        std=list(data.std),
+        config=cfg.to_dict(),
+        state_dict=net.state_dict(),
+    )
+    return net, payload, path

@@ -9,12 +9,12 @@ the same network without its transformer (the baseline), ``transform=<family>`` 
 
 import warnings
 
-from stn.models.registry import check_options, create, describe, list_models, options, register
+from stn.models.registry import check_options, create, describe, list_models, load_weights, options, register
 
 # Importing the families registers their models.
 from stn.models import paper, tutorial  # noqa: F401  isort: skip
 
-__all__ = ["check_options", "create", "describe", "list_models", "options", "register"]
+__all__ = ["check_options", "create", "describe", "list_models", "load_weights", "options", "register"]
 
 
 def __getattr__(name: str):

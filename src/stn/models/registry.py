@@ -8,13 +8,16 @@ yourself).
 from __future__ import annotations
 
 import inspect
+import os
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import torch
 from torch import nn
 
-__all__ = ["ModelEntry", "check_options", "create", "describe", "list_models", "options", "register"]
+__all__ = ["ModelEntry", "check_options", "create", "describe", "list_models", "load_weights", "options", "register"]
 
 # Options every factory takes from the data: not the user's to give.
 _FROM_DATA = ("input_shape", "num_classes")
@@ -133,9 +136,13 @@ def check_options(name: str, given: typing.Iterable[str]) -> None:
         raise ValueError(f"model {name!r} does not take {', '.join(unknown)}; it takes {', '.join(accepted)}")
 
 
-def create(name: str, **options: object) -> nn.Module:
+def create(name: str, weights: str | os.PathLike | None = None, **options: object) -> nn.Module:
     """Build the model ``name``. Options go to its factory (``input_shape``, ``num_classes``,
     ``stn``, ``transform``, ...; see :func:`options`); a bad option is a ``ValueError``.
+
+    ``weights`` is a file holding a ``state_dict`` of the network (``torch.save(model.state_dict(),
+    path)``, from stn or from the seed's or the PyTorch tutorial's own code for ``seed-cifar`` and
+    ``tutorial-mnist``), loaded with ``weights_only=True``; ``ValueError`` naming what does not fit.
 
     Examples:
         >>> import torch
@@ -146,6 +153,31 @@ def create(name: str, **options: object) -> nn.Module:
     entry = describe(name)
     check_options(name, options)
     try:
-        return entry.factory(**options)
+        model = entry.factory(**options)
     except TypeError as err:
         raise ValueError(f"bad options for model {name!r}: {err}") from None
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Load the ``state_dict`` in the file at ``path`` into ``model`` (tensors only are unpickled);
+    ``ValueError`` (one line) if the file is missing, holds no state dict, or does not fit."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no such weights file: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load fails in many ways on a file it cannot parse
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path} is not a readable weights file: {first[:200]}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # an stn checkpoint
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} holds no state_dict (a dict of tensors)")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())
+        raise ValueError(f"the weights in {path} do not fit {type(model).__name__}: {detail[:300]}") from None

@@ -74,7 +74,12 @@ class Predictor:
         return (out[0], out[1], out[2]) if extras else (out[0], None, None)
 
 
-def load_predictor(target: str | os.PathLike, tta: bool | None = None) -> Predictor:
+def load_predictor(
+    target: str | os.PathLike,
+    tta: bool | None = None,
+    model: str | None = None,
+    data_root: str | os.PathLike | None = None,
+) -> Predictor:
     """A :class:`Predictor` for a run directory or checkpoint (PyTorch), a ``.onnx`` file (ONNX
     Runtime) or a ``.pt2`` file (``torch.export``).
 
@@ -82,6 +87,9 @@ def load_predictor(target: str | os.PathLike, tta: bool | None = None) -> Predic
         tta: flip test-time augmentation for a run (default: as the run was evaluated, its
             config's ``flip_tta``); an exported file has it in its graph or not (``ValueError``
             if ``tta`` asks otherwise).
+        model: ``target`` is then a plain ``state_dict`` file of this registered model (see
+            :func:`stn.engine.run.load_model`), its classes and statistics from its data set.
+        data_root: where that data set is read from.
 
     Examples:
         >>> import tempfile
@@ -104,18 +112,20 @@ def load_predictor(target: str | os.PathLike, tta: bool | None = None) -> Predic
     elif path.suffix == ".pt2":
         predictor = _pt2_predictor(path)
     else:
-        return _torch_predictor(path, tta)
+        return _torch_predictor(path, tta, model, data_root)
     if tta is not None and tta != predictor.tta:
         have = "has" if predictor.tta else "does not have"
         raise ValueError(f"{path} {have} flip test-time augmentation in its graph: export it again to change that")
     return predictor
 
 
-def _torch_predictor(target: Path, tta: bool | None) -> Predictor:
+def _torch_predictor(
+    target: Path, tta: bool | None, name: str | None = None, data_root: str | os.PathLike | None = None
+) -> Predictor:
     from stn.engine.run import load_model
     from stn.inference import InferenceGraph
 
-    model, payload, path = load_model(target)
+    model, payload, path = load_model(target, model=name, data_root=data_root)
     shape = tuple(int(v) for v in payload["model_options"]["input_shape"])
     if tta is None:
         tta = bool(payload.get("config", {}).get("flip_tta", False))
