@@ -18,7 +18,7 @@ Every family has ``num_params``, :meth:`~Transform.identity`, :meth:`~Transform.
 :meth:`~Transform.transform_points` and :meth:`~Transform.inverse_transform_points`; the matrix
 families also have :meth:`~MatrixTransform.matrix`. Families are looked up by name with :func:`get`.
 
-Pixel geometry (:mod:`stn.pixels`, re-exported here) bridges to OpenCV, kornia and boxes, in two
+Pixel geometry (:mod:`stn.transforms.pixels`, also :mod:`stn.pixels`) bridges to OpenCV, kornia and boxes, in two
 named conventions: *points* (pixel centres at integers: :func:`to_pixel_points`,
 :func:`to_pixel_matrix`, :func:`output_corners`) and *extents* (the image spans ``[0, W] x [0, H]``:
 :func:`to_pixel_extents`, :func:`output_region`).
@@ -26,16 +26,6 @@ named conventions: *points* (pixel centres at integers: :func:`to_pixel_points`,
 
 from __future__ import annotations
 
-from stn.pixels import (
-    from_pixel_extents,
-    from_pixel_matrix,
-    from_pixel_points,
-    output_corners,
-    output_region,
-    to_pixel_extents,
-    to_pixel_matrix,
-    to_pixel_points,
-)
 from stn.transforms.base import (
     INVERSE_TOL,
     MatrixTransform,
@@ -50,6 +40,16 @@ from stn.transforms.base import (
 )
 from stn.transforms.field import DisplacementField, compose_fields, invert_field
 from stn.transforms.matrix import Affine, Attention, Diffeomorphic, Projective, Similarity, Translation
+from stn.transforms.pixels import (
+    from_pixel_extents,
+    from_pixel_matrix,
+    from_pixel_points,
+    output_corners,
+    output_region,
+    to_pixel_extents,
+    to_pixel_matrix,
+    to_pixel_points,
+)
 from stn.transforms.polar import Polar
 from stn.transforms.registry import get, names, register
 from stn.transforms.tps import ThinPlateSpline
