@@ -78,8 +78,10 @@ class SpatialTransformer(nn.Module):
         mode, padding_mode, fill, align_corners, check_finite: as in :func:`stn.functional.warp`.
 
     Shapes: input ``(N, C, H, W)`` (images or feature maps, any ``C``), output
-    ``(N, C, H_out, W_out)``. After each call, :attr:`last_params` holds the detached ``(N, P)``
-    parameters that were predicted and :attr:`last_input_size` the input's ``(H, W)``; from them
+    ``(N, C, H_out, W_out)``; with a volume family (``affine3d``, ``field3d``, ...) input
+    ``(N, C, D, H, W)`` and output ``(N, C, D_out, H_out, W_out)``. After each call,
+    :attr:`last_params` holds the detached ``(N, P)`` parameters that were predicted and
+    :attr:`last_input_size` the input's ``(H, W)`` (or ``(D, H, W)``); from them
     :attr:`last_grid` gives the sampling grid and :meth:`regions` where each input was read
     (none of them is kept while ``torch.export`` or ``torch.jit.trace`` trace the model).
     """
@@ -101,7 +103,8 @@ class SpatialTransformer(nn.Module):
         super().__init__()
         check_sampling(mode, padding_mode, fill)
         self.transform = T.get(transform)
-        self.output_size = None if output_size is None else T.check_size(output_size, "output_size")
+        ndim = self.transform.ndim
+        self.output_size = None if output_size is None else T.check_size(output_size, "output_size", ndim)
         self.localization = localization
         self.fc_loc = _params_head(in_features, hidden, self._initial_params())
         self.mode, self.padding_mode = mode, padding_mode
@@ -109,17 +112,18 @@ class SpatialTransformer(nn.Module):
         # A buffer follows the module to its device, so sampling never copies the fill from the host.
         self.register_buffer("fill", None if fill is None else torch.as_tensor(fill, dtype=torch.float32), False)
         self.last_params: Tensor | None = None
-        self.last_input_size: tuple[int, int] | None = None
+        self.last_input_size: tuple[int, ...] | None = None
 
     def _initial_params(self) -> Tensor:
         """The bias of ``fc_loc``'s last layer: the identity map."""
         return self.transform.identity(1)[0]
 
     def predict(self, x: Tensor) -> Tensor:
-        """Parameters θ, ``(N, P)``, for an input ``(N, C, H, W)``."""
-        if not isinstance(x, Tensor) or x.dim() != 4:
+        """Parameters θ, ``(N, P)``, for an input ``(N, C, H, W)`` (volumes: ``(N, C, D, H, W)``)."""
+        if not isinstance(x, Tensor) or x.dim() != self.transform.ndim + 2:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"{type(self).__name__} expects input of shape (N, C, H, W), got {shape}")
+            expected = "(N, C, H, W)" if self.transform.ndim == 2 else "(N, C, D, H, W)"
+            raise ValueError(f"{type(self).__name__} expects input of shape {expected}, got {shape}")
         weight = next(self.fc_loc.parameters())
         if x.device != weight.device:
             raise ValueError(f"input is on {x.device} but {type(self).__name__} is on {weight.device}; move one")
@@ -151,7 +155,7 @@ class SpatialTransformer(nn.Module):
         params = self.predict(x)
         if not torch.compiler.is_exporting() and not torch.jit.is_tracing():  # a graph keeps no Python state
             self.last_params = params.detach()
-            self.last_input_size = (x.shape[-2], x.shape[-1])
+            self.last_input_size = tuple(x.shape[2:])
         return self.sample(x, params)
 
     @property
@@ -174,6 +178,8 @@ class SpatialTransformer(nn.Module):
         pixel convention). ``input_size`` ``(H, W)`` gives them in the pixels of an image of
         that size (the original of a resized input, say); default: the last input's size.
         """
+        if self.transform.ndim != 2:
+            raise ValueError(f"regions are for image families; {self.transform.name} works on volumes")
         if self.last_params is None or self.last_input_size is None:
             raise ValueError("regions needs a forward pass first")
         size = self.last_input_size if input_size is None else T.check_size(input_size, "input_size")
@@ -182,8 +188,8 @@ class SpatialTransformer(nn.Module):
         corners = T.output_corners(self.transform, params, size, self._last_output_size(), self.align_corners)
         return corners.view(*self.last_params.shape[:-1], 4, 2)
 
-    def _last_output_size(self) -> tuple[int, int]:
-        return self.output_size or T.check_size(self.last_input_size)
+    def _last_output_size(self) -> tuple[int, ...]:
+        return self.output_size or T.check_size(self.last_input_size, "input size", self.transform.ndim)
 
     def extra_repr(self) -> str:
         return f"transform={self.transform!r}, output_size={self.output_size}"
@@ -226,7 +232,7 @@ class ParallelSpatialTransformers(SpatialTransformer):
         # All k warps in one grid_sample: repeat the input k times along the batch.
         flat = x.unsqueeze(1).expand(n, self.k, *x.shape[1:]).reshape(n * self.k, *x.shape[1:])
         out = super().sample(flat, params.reshape(n * self.k, -1))
-        return out.view(n, self.k * c, *out.shape[-2:])
+        return out.view(n, self.k * c, *out.shape[2:])
 
     def extra_repr(self) -> str:
         return f"k={self.k}, {super().extra_repr()}"
@@ -278,7 +284,7 @@ class RecurrentSpatialTransformer(SpatialTransformer):
         matrix: Tensor | None = None
         out: list[Tensor] = []
         for _ in range(self.steps):
-            seen = x if matrix is None else self.sample(x, out[-1], x.shape[-2:])
+            seen = x if matrix is None else self.sample(x, out[-1], x.shape[2:])
             update = family.matrix(super().predict(seen))
             matrix = update if matrix is None else matrix @ update
             out.append(family.from_matrix(matrix))

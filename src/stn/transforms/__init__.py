@@ -14,18 +14,44 @@ The convention (one for the whole library)
 * Shapes: parameters ``(N, num_params)``, points ``(N, P, 2)``, grids ``(N, H, W, 2)``,
   matrices ``(N, 3, 3)`` acting on homogeneous column vectors ``(x, y, 1)``.
 
-Every family has ``num_params``, :meth:`~Transform.identity`, :meth:`~Transform.grid`,
-:meth:`~Transform.transform_points` and :meth:`~Transform.inverse_transform_points`; the matrix
-families also have :meth:`~MatrixTransform.matrix`. Families are looked up by name with :func:`get`.
+Volumes (the ``...3d`` families)
+--------------------------------
+The same convention, one axis more: volumes are ``(N, C, D, H, W)``; points are ``(x, y, z)``
+with ``x`` along ``W``, ``y`` along ``H`` and ``z`` along ``D``, exactly as ``grid_sample`` reads
+5-D grids; grids are ``(N, D, H, W, 3)`` and matrices ``(N, 4, 4)`` on ``(x, y, z, 1)``. Array
+indices ``(i, j, k)`` into ``(D, H, W)`` therefore run in the *opposite* order, ``(z, y, x)``:
+that is the order of ``scipy.ndimage``, nibabel's voxel-to-world affines, MONAI's
+``AffineTransform`` (``reverse_indexing=True``) and the channels of VoxelMorph's and MONAI's
+displacement fields (which are in voxels, with ``align_corners=True``).
+:func:`to_index_matrix` / :func:`from_index_matrix` and :func:`to_voxel_displacement` /
+:func:`from_voxel_displacement` convert, so no axis is flipped by hand.
 
-Pixel geometry (:mod:`stn.pixels`, re-exported here) bridges to OpenCV and kornia:
-:func:`to_pixel_matrix`, :func:`from_pixel_matrix`, :func:`to_pixel_points`, :func:`from_pixel_points`
-and :func:`output_corners` use pixel coordinates with pixel centres at integers.
+Every family has ``num_params``, ``ndim`` (2 or 3), :meth:`~Transform.identity`, :meth:`~Transform.grid`,
+:meth:`~Transform.transform_points` and :meth:`~Transform.inverse_transform_points`; the matrix
+families also have :meth:`~MatrixTransform.matrix`.
+
+Families are looked up by name with :func:`get`; :func:`names` lists the image families,
+``names(3)`` the volume ones.
+
+Pixel geometry (:mod:`stn.pixels`, re-exported here) bridges to OpenCV, kornia, scipy, nibabel,
+MONAI and VoxelMorph: :func:`to_pixel_matrix`, :func:`from_pixel_matrix`, :func:`to_pixel_points`,
+:func:`from_pixel_points` and :func:`output_corners` use pixel (voxel) coordinates with centres at
+integers.
 """
 
 from __future__ import annotations
 
-from stn.pixels import from_pixel_matrix, from_pixel_points, output_corners, to_pixel_matrix, to_pixel_points
+from stn.pixels import (
+    from_index_matrix,
+    from_pixel_matrix,
+    from_pixel_points,
+    from_voxel_displacement,
+    output_corners,
+    to_index_matrix,
+    to_pixel_matrix,
+    to_pixel_points,
+    to_voxel_displacement,
+)
 from stn.transforms.base import (
     INVERSE_TOL,
     MatrixTransform,
@@ -38,8 +64,25 @@ from stn.transforms.base import (
     compose,
     invert,
 )
-from stn.transforms.field import DisplacementField, compose_fields, invert_field
+from stn.transforms.field import (
+    DisplacementField,
+    compose_fields,
+    integrate_velocity,
+    invert_field,
+    jacobian_determinant,
+)
+from stn.transforms.field3d import DisplacementField3d
 from stn.transforms.matrix import Affine, Attention, Diffeomorphic, Projective, Similarity, Translation
+from stn.transforms.matrix3d import (
+    Affine3d,
+    Diffeomorphic3d,
+    Rigid3d,
+    Similarity3d,
+    Translation3d,
+    VolumeMatrixTransform,
+    rotation_matrix,
+    rotation_vector,
+)
 from stn.transforms.polar import Polar
 from stn.transforms.registry import get, names
 from stn.transforms.tps import ThinPlateSpline
@@ -47,16 +90,23 @@ from stn.transforms.tps import ThinPlateSpline
 __all__ = [
     "INVERSE_TOL",
     "Affine",
+    "Affine3d",
     "Attention",
     "Diffeomorphic",
+    "Diffeomorphic3d",
     "DisplacementField",
+    "DisplacementField3d",
     "MatrixTransform",
     "Polar",
     "Projective",
+    "Rigid3d",
     "Similarity",
+    "Similarity3d",
     "ThinPlateSpline",
     "Transform",
     "Translation",
+    "Translation3d",
+    "VolumeMatrixTransform",
     "apply_matrix",
     "autocast_off",
     "base_grid",
@@ -64,13 +114,21 @@ __all__ = [
     "check_size",
     "compose",
     "compose_fields",
+    "from_index_matrix",
     "from_pixel_matrix",
     "from_pixel_points",
+    "from_voxel_displacement",
     "get",
+    "integrate_velocity",
     "invert",
     "invert_field",
+    "jacobian_determinant",
     "names",
     "output_corners",
+    "rotation_matrix",
+    "rotation_vector",
+    "to_index_matrix",
     "to_pixel_matrix",
     "to_pixel_points",
+    "to_voxel_displacement",
 ]
