@@ -7,7 +7,7 @@ the same network without its transformer (the baseline), and ``transform=<family
 from stn.models.registry import create, describe, list_models, register
 
 # Importing the families registers their models.
-from stn.models import paper, tutorial  # noqa: F401  isort: skip
+from stn.models import paper, tutorial, volume  # noqa: F401  isort: skip
 
 list = list_models
 
