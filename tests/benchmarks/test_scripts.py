@@ -22,6 +22,7 @@ SCRIPTS = {
     "scaling.py": ([], "scaling"),
     "train_throughput.py": (["--synthetic"], "train_throughput"),
     "recipe_time.py": (["--synthetic", "--measure", "--runs", str(ROOT / "results" / "seed-cifar")], "recipe_time"),
+    "volumes.py": (["--synthetic"], "volumes"),
 }
 
 

@@ -36,6 +36,9 @@ class RegisterConfig:
     features: tuple[int, ...] = field(
         default=(16, 32, 32, 32), metadata=dict(help="U-Net encoder widths, one per level (comma-separated)")
     )
+    final: tuple[int, ...] = field(
+        default=(16, 16), metadata=dict(help="widths of the U-Net's convolutions at full size (comma-separated)")
+    )
     template: bool = option(False, "align every image to one learned template (congealing) instead of pairs")
     similarity: str = option(
         "ncc", "image similarity: local normalised cross-correlation or mean squared error", SIMILARITIES
@@ -70,15 +73,17 @@ class RegisterConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.similarity not in SIMILARITIES:
             raise ValueError(f"unknown similarity {self.similarity!r}; choose one of: {', '.join(SIMILARITIES)}")
-        if not self.features or any(not isinstance(f, int) or f < 1 for f in self.features):
-            raise ValueError(f"features must be positive ints, got {self.features!r}")
+        for name in ("features", "final"):
+            widths = getattr(self, name)
+            if not widths or any(not isinstance(f, int) or f < 1 for f in widths):
+                raise ValueError(f"{name} must be positive ints, got {widths!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ValueError(f"threads must be a positive int, got {self.threads!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
-        values["features"] = list(self.features)
+        values["features"], values["final"] = list(self.features), list(self.final)
         return values
 
     @classmethod
@@ -88,6 +93,7 @@ class RegisterConfig:
         if unknown:
             raise ValueError(f"unknown registration config keys: {', '.join(sorted(unknown))}")
         values = {k: v for k, v in values.items() if k in known}
-        if "features" in values:
-            values["features"] = tuple(values["features"])
+        for name in ("features", "final"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values).validate()

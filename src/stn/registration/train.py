@@ -62,12 +62,14 @@ class Registration:
         return self.images(split, index)
 
 
-def build(cfg: RegisterConfig, device: torch.device | None = None) -> Registration:
-    """The data, network and template ``cfg`` describes, seeded, on ``device``."""
+def build(cfg: RegisterConfig, device: torch.device | None = None, net: nn.Module | None = None) -> Registration:
+    """The data, network (``net`` if given) and template ``cfg`` describes, seeded, on ``device``."""
     cfg.validate()
     data = load_data(cfg.data, cfg.data_root, **cfg.data_options)
     torch.manual_seed(cfg.seed)
-    net = RegistrationNet(data.size, cfg.transform, cfg.diffeomorphic, cfg.steps, cfg.features).to(device or "cpu")
+    if net is None:
+        net = RegistrationNet(data.size, cfg.transform, cfg.diffeomorphic, cfg.steps, cfg.features, cfg.final)
+    net = net.to(device or "cpu")
     template = None
     if cfg.template:  # starts as the mean training image
         template = nn.Parameter(data.train_images.float().mean(0, keepdim=True).to(device or "cpu") / 255)
@@ -146,12 +148,21 @@ def evaluate(reg: Registration, pairs: int = TEST_PAIRS, batch_size: int = 4) ->
 
 
 def register(
-    cfg: RegisterConfig, run_dir: str | os.PathLike, *, stream: Any = None, progress: bool | None = False
+    cfg: RegisterConfig,
+    run_dir: str | os.PathLike,
+    *,
+    net: nn.Module | None = None,
+    stream: Any = None,
+    progress: bool | None = False,
 ) -> dict[str, Any]:
     """Train the registration ``cfg`` describes into ``run_dir`` and return its summary.
 
     Everything is checked (config, data, device) before anything is written; ``run_dir`` must not
-    already hold a registration run.
+    already hold a registration run. ``net`` trains another network in the same loop, on the same
+    pairs, losses and metrics (a baseline, say): it takes ``(moving, fixed)`` and returns the warped
+    image and the sampling grid, with :class:`RegistrationNet`'s ``sample``, ``displacement``,
+    ``dense`` and ``family`` (only :class:`RegistrationNet` runs reload with
+    :func:`load_registration`).
     """
     cfg.validate()
     device = resolve_device(cfg.device)
@@ -160,7 +171,7 @@ def register(
     run = Path(run_dir)
     if (run / "last.pt").exists():
         raise ValueError(f"{run} already holds a run; pick another --out")
-    reg = build(cfg, device)
+    reg = build(cfg, device, net)
     params = list(reg.net.parameters()) + ([reg.template] if reg.template is not None else [])
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -223,6 +234,8 @@ def register(
         log.close()
     summary = dict(
         data=cfg.data,
+        network=type(reg.net).__name__,
+        parameters=sum(p.numel() for p in reg.net.parameters()),
         transform=reg.net.family.name,
         diffeomorphic=bool(cfg.diffeomorphic and reg.net.dense),
         template=cfg.template,
@@ -259,6 +272,7 @@ def _payload(reg: Registration, epoch: int) -> dict[str, Any]:
         config=reg.cfg.to_dict(),
         epoch=epoch,
         model_state=reg.net.state_dict(),
+        network=type(reg.net).__name__,
         template=None if reg.template is None else reg.template.detach().cpu(),
     )
 
@@ -266,8 +280,8 @@ def _payload(reg: Registration, epoch: int) -> dict[str, Any]:
 def load_registration(run_dir: str | os.PathLike, device: str = "cpu") -> Registration:
     """The registration saved in ``run_dir`` (its ``last.pt``), data rebuilt, on ``device``."""
     payload = checkpoint.load(Path(run_dir) / "last.pt", map_location=device)
-    if payload.get("kind") != "registration":
-        raise ValueError(f"{run_dir} does not hold a registration run")
+    if payload.get("kind") != "registration" or payload.get("network") != "RegistrationNet":
+        raise ValueError(f"{run_dir} does not hold a registration run of stn's network")
     reg = build(RegisterConfig.from_dict(payload["config"]), torch.device(device))
     reg.net.load_state_dict(payload["model_state"])
     if payload["template"] is not None:
