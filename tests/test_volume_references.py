@@ -199,3 +199,14 @@ def test_voxelmorph_integration_is_the_diffeomorphic_field():
     integrate = vxm.nn.modules.IntegrateVelocityField(size, steps=7)
     theirs = integrate(T.to_voxel_displacement(velocity, align_corners=True))
     torch.testing.assert_close(T.to_voxel_displacement(ours, align_corners=True), theirs, **ATOL)
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_index_matrix_of_an_image_is_scipys_too(align_corners):
+    ndimage = pytest.importorskip("scipy.ndimage")
+    x = torch.rand(1, 1, 9, 13, dtype=torch.float64)
+    theta = T.get("affine").identity(1, dtype=torch.float64) + 0.15 * torch.randn(1, 6, dtype=torch.float64)
+    ours = stn.warp(x, "affine", theta, (11, 7), align_corners=align_corners)[0, 0]
+    q = T.to_index_matrix(T.get("affine").matrix(theta), (9, 13), (11, 7), align_corners)[0].numpy()
+    theirs = ndimage.affine_transform(x[0, 0].numpy(), q, output_shape=(11, 7), order=1, mode="grid-constant")
+    np.testing.assert_allclose(theirs, ours.numpy(), atol=1e-5, rtol=0)

@@ -306,3 +306,18 @@ def test_volume_errors_name_the_problem():
         T.output_corners("affine3d", T.get("affine3d").identity(1), (4, 4), (4, 4))
     with pytest.raises(ValueError, match=r"\(N, C, D, H, W\)"):
         stn.SpatialTransformer(nn.Flatten(), "rigid3d", in_features=4)(torch.rand(1, 1, 2, 2))
+
+
+def test_no_grid_in_the_state_dict_so_any_size_loads():
+    # VoxelMorph once kept its sampling grid as a buffer, so a saved model refused another image size.
+    loc = nn.Sequential(nn.Conv3d(1, 2, 3), nn.AdaptiveAvgPool3d(2))
+    layer = stn.SpatialTransformer(loc, "affine3d", in_features=16)
+    assert all(key.startswith(("localization.", "fc_loc.")) for key in layer.state_dict())
+    other = stn.SpatialTransformer(
+        nn.Sequential(nn.Conv3d(1, 2, 3), nn.AdaptiveAvgPool3d(2)), "affine3d", in_features=16
+    )
+    other.load_state_dict(layer.state_dict())
+    for size in ((6, 7, 8), (12, 10, 9)):
+        x = torch.rand(2, 1, *size)
+        torch.testing.assert_close(other(x), layer(x))
+        assert other(x).shape == (2, 1, *size)
