@@ -227,8 +227,10 @@ def classification_rows(out: Path, args: Any, epochs: int, device: torch.device)
         device=str(device), amp="off", channels_last=False, log_interval=50, seed=1,
     )  # fmt: skip
     rows = []
+    # The transformer learns at a tenth of the rate (--stn-lr-scale 0.1): at the full rate it moved the
+    # digits out of view in the first epoch and the classifier stayed at chance (measured: 11.7% after 4 epochs).
     for name, folder, stn_on in (("CNN", "cnn", False), ("ST-CNN (affine3d)", "st-cnn", True)):
-        cfg = from_recipe("seed", **common, stn=stn_on, transform="affine3d")
+        cfg = from_recipe("seed", **common, stn=stn_on, transform="affine3d", stn_lr_scale=0.1 if stn_on else 1.0)
         with tempfile.TemporaryDirectory() as tmp:
             run = Path(tmp) / "run"
             print(f"  classification: {name}", file=sys.stderr)
@@ -407,7 +409,8 @@ def main() -> None:
             "test volumes of 24³, Adam lr 1e-3, batch 32, seed 1: the command "
             f"`stn train --model volume-mnist --dataset mnist3d-rts --dataset-option train_size={args.train_size} "
             f"--dataset-option test_size=2000 --epochs {epochs} --batch-size 32 --optimizer adam --lr 0.001 "
-            "--amp off --no-channels-last --threads 1 --seed 1` (add `--no-stn` for the CNN)."
+            "--amp off --no-channels-last --threads 1 --seed 1 --stn-lr-scale 0.1` (`--no-stn` instead of "
+            "`--stn-lr-scale 0.1` for the CNN)."
         )
         results["classification"] = classification_rows(out, args, epochs, device)
         print(harness.table(results["classification"], "Classification"))
