@@ -37,7 +37,7 @@ import warp_throughput as wt
 from stn import models, sampling, transforms
 from stn.engine import DeviceData, evaluate, from_recipe
 from stn.engine.loop import build_model, compile_model, make_optimizer, make_scheduler, train_step
-from stn.engine.precision import resolve_amp
+from stn.engine.precision import autocast_dtype, resolve_amp
 
 TARGET_ACCURACY = 75.0
 
@@ -71,6 +71,7 @@ def run_recipe(recipe: str, device: torch.device, dataset: Any, epochs: int, lim
     optimizer = make_optimizer(cfg, model, device)
     scheduler = make_scheduler(cfg, optimizer, data.num_batches(cfg.batch_size, cfg.drop_last))
     forward = compile_model(model, cfg.compile)
+    dtype = autocast_dtype(cfg.amp, device)
     curve, elapsed = [], 0.0
     for epoch in range(1, epochs + 1):
         harness.sync(device)
@@ -79,9 +80,9 @@ def run_recipe(recipe: str, device: torch.device, dataset: Any, epochs: int, lim
         for images, labels in data.train_batches(
             cfg.batch_size, generator, cfg.augment, cfg.crop_padding, cfg.drop_last
         ):
-            train_step(forward, optimizer, images, labels, cfg.amp, cfg.label_smoothing)
+            train_step(forward, optimizer, images, labels, dtype, cfg.label_smoothing)
             scheduler.step()
-        result = evaluate(forward, data, cfg.test_batch_size, cfg.amp, cfg.flip_tta)
+        result = evaluate(forward, data, cfg.test_batch_size, dtype, cfg.flip_tta)
         elapsed += time.perf_counter() - tic
         curve.append(dict(epoch=epoch, seconds=round(elapsed, 2), test_accuracy=round(result.accuracy, 2)))
         if elapsed * (epoch + 1) / epoch > limit and epoch < epochs:

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stn import models
-from stn.engine.precision import autocast
+from stn.engine.precision import autocast, autocast_dtype
 
 SIZES = (32, 64, 128, 224)
 BATCHES = (1, 8, 64, 512)
@@ -62,10 +62,11 @@ def build(size: int, device: torch.device) -> nn.Module:
 
 def parts(model: nn.Module, batch: int, size: int, amp: str, device: torch.device) -> dict[str, Callable[[], object]]:
     """Closures running forward + backward of each part of ``model`` (and of the whole step)."""
+    dtype = autocast_dtype(amp, device)
     st = model.stn
     x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, 10, (batch,), device=device)
-    with torch.no_grad(), autocast(device, amp):
+    with torch.no_grad(), autocast(device, dtype):
         params = st.predict(x).float()
         sampled = st.sample(x, params)
     params.requires_grad_(True)
@@ -74,26 +75,26 @@ def parts(model: nn.Module, batch: int, size: int, amp: str, device: torch.devic
     grad_sampled = torch.randn_like(sampled)
 
     def localisation() -> None:
-        with autocast(device, amp):
+        with autocast(device, dtype):
             out = st.predict(x)
         out.float().backward(grad_params)
 
     def sampling() -> None:
-        with autocast(device, amp):
+        with autocast(device, dtype):
             out = st.sample(x, params)
         out.backward(grad_sampled)
 
     def classifier() -> None:
         model.stn = None
         try:
-            with autocast(device, amp):
+            with autocast(device, dtype):
                 out = model(sampled)
         finally:
             model.stn = st
         F.nll_loss(out.float(), labels).backward()
 
     def step() -> None:
-        with autocast(device, amp):
+        with autocast(device, dtype):
             out = model(x)
         F.nll_loss(out.float(), labels).backward()
 
@@ -130,8 +131,10 @@ def inference_rows(device: torch.device, batches: list[int], repeats: int) -> li
     runners: dict[str, Callable[[torch.Tensor], object]] = {}
 
     def pytorch(amp: str) -> Callable[[torch.Tensor], object]:
+        dtype = autocast_dtype(amp, device)
+
         def run(x: torch.Tensor) -> object:
-            with torch.no_grad(), autocast(device, amp):
+            with torch.no_grad(), autocast(device, dtype):
                 return model(x)
 
         return run

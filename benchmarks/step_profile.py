@@ -34,7 +34,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from stn import models
 from stn.engine import DeviceData, from_recipe
 from stn.engine.loop import build_model, make_optimizer, train_step
-from stn.engine.precision import resolve_amp
+from stn.engine.precision import autocast_dtype, resolve_amp
 
 TABLE = Path(__file__).resolve().parent / "step_profile.md"
 
@@ -122,11 +122,12 @@ def profile_steps(amp: str, device: torch.device, dataset: Any, batch_size: int,
     optimizer = make_optimizer(cfg, model, device)
     data = DeviceData(dataset, device, cfg.channels_last)
     batches = chain.from_iterable(data.train_batches(cfg.batch_size, generator, cfg.augment) for _ in count())
+    dtype = autocast_dtype(amp, device)
 
     def step() -> None:
         with record_function("data"):
             images, labels = next(batches)
-        train_step(model, optimizer, images, labels, amp)
+        train_step(model, optimizer, images, labels, dtype)
 
     for _ in range(max(3, steps // 4)):
         step()

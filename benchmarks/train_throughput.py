@@ -34,7 +34,7 @@ from stn.engine import DeviceData, TrainConfig, evaluate, from_recipe
 from stn.engine.loop import train_step
 from stn.engine.model import build_model, compile_model
 from stn.engine.optim import make_optimizer, make_scheduler
-from stn.engine.precision import resolve_amp
+from stn.engine.precision import autocast_dtype, resolve_amp
 
 
 @dataclass
@@ -73,25 +73,25 @@ def engine(cfg: TrainConfig, dataset: stn_data.Dataset, device: torch.device, da
     optimizer = make_optimizer(cfg, model, device)
     scheduler = make_scheduler(cfg, optimizer, data.num_batches(cfg.batch_size, cfg.drop_last))
     forward = compile_model(model, cfg.compile)
+    dtype = autocast_dtype(cfg.amp, device)
 
     def step(images: Tensor, labels: Tensor) -> None:
-        train_step(forward, optimizer, images, labels, cfg.amp, cfg.label_smoothing)
+        train_step(forward, optimizer, images, labels, dtype, cfg.label_smoothing)
         scheduler.step()
 
     epochs = (
         data.train_batches(cfg.batch_size, generator, cfg.augment, cfg.crop_padding, cfg.drop_last) for _ in count()
     )
-    bf16 = resolve_amp(cfg.amp, device) == "bf16"
     return Contender(
         "engine",
         cfg.recipe,
         cfg.batch_size,
         "NHWC" if cfg.channels_last else "NCHW",
-        "bf16" if bf16 else "fp32",
+        "fp32" if dtype is None else "bf16",
         cfg.compile,
         chain.from_iterable(epochs),
         step,
-        lambda: evaluate(forward, data, cfg.test_batch_size, cfg.amp),
+        lambda: evaluate(forward, data, cfg.test_batch_size, dtype),
     )
 
 

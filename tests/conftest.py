@@ -1,4 +1,17 @@
-"""Shared fixtures: device and dtype parametrisation (kornia's habit) and an isolated data cache."""
+"""Shared fixtures, kornia's way: device, dtype and precision axes chosen on the command line, and
+the machine hidden from every test.
+
+A test never reads the machine to decide what it expects. By construction:
+
+* ``--cpu-as`` (default ``plain``) presents the CPU to stn as that kind (``$STN_CPU_AS``, inherited by
+  subprocesses), so ``--amp auto`` resolves the same way on every machine; CI runs the engine and
+  CLI tests again with ``--cpu-as amd-avx512-bf16`` (auto is bf16 there).
+* ``--device`` (default ``cpu``) is the device of the device-parametrised tests; with ``cpu``, CUDA is
+  hidden from the whole suite (subprocesses included), so ``device="auto"`` means the CPU.
+* An autouse fixture restores process-wide state after every test (threads, cuDNN benchmark,
+  deterministic algorithms, the default dtype), so no test depends on the order of the others.
+* Tests marked ``slow`` (benchmark scripts, the end-to-end matrix) run with ``--runslow`` (CI does).
+"""
 
 from __future__ import annotations
 
@@ -8,18 +21,60 @@ import pytest
 import torch
 from hypothesis import settings
 
+from stn.engine.precision import CPU_KINDS
+
 # Property tests draw the same examples on every machine and every run: a failure is reproducible,
 # never a matter of luck (set HYPOTHESIS_PROFILE=explore to search afresh).
 settings.register_profile("repeatable", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("explore", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# Tolerances for comparing two computations of the same function in each precision (different
+# kernels or memory layouts, the same arithmetic): float32 and float64 to a few ulps of the results
+# these tests make, bfloat16 (8 bits of mantissa) to about two of its ulps.
+TOLERANCE: dict[torch.dtype, dict[str, float]] = {
+    torch.float64: {"atol": 1e-10, "rtol": 1e-10},
+    torch.float32: {"atol": 1e-5, "rtol": 1e-5},
+    torch.bfloat16: {"atol": 2e-2, "rtol": 2e-2},
+}
 
 
-@pytest.fixture(params=DEVICES)
-def device(request) -> torch.device:
-    return torch.device(request.param)
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", default="cpu", help="device of the device-parametrised tests: cpu, cuda, cuda:N")
+    parser.addoption(
+        "--cpu-as",
+        default="plain",
+        choices=[*CPU_KINDS, "machine"],
+        help="present the CPU to stn as this kind, so --amp auto resolves as on it (default plain: fp32); "
+        "'machine': this machine's own CPU",
+    )
+    parser.addoption("--runslow", action="store_true", help="also run the tests marked slow")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: a slow test (benchmark scripts, the end-to-end matrix); needs --runslow")
+    kind = config.getoption("--cpu-as")
+    if kind != "machine":
+        os.environ["STN_CPU_AS"] = kind
+    else:
+        os.environ.pop("STN_CPU_AS", None)
+    if not config.getoption("--device").startswith("cuda"):
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before anything asks torch about CUDA
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def device(request: pytest.FixtureRequest) -> torch.device:
+    """The device under test (``--device``, default the CPU)."""
+    return torch.device(request.config.getoption("--device"))
 
 
 @pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
@@ -27,17 +82,39 @@ def dtype(request) -> torch.dtype:
     return request.param
 
 
+@pytest.fixture(params=["off", "bf16"])
+def amp(request) -> str:
+    """The precision of a training or evaluation path: fp32 (``off``) and bf16 autocast, each
+    compared with :data:`TOLERANCE` of its own precision."""
+    return request.param
+
+
+def amp_tolerance(amp: str) -> dict[str, float]:
+    """Tolerances for two computations under the same ``amp`` setting."""
+    return TOLERANCE[torch.bfloat16 if amp == "bf16" else torch.float32]
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path_factory, monkeypatch):
-    """Each test gets its own tensor cache, and nothing is ever downloaded."""
+    """Each test gets its own tensor cache, nothing is ever downloaded, and the process-wide state it
+    changes (threads, cuDNN benchmark, deterministic algorithms, default dtype) is restored after it."""
     monkeypatch.setenv("STN_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("STN_NO_DOWNLOAD", "1")
     torch.manual_seed(0)
+    threads, dtype = torch.get_num_threads(), torch.get_default_dtype()
+    benchmark = torch.backends.cudnn.benchmark
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    yield
+    torch.set_num_threads(threads)
+    torch.set_default_dtype(dtype)
+    torch.backends.cudnn.benchmark = benchmark
+    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
 def tol(dtype: torch.dtype) -> dict[str, float]:
     """Tolerances for comparing results computed in ``dtype``."""
-    return {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 1e-10, "rtol": 1e-10}
+    return TOLERANCE[dtype]
 
 
 def make_bars_folder(root, train: int = 48, test: int = 16, size: int = 28, channels: int = 1, seed: int = 0):

@@ -376,7 +376,7 @@ def _add_lists(sub) -> None:
 def _models(args: argparse.Namespace) -> int:
     from stn import models
 
-    for name in models.list():
+    for name in models.list_models():
         entry = models.describe(name)
         print(f"{name:<18} {entry.summary} (data: {entry.default_dataset})")
     return 0
@@ -696,11 +696,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if os.environ.get("STN_DEBUG"):
             raise
-        from stn.engine.distributed import lost_peer
+        from stn.engine.distributed import LAUNCHER_ENV, lost_peer
 
         if lost := lost_peer(err):  # under torchrun: a peer died or hung; torchrun stops the rest
-            print(f"stn: error: {lost}", file=sys.stderr)
-            return 1
+            if not os.environ.get(LAUNCHER_ENV):  # under stn's own launcher, it names the rank that died
+                print(f"stn: error: {lost}", file=sys.stderr)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)  # a process group with a dead peer cannot shut down cleanly (C++ aborts at exit)
         return _internal_error(err)
     finally:
         signal.signal(signal.SIGTERM, previous)  # a SIGTERM while the interpreter exits is not an error

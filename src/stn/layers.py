@@ -12,7 +12,16 @@ from torch import Tensor, nn
 from stn import transforms as T
 from stn.functional import Fill, check_sampling, warp
 
-__all__ = ["ParallelSpatialTransformers", "RecurrentSpatialTransformer", "SpatialTransformer", "conv_localization"]
+__all__ = [
+    "SAMPLING_OPTIONS",
+    "ParallelSpatialTransformers",
+    "RecurrentSpatialTransformer",
+    "SpatialTransformer",
+    "conv_localization",
+]
+
+# The keywords of SpatialTransformer that say how it samples (a model passes them on to its transformer).
+SAMPLING_OPTIONS = ["mode", "padding_mode", "fill", "align_corners", "check_finite"]
 
 
 class _LazyParamsHead(nn.LazyLinear):

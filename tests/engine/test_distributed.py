@@ -22,10 +22,11 @@ from stn.engine.distributed import Group
 from .test_train import tiny_config
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-# Measured (README "Many GPUs, many machines"): identical to the printed 6 digits for the first
-# ~10 steps, then float sums in another order drift; 2.2e-4 at worst over 32 steps of SGD with
-# momentum. The test's bound has a wide margin over that.
-LOSS_TOLERANCE = 2e-3
+# How far the logged losses of one and two processes may drift apart, per precision: the sums run in
+# another order. fp32: identical to the printed 6 digits for the first steps, then up to 2.2e-4 over
+# 32 steps of SGD with momentum; bf16 autocast rounds every product to 8 bits of mantissa and drifts
+# up to about 7.5e-3 by epoch 2. The bounds have wide margins over both.
+LOSS_TOLERANCE = {"off": 2e-3, "bf16": 3e-2}
 
 
 def _flags(root, **overrides) -> list[str]:
@@ -42,13 +43,15 @@ def _flags(root, **overrides) -> list[str]:
         augment="crop-flip",
         threads=1,
         snapshot_images=4,
+        device="cpu",
+        amp="off",
     )
     values.update(overrides)
     return [f"--{k.replace('_', '-')}={v}" for k, v in values.items()]
 
 
 def _config(root, **overrides):
-    values = dict(epochs=2, batch_size=13, test_batch_size=7, log_interval=1, optimizer="adam", lr=1e-3)
+    values = dict(epochs=2, batch_size=13, test_batch_size=7, log_interval=1, optimizer="adam", lr=1e-3, amp="off")
     return tiny_config(root, **{**values, "model": "paper-fcn", "augment": "crop-flip", **overrides})
 
 
@@ -119,6 +122,22 @@ def test_the_ranks_batches_are_the_one_process_batches_cut():
         assert torch.equal(torch.cat(tests), dataset.test_labels)
 
 
+def _complaints(stderr: str) -> list[str]:
+    """Lines of ``stderr`` that report a problem (torch's harmless warnings are not among them)."""
+    return [line for line in stderr.splitlines() if line.startswith("stn:") or "Traceback" in line or "rror" in line]
+
+
+def test_two_processes_train_as_one_in_bf16_too(bars, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    train(_config(bars, amp="bf16", epochs=2), one, stream=open(os.devnull, "w"))  # noqa: SIM115
+    done = _run("--nproc-per-node", "2", *_flags(bars, amp="bf16"), "--out", "two", "--no-report", cwd=tmp_path)
+    assert done.returncode == 0 and not _complaints(done.stderr), done.stderr
+    assert "bf16 autocast" in (two / "train.log").read_text()
+    a, b = _losses(one), _losses(two)
+    assert len(a) == len(b) == 2 * 8
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < LOSS_TOLERANCE["bf16"], (a, b)
+
+
 def test_two_processes_train_as_one_and_resume_on_any_number(bars, tmp_path):
     one = tmp_path / "one"
     train(_config(bars), one, stream=open(os.devnull, "w"))  # noqa: SIM115
@@ -129,11 +148,11 @@ def test_two_processes_train_as_one_and_resume_on_any_number(bars, tmp_path):
     two = tmp_path / "two"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bars", "one", "two"]  # one run directory
     assert done.stdout.count("Run directory:") == 1 and done.stdout.count("Train Epoch: 1 [0/96") == 1
-    assert done.stderr == ""
+    assert not _complaints(done.stderr), done.stderr
     assert "2 processes" in (two / "train.log").read_text()
     a, b = _losses(one), _losses(two)
     assert len(a) == len(b) == 2 * 8
-    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < LOSS_TOLERANCE, (a, b)
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < LOSS_TOLERANCE["off"], (a, b)
     assert _test_lines(one) == _test_lines(two)
     assert Run.open(two).epochs_done == 2
     again = _run("--nproc-per-node", "2", *_flags(bars), "--out", "two", "--no-report", cwd=tmp_path)
@@ -147,7 +166,7 @@ def test_two_processes_train_as_one_and_resume_on_any_number(bars, tmp_path):
     assert Run.open(one).epochs_done == Run.open(two).epochs_done == 3
     a, b = _losses(one), _losses(two)
     assert len(a) == len(b) == 3 * 8
-    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < LOSS_TOLERANCE, (a, b)
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < LOSS_TOLERANCE["off"], (a, b)
 
 
 def _rank_pid(launcher: int, rank: int) -> int | None:
@@ -163,7 +182,10 @@ def _rank_pid(launcher: int, rank: int) -> int | None:
     return None
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the rank's process through /proc")
+@pytest.mark.skipif(
+    not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(),
+    reason="finds the rank's process through /proc/PID/task/PID/children, which this kernel lacks",
+)
 def test_a_killed_rank_stops_the_run_and_leaves_it_resumable(bars, tmp_path):
     proc = _stn(
         "--nproc-per-node", "2", *_flags(bars, epochs=1000, log_interval=100), "--out", "run", "--no-report",
@@ -183,6 +205,7 @@ def test_a_killed_rank_stops_the_run_and_leaves_it_resumable(bars, tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 1
+    assert err.count("\n") == 1, err  # one line, as the README promises
     assert "rank 1 of 2" in err and "SIGKILL" in err and "--resume run" in err, err
     assert "internal error" not in err and "Traceback" not in err, err
     run = Run.open(run_dir)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import csv
 import math
-import os
 
 import pytest
 import torch
@@ -19,8 +18,8 @@ from stn.engine.augment import random_crop, random_flip
 from stn.engine.loop import train_step
 from stn.engine.model import build_model, compile_model
 from stn.engine.optim import make_optimizer
-
-CLOSE = dict(rtol=1e-4, atol=1e-5)  # fp32, different kernels (oneDNN blocked vs plain layouts)
+from stn.engine.precision import autocast_dtype
+from tests.conftest import amp_tolerance
 
 
 @pytest.fixture
@@ -46,7 +45,8 @@ def one_step(cfg, dataset, compile: str = "off"):
     data = DeviceData(dataset, device, cfg.channels_last)
     images, labels = data.normalize(dataset.train_images[:8]), dataset.train_labels[:8]
     torch.manual_seed(1)  # the same dropout masks
-    loss = train_step(compile_model(model, compile), optimizer, images, labels, cfg.amp, cfg.label_smoothing)
+    dtype = autocast_dtype(cfg.amp, device)
+    loss = train_step(compile_model(model, compile), optimizer, images, labels, dtype, cfg.label_smoothing)
     grads = {name: p.grad.clone() for name, p in model.named_parameters()}
     params = {name: p.detach().clone() for name, p in model.named_parameters()}
     return loss, grads, params
@@ -60,17 +60,23 @@ def assert_same_step(a, b, **tolerance) -> None:
             torch.testing.assert_close(part[0][name], part[1][name], **tolerance, msg=lambda m, n=name: f"{n}: {m}")
 
 
+def step_tolerance(amp: str) -> dict[str, float]:
+    """Two kernels (oneDNN's blocked layouts against plain ones) of one step: fp32 to 1e-4 relative,
+    bf16 autocast to its own precision."""
+    return dict(rtol=1e-4, atol=1e-5) if amp == "off" else amp_tolerance(amp)
+
+
 @pytest.mark.parametrize("recipe", ["seed", "fast"])
-def test_channels_last_is_the_same_step(cifar_like, recipe):
-    fast = one_step(from_recipe(recipe, channels_last=True), cifar_like)
-    plain = one_step(from_recipe(recipe, channels_last=False), cifar_like)
-    assert_same_step(fast, plain, **CLOSE)
+def test_channels_last_is_the_same_step(cifar_like, recipe, amp):
+    fast = one_step(from_recipe(recipe, channels_last=True, amp=amp), cifar_like)
+    plain = one_step(from_recipe(recipe, channels_last=False, amp=amp), cifar_like)
+    assert_same_step(fast, plain, **step_tolerance(amp))
 
 
 def test_the_engine_step_is_the_tutorials(cifar_like):
     """channels_last, fused SGD and cross-entropy on log-probabilities give the tutorial's
     contiguous model, plain SGD and nll_loss."""
-    fast = one_step(from_recipe("seed"), cifar_like)
+    fast = one_step(from_recipe("seed", amp="off"), cifar_like)  # the tutorial is fp32
     torch.manual_seed(0)
     model = build_model(from_recipe("seed", channels_last=False), cifar_like, torch.device("cpu"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -85,7 +91,7 @@ def test_the_engine_step_is_the_tutorials(cifar_like):
         {name: p.grad for name, p in model.named_parameters()},
         {name: p.detach() for name, p in model.named_parameters()},
     )
-    assert_same_step(fast, tutorial, **CLOSE)
+    assert_same_step(fast, tutorial, **step_tolerance("off"))
 
 
 @pytest.mark.parametrize(
@@ -118,13 +124,12 @@ def test_fused_optimizers_step_as_the_for_loop(cifar_like, settings):
         torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7, msg=lambda m, n=name: f"{n}: {m}")
 
 
-@pytest.mark.skipif(
-    not os.environ.get("STN_TEST_COMPILE"), reason="torch.compile takes about a minute here; set STN_TEST_COMPILE=1"
-)
-def test_compiled_step_is_the_eager_step(cifar_like, monkeypatch):
+@pytest.mark.slow  # torch.compile takes about a minute
+def test_compiled_step_is_the_eager_step(cifar_like, monkeypatch, amp):
     monkeypatch.setattr(torch._inductor.config, "fallback_random", True)  # eager's dropout masks
-    cfg = from_recipe("seed")
-    assert_same_step(one_step(cfg, cifar_like, compile="default"), one_step(cfg, cifar_like), rtol=1e-4, atol=1e-4)
+    cfg = from_recipe("seed", amp=amp)
+    tolerance = dict(rtol=1e-4, atol=1e-4) if amp == "off" else amp_tolerance(amp)
+    assert_same_step(one_step(cfg, cifar_like, compile="default"), one_step(cfg, cifar_like), **tolerance)
 
 
 def test_evaluate_counts_per_class(cifar_like):
@@ -263,12 +268,12 @@ def test_training_steps_do_not_wait_for_the_gpu(cifar_like):
     data = DeviceData(cifar_like, device, cfg.channels_last)
     batches = data.train_batches(8, torch.Generator(device=device).manual_seed(0), cfg.augment, drop_last=True)
     images, labels = next(batches)
-    train_step(model, optimizer, images, labels, cfg.amp, cfg.label_smoothing)  # first call: lazy setup may sync
+    train_step(model, optimizer, images, labels, None, cfg.label_smoothing)  # first call: lazy setup may sync
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for images, labels in batches:
-            train_step(model, optimizer, images, labels, cfg.amp, cfg.label_smoothing)
+            train_step(model, optimizer, images, labels, None, cfg.label_smoothing)
     finally:
         torch.cuda.set_sync_debug_mode("default")
 

@@ -27,6 +27,8 @@ def tiny_config(root, **overrides) -> TrainConfig:
         lr=3e-3,
         threads=1,
         snapshot_images=4,
+        device="cpu",
+        amp="off",
     )
     return from_recipe("seed", **{**values, **overrides})
 

@@ -73,12 +73,14 @@ def test_other_input_shapes():
 
 
 def test_registry():
-    names = models.list()
+    names = models.list_models()
     assert {"seed-cifar", "tutorial-mnist"} <= set(names)
     assert isinstance(models.create("tutorial-mnist"), nn.Module)
     with pytest.raises(ValueError, match="unknown model 'resnet-9000'"):
         models.create("resnet-9000")
-    with pytest.raises(ValueError, match="bad options"):
+    with pytest.raises(ValueError, match="model 'seed-cifar' does not take wings; it takes stn, transform"):
         models.create("seed-cifar", wings=2)
+    with pytest.warns(DeprecationWarning, match="list_models"):
+        assert models.list() == names
     with pytest.raises(ValueError, match="unknown transform"):
         models.create("seed-cifar", transform="twirl")

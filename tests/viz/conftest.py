@@ -49,7 +49,7 @@ class ParallelNet(nn.Module):
 
 
 for _name, _factory in (("viz-test-featuremap", FeatureMapNet), ("viz-test-parallel", ParallelNet)):
-    if _name not in models.list():
+    if _name not in models.list_models():
         models.register(_name, "folder", "a test model of tests/viz")(_factory)
 
 RUNS = {

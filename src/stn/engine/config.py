@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from stn.engine.precision import AMP_CHOICES
+
 __all__ = ["RECIPES", "RESUMABLE_CHANGES", "TrainConfig", "from_recipe"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -18,7 +20,6 @@ SCHEDULES = ("constant", "cosine", "onecycle")
 AUGMENTS = ("none", "flip", "crop", "crop-flip")
 FILLS = ("zeros", "black", "border")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
-AMP_MODES = ("auto", "bf16", "off")
 
 # Fields that `stn train --resume` may change: the rest would make the run another run.
 RESUMABLE_CHANGES = ("epochs", "threads", "device", "data_root")
@@ -99,7 +100,7 @@ class TrainConfig:
         "auto",
         "autocast: auto is bf16 where it is native and faster (GPUs, AMX CPUs; see README Speed)",
         "engine",
-        AMP_MODES,
+        AMP_CHOICES,
     )
     snapshot_images: int = option(16, "test images whose transformation is kept every epoch", "output")
 

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
-__all__ = ["TIMEOUT_ENV", "Group", "Silent", "launch", "lost_peer"]
+__all__ = ["LAUNCHER_ENV", "TIMEOUT_ENV", "Group", "Silent", "launch", "lost_peer"]
 
 T = TypeVar("T")
 
@@ -38,6 +38,9 @@ T = TypeVar("T")
 # alone saves checkpoints between collectives, so this must exceed a checkpoint's save time.
 TIMEOUT_ENV = "STN_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 120.0
+# Set for the ranks that `stn train --nproc-per-node` starts: a rank that loses a peer then stays
+# quiet, and the launcher names the rank that died, in one line.
+LAUNCHER_ENV = "STN_LAUNCHER"
 
 
 class Silent:
@@ -235,6 +238,7 @@ def launch(nproc_per_node: int, argv: Sequence[str], run_dir: str | None = None)
         if name.startswith(("torch.distributed.elastic", "torch.distributed.run")):
             logging.getLogger(name).setLevel(logging.CRITICAL)  # the ranks and the line below say it all
     args = get_args_parser().parse_args(["--nproc-per-node", str(nproc_per_node), "--module", "stn", *argv])
+    os.environ[LAUNCHER_ENV] = "1"
     try:
         run(args)
     except SignalException:  # SIGTERM or SIGINT: torchrun passed it on, the ranks saved and said so
@@ -252,4 +256,6 @@ def launch(nproc_per_node: int, argv: Sequence[str], run_dir: str | None = None)
             file=sys.stderr,
         )
         return 1
+    finally:
+        os.environ.pop(LAUNCHER_ENV, None)
     return 0

@@ -17,7 +17,7 @@ from stn.engine.config import TrainConfig
 from stn.engine.device import DeviceData, resolve_device
 from stn.engine.log import test_line
 from stn.engine.model import channels_last_format
-from stn.engine.precision import autocast
+from stn.engine.precision import autocast, autocast_dtype
 from stn.engine.run import RunError, load_dataset, load_model, per_class_accuracy
 
 if TYPE_CHECKING:
@@ -54,16 +54,17 @@ def evaluate(
     model: nn.Module,
     data: DeviceData,
     batch_size: int = 1000,
-    amp: str = "off",
+    autocast_dtype: torch.dtype | None = None,
     flip_tta: bool = False,
     group: Group | None = None,
 ) -> EvalResult:
     """Test-set loss (NLL of the model's log-probabilities), accuracy and per-class accuracy.
 
-    With ``flip_tta`` the prediction is the mean of the probabilities for each image and its
-    mirror image (test-time augmentation). With an active ``group`` each rank tests its slice
-    of the test set and the sums are all-reduced: every rank gets the whole set's result. ``model``
-    must then be the unwrapped one (not ``DistributedDataParallel``, whose forward is a collective).
+    Runs under autocast to ``autocast_dtype`` (``None``: fp32). With ``flip_tta`` the prediction is
+    the mean of the probabilities for each image and its mirror image (test-time augmentation).
+    With an active ``group`` each rank tests its slice of the test set and the sums are
+    all-reduced: every rank gets the whole set's result. ``model`` must then be the unwrapped one
+    (not ``DistributedDataParallel``, whose forward is a collective).
     """
     model.eval()
     num_classes = data.dataset.num_classes
@@ -71,7 +72,7 @@ def evaluate(
     class_correct = torch.zeros(num_classes, device=data.device, dtype=torch.long)
     part = group.part(len(data.test_labels)) if group is not None and group.active else None
     for images, labels in data.test_batches(batch_size, part):
-        with autocast(data.device, amp):
+        with autocast(data.device, autocast_dtype):
             output = model(images).float()
             if flip_tta:
                 mirrored = model(images.flip(-1)).float()
@@ -130,7 +131,7 @@ def evaluate_checkpoint(
         model,
         DeviceData(data, dev, cfg.channels_last),
         batch_size or cfg.test_batch_size,
-        cfg.amp,
+        autocast_dtype(cfg.amp, dev),
         cfg.flip_tta,
     )
     return result, payload, path

@@ -26,7 +26,7 @@ from stn.engine.log import RunLog, train_line
 from stn.engine.machine import keep_freed_memory
 from stn.engine.model import build_model, compile_model, model_options
 from stn.engine.optim import make_optimizer, make_scheduler
-from stn.engine.precision import autocast, describe_amp
+from stn.engine.precision import autocast, autocast_dtype, describe_amp
 from stn.engine.run import Run, RunError, load_dataset, per_class_accuracy
 from stn.engine.snapshots import Snapshots
 from stn.engine.state import TrainState
@@ -70,14 +70,15 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     images: Tensor,
     labels: Tensor,
-    amp: str = "off",
+    autocast_dtype: torch.dtype | None = None,
     label_smoothing: float = 0.0,
     scale: float = 1.0,
 ) -> Tensor:
-    """One optimizer step on a batch. Returns the batch's mean loss, detached and left on the
-    device: reading it is the caller's (only) sync. The gradient is that of ``scale`` times the
-    loss (a rank's share of a global batch, see :mod:`stn.engine.distributed`)."""
-    with autocast(images.device, amp):
+    """One optimizer step on a batch, under autocast to ``autocast_dtype`` (``None``: fp32; see
+    :func:`~stn.engine.precision.autocast_dtype`). Returns the batch's mean loss, detached and left
+    on the device: reading it is the caller's (only) sync. The gradient is that of ``scale`` times
+    the loss (a rank's share of a global batch, see :mod:`stn.engine.distributed`)."""
+    with autocast(images.device, autocast_dtype):
         output = forward(images)
     loss = F.cross_entropy(output.float(), labels, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
@@ -95,10 +96,12 @@ def train_one_epoch(
     log: RunLog,
     run: Run,
     group: Group | None = None,
+    dtype: torch.dtype | None = None,
 ) -> float:
     """One pass over the training set; returns its mean loss. Logs the seed's line every
-    ``cfg.log_interval`` batches, where it also checks that the loss is finite. With an active
-    ``group``, this rank trains on its slice of every global batch (``forward`` is then the
+    ``cfg.log_interval`` batches, where it also checks that the loss is finite. Autocasts to
+    ``dtype`` (``None``: fp32; :attr:`Setup.autocast_dtype` resolves ``cfg.amp`` once). With an
+    active ``group``, this rank trains on its slice of every global batch (``forward`` is then the
     ``DistributedDataParallel`` model) and the logged losses are the global batch's."""
     group = group or Group()
     state.model.train()
@@ -111,7 +114,7 @@ def train_one_epoch(
     for batch_idx, (images, labels) in enumerate(batches):
         size = min(cfg.batch_size, total - batch_idx * cfg.batch_size)  # the global batch's
         scale = group.world_size * len(labels) / size
-        loss = train_step(forward, state.optimizer, images, labels, cfg.amp, cfg.label_smoothing, scale)
+        loss = train_step(forward, state.optimizer, images, labels, dtype, cfg.label_smoothing, scale)
         state.scheduler.step()
         loss_sum += loss * len(labels)
         seen += size
@@ -148,6 +151,7 @@ class Setup:
     forward: nn.Module
     state: TrainState
     meta: dict[str, Any]
+    autocast_dtype: torch.dtype | None = None
     group: Group = field(default_factory=Group)
     train_forward: nn.Module | None = None
 
@@ -195,7 +199,8 @@ def prepare(cfg: TrainConfig, group: Group | None = None) -> Setup:
     probe = data.normalize(data.test_images[:STATS_IMAGES])
     state = TrainState(model, optimizer, scheduler, generator)
     forward = compile_model(model, cfg.compile)
-    return Setup(cfg, device, data, probe, forward, state, meta, group, group.wrap(forward, cfg.seed))
+    dtype = autocast_dtype(cfg.amp, device)
+    return Setup(cfg, device, data, probe, forward, state, meta, dtype, group, group.wrap(forward, cfg.seed))
 
 
 def train(
@@ -255,8 +260,9 @@ def _epoch(setup: Setup, run: Run, snapshots: Snapshots, monitor: Monitor, epoch
     """One epoch: train, test, look at the transformer, measure it, save (rank 0), warn."""
     cfg, state, group = setup.cfg, setup.state, setup.group
     tic = time.perf_counter()
-    train_loss = train_one_epoch(setup.train_forward, state, setup.data, cfg, epoch, log, run, group)
-    result = evaluate(setup.forward, setup.data, cfg.test_batch_size, cfg.amp, cfg.flip_tta, group)
+    dtype = setup.autocast_dtype
+    train_loss = train_one_epoch(setup.train_forward, state, setup.data, cfg, epoch, log, run, group, dtype)
+    result = evaluate(setup.forward, setup.data, cfg.test_batch_size, dtype, cfg.flip_tta, group)
     log()
     log(result.line())
     log()

@@ -1,14 +1,22 @@
-"""Model registry (timm-style): ``stn.models.create(name, **options)`` and ``stn.models.list()``.
+"""Model registry (timm-style): ``stn.models.create(name, **options)`` and ``stn.models.list_models()``.
 
 Every factory takes the data's ``input_shape=(C, H, W)`` and ``num_classes``, ``stn=False`` for
-the same network without its transformer (the baseline), and ``transform=<family>``.
+the same network without its transformer (the baseline), and ``transform=<family>``;
+:func:`options` lists what else a model takes.
 """
 
-from stn.models.registry import create, describe, list_models, register
+import warnings
+
+from stn.models.registry import check_options, create, describe, list_models, options, register
 
 # Importing the families registers their models.
 from stn.models import paper, tutorial, volume  # noqa: F401  isort: skip
 
-list = list_models
+__all__ = ["check_options", "create", "describe", "list_models", "options", "register"]
 
-__all__ = ["create", "describe", "list", "list_models", "register"]
+
+def __getattr__(name: str):
+    if name == "list":  # it shadowed the builtin; kept for one release
+        warnings.warn("stn.models.list() is now stn.models.list_models()", DeprecationWarning, stacklevel=2)
+        return list_models
+    raise AttributeError(f"module 'stn.models' has no attribute {name!r}")
