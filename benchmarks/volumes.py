@@ -43,6 +43,7 @@ import stn
 from stn import transforms as T
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "volumes"
+REGISTRATION_SEEDS = (0, 1)
 SMALL_FILES = ("config.json", "train.log", "metrics.csv", "summary.json", "report.md")
 
 
@@ -181,36 +182,40 @@ def registration_rows(out: Path, quick: bool, epochs: int, device: torch.device)
         data="shapes3d", data_options=options, features=features, final=final, epochs=epochs, batch_size=4,
         lr=1e-3, threads=torch.get_num_threads(), device=str(device),
     )  # fmt: skip
-    runs = {
-        "stn, diffeomorphic field3d": (RegisterConfig(**base), None),
-        "stn, plain field3d": (RegisterConfig(**base, diffeomorphic=False), None),
-        "MONAI VoxelMorph (diffeomorphic, 7 steps)": (
-            RegisterConfig(**base),
-            MonaiVoxelMorph((options["size"],) * 3, features, final),
-        ),
-    }
+    size = (options["size"],) * 3
+    # (name, run folder, config, the network's maker: None for stn's own). Each network is made right
+    # after torch.manual_seed(seed), as register() makes stn's, so that a seed fixes its first weights.
+    runs = [
+        ("stn, diffeomorphic field3d", "stn-diffeomorphic", dict(), None),
+        ("stn, plain field3d", "stn-plain", dict(diffeomorphic=False), None),
+        ("MONAI VoxelMorph (diffeomorphic, 7 steps)", "monai", dict(), lambda: MonaiVoxelMorph(size, features, final)),
+    ]
     rows = []
-    for (name, (cfg, net)), folder in zip(runs.items(), ("stn-diffeomorphic", "stn-plain", "monai"), strict=True):
-        with tempfile.TemporaryDirectory() as tmp:
-            run = Path(tmp) / "run"
-            print(f"  registration: {name}", file=sys.stderr)
-            log = io.StringIO()
-            summary = register(cfg, run, net=net, stream=log)
-            if net is None:
-                write_report(run)
-            keep(run, out / f"registration-{folder}")
-        rows.append(
-            dict(
-                network=name,
-                parameters=summary["parameters"],
-                dice_before=summary["dice_before"],
-                dice=summary["dice"],
-                folding_percent=summary["folding_percent"],
-                folding_max_percent=summary["folding_max_percent"],
-                seconds_per_epoch=summary["seconds_per_epoch"],
-                run=f"registration-{folder}",
+    for name, folder, changes, make in runs:
+        for seed in (0,) if quick else REGISTRATION_SEEDS:
+            cfg = RegisterConfig(**base, **changes, seed=seed)
+            torch.manual_seed(seed)
+            net = None if make is None else make()
+            with tempfile.TemporaryDirectory() as tmp:
+                run = Path(tmp) / "run"
+                print(f"  registration: {name}, seed {seed}", file=sys.stderr)
+                summary = register(cfg, run, net=net, stream=io.StringIO())
+                if net is None:
+                    write_report(run)
+                keep(run, out / f"registration-{folder}-seed{seed}")
+            rows.append(
+                dict(
+                    network=name,
+                    seed=seed,
+                    parameters=summary["parameters"],
+                    dice_before=summary["dice_before"],
+                    dice=summary["dice"],
+                    folding_percent=summary["folding_percent"],
+                    folding_max_percent=summary["folding_max_percent"],
+                    seconds_per_epoch=summary["seconds_per_epoch"],
+                    run=f"registration-{folder}-seed{seed}",
+                )
             )
-        )
     return rows
 
 
@@ -325,6 +330,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
             results["registration"],
             [
                 "network",
+                "seed",
                 "parameters",
                 "dice_before",
                 "dice",
@@ -334,7 +340,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
             ],
         ),
         "",
-        "![stn registration](registration-stn-diffeomorphic/figures/slices.png)",
+        "![stn registration](registration-stn-diffeomorphic-seed0/figures/slices.png)",
         "",
         "## 3. Classification on mnist3d-rts",
         "",
@@ -392,6 +398,7 @@ def main() -> None:
     if "registration" in parts:
         epochs = 1 if args.quick else args.registration_epochs
         results["registration_budget"] = (
+            f"Seeds {', '.join(map(str, REGISTRATION_SEEDS))} for each network (its first weights and the pairs); "
             f"{epochs} epochs of 48 training pairs (random moving and fixed subjects, batch 4), Adam lr 1e-3, "
             "local NCC (window 9) + 1.0 x smoothness (mean squared gradient of the displacement, voxels); U-Nets of "
             "the same widths (encoder 8, 16, 16, 16; final convolutions 8, 8). Dice: mean over the 4 labels on 15 "
