@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import math
 
 import pytest
@@ -127,3 +129,5 @@ def test_stn_train_and_evaluate_run_on_volumes(mnist_root, tmp_path):
     result, payload, _ = evaluate_checkpoint(tmp_path / "run", device="cpu")
     assert tuple(payload["model_options"]["input_shape"]) == (1, 16, 16, 16)
     assert result.total == 8 and round(result.accuracy, 2) == summary["best_accuracy"]
+    with pytest.raises(ValueError, match="volumes take --augment none"):
+        train(dataclasses.replace(cfg, augment="crop-flip"), tmp_path / "augmented", stream=io.StringIO())
