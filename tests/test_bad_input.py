@@ -499,5 +499,5 @@ def test_predict_skips_bad_images_when_asked(run_dir, tmp_path, capsys):
     code = main([str(a) for a in [*argv, "--skip-bad-images"]])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "1 images, 2 skipped (unreadable)" in out and "cut.png" in err and "notes.png" in err
+    assert "1 image, 2 skipped (unreadable)" in out and "cut.png" in err and "notes.png" in err
     assert digests(run_dir) == before

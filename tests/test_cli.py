@@ -122,21 +122,108 @@ def test_console_script_exits_2_without_traceback(tmp_path):
     assert result.stderr.startswith("stn: error: no such run directory") and "Traceback" not in result.stderr
 
 
-def test_sigterm_ends_a_run_like_ctrl_c(bars, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("after_epoch", [0, 1])
+def test_sigterm_ends_a_run_like_ctrl_c(bars, tmp_path, capsys, monkeypatch, after_epoch):
+    """A real run, sent SIGTERM during epoch 1 (nothing saved yet) or right after epoch 1 was saved."""
     import os
     import signal
 
-    import stn.engine
+    from stn.engine import loop
 
-    def killed(cfg, run_dir, resume=False, **options):
+    def kill() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(stn.engine, "train", killed)
+    save, step = loop._save_epoch, loop.train_step
+    if after_epoch:
+        monkeypatch.setattr(loop, "_save_epoch", lambda *a, **k: (save(*a, **k), kill())[0])
+    else:
+        monkeypatch.setattr(loop, "train_step", lambda *a, **k: (kill(), step(*a, **k))[1])
     previous = signal.getsignal(signal.SIGTERM)
+    run_dir = tmp_path / "run"
     try:
-        argv = ["train", "--dataset", "folder", "--data-root", bars, "--out", tmp_path / "run", "--no-progress"]
-        code, _, err = run(argv, capsys)
+        argv = ["train", "--model", "tutorial-mnist", "--dataset", "folder", "--data-root", bars, "--epochs", "3"]
+        code, _, err = run([*argv, "--out", run_dir, "--no-progress", "--amp", "off"], capsys)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    # Killed before an epoch was saved: nothing to resume, and it says so.
-    assert code == 130 and "before the first epoch finished" in err and "--resume" not in err
+    assert code == 130
+    if after_epoch:
+        assert f"Resume with: stn train --resume {run_dir}" in err
+        monkeypatch.setattr(loop, "_save_epoch", save)
+        assert main(["train", "--resume", str(run_dir), "--no-progress", "--no-report"]) == 0
+        assert torch.load(run_dir / "last.pt", weights_only=True)["epoch"] == 3
+    else:
+        assert "before the first epoch finished" in err and "--resume" not in err
+
+
+# ------------------------------------------------------------- what a newcomer trips on (issue 23)
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # Names and options are checked before the data: no CIFAR-10 is needed to hear of these.
+        (["train", "--transform", "nope"], "unknown transform 'nope'"),
+        (["train", "--model-option", "bogus=1"], "model 'seed-cifar' does not take bogus; it takes stn, transform"),
+        (["train", "--dataset-option", "seed=3"], "data set 'cifar10' does not take seed"),
+        (["train", "--tta"], "unrecognized arguments: --tta (see stn train --help)"),
+        (["bench", "paper", "--nope"], "unrecognized arguments: --nope (see stn bench paper --help)"),
+        (["evaluate", "{tmp}/nonexistent"], "{tmp}/nonexistent does not exist"),
+    ],
+)
+def test_the_first_problem_is_the_one_reported(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("STN_DATA", str(tmp_path / "no-data-here"))
+    code, _, err = run([a.format(tmp=tmp_path) for a in argv], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("stn: error: ") and "stn: error: stn:" not in err
+    assert message.format(tmp=tmp_path) in err
+
+
+def test_train_help_has_one_output_group(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert out.count("\noutput:") == 1 and "--tensorboard" in out and "--snapshot-images" in out
+
+
+def test_export_refuses_a_suffix_that_is_not_its_format_and_writes_nothing(bars, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = ["train", "--model", "tutorial-mnist", "--dataset", "folder", "--data-root", bars, "--epochs", "1"]
+    assert run([*argv, "--amp", "off", "--out", run_dir, "--no-report", "--no-progress"], capsys)[0] == 0
+    for fmt, out in (("pt2", "x.onnx"), ("onnx", "z.pt2")):
+        code, _, err = run(["export", run_dir, "--format", fmt, "--out", tmp_path / out], capsys)
+        assert code == 2 and err.count("\n") == 1 and f"but --format is {fmt}" in err, err
+        assert not (tmp_path / out).exists()
+    code, out, err = run(["export", run_dir, "--format", "pt2", "--out", tmp_path / "m.pt2"], capsys)
+    assert code == 0 and err == "", err  # no torch warnings about the archive
+    assert "max |difference|" in out
+
+
+def test_inspect_says_why_a_run_without_a_transformer_has_no_statistics(bars, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = ["train", "--model", "tutorial-mnist", "--dataset", "folder", "--data-root", bars, "--epochs", "1"]
+    assert run([*argv, "--no-stn", "--out", run_dir, "--no-report", "--no-progress"], capsys)[0] == 0
+    code, out, _ = run(["inspect", run_dir], capsys)
+    assert code == 0 and "No transformer statistics: the model has no spatial transformer (--no-stn)." in out
+
+
+def test_predict_counts_in_words_and_refuses_an_empty_folder(bars, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = ["train", "--model", "tutorial-mnist", "--dataset", "folder", "--data-root", bars, "--epochs", "1"]
+    assert run([*argv, "--out", run_dir, "--no-report", "--no-progress"], capsys)[0] == 0
+    one = next((bars / "test" / "vertical").iterdir())
+    code, out, _ = run(["predict", run_dir, one], capsys)
+    assert code == 0 and "\n1 image (pytorch" in out
+    (tmp_path / "empty").mkdir()
+    code, out, err = run(["predict", run_dir, tmp_path / "empty"], capsys)
+    assert code == 2 and out == "" and f"no image files in {tmp_path / 'empty'}" in err
+
+
+def test_tensorboard_belongs_to_the_run_and_goes_on_after_resume(bars, tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = tmp_path / "run"
+    argv = ["train", "--model", "tutorial-mnist", "--dataset", "folder", "--data-root", bars, "--epochs", "1"]
+    assert run([*argv, "--out", run_dir, "--no-report", "--no-progress", "--tensorboard"], capsys)[0] == 0
+    assert run(["train", "--resume", run_dir, "--epochs", "2", "--no-report", "--no-progress"], capsys)[0] == 0
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0}).Reload()
+    assert [e.step for e in events.Scalars("accuracy/test")] == [1, 2]
+    assert [e.step for e in events.Scalars("final/final_accuracy")] == [1, 2]  # each end once, at its epoch

@@ -117,6 +117,53 @@ def test_polar_points_turn_and_scale_about_a_predicted_origin():
     assert 0.05 < radius.min() < radius.max() < 0.8
 
 
+@pytest.mark.parametrize(
+    ("origin", "points"),
+    [
+        ((0.1, -0.05), [(0.5, 0.3), (-0.4, 0.2), (0.1, 0.6), (0.9, -0.9)]),
+        ((0.0, 0.0), [(-0.4, 0.2), (0.3, 0.0), (-0.5, -1e-9), (0.0, -0.7)]),
+    ],
+)
+def test_polar_inverse_of_ordinary_points(origin, points):
+    polar = T.get("polar")
+    theta = torch.tensor([origin], dtype=torch.float64)
+    p = torch.tensor([points], dtype=torch.float64)
+    q = polar.inverse_transform_points(theta, p)
+    assert torch.isfinite(q).all()
+    assert ((q[..., 1] >= -1) & (q[..., 1] < 1)).all()  # the angle wraps into one turn
+    torch.testing.assert_close(polar.transform_points(theta, q), p, atol=1e-12, rtol=0)
+
+
+def test_polar_inverse_round_trips_in_the_annulus_and_wraps_the_angle(dtype):
+    polar = T.get("polar", max_radius=0.9, min_radius=0.1)
+    theta = 0.3 * torch.rand(3, 2, dtype=dtype) - 0.15
+    radius = 0.1 * (9 ** torch.rand(3, 50, 1, dtype=dtype))  # log-uniform in [0.1, 0.9]
+    angle = 2 * math.pi * torch.rand(3, 50, 1, dtype=dtype)
+    points = theta[:, None] + radius * torch.cat((angle.cos(), angle.sin()), -1)
+    q = polar.inverse_transform_points(theta, points)
+    assert q.dtype == dtype and (q.abs() <= 1).all()  # the annulus is the output, edge to edge
+    torch.testing.assert_close(polar.transform_points(theta, q), points, **tol(dtype))
+    # output -> input -> output: the same location, up to whole turns of the angle
+    out = torch.rand(3, 50, 2, dtype=dtype) * 2 - 1
+    back = polar.inverse_transform_points(theta, polar.transform_points(theta, out))
+    torch.testing.assert_close(back[..., 0], out[..., 0], atol=1e-4 if dtype == torch.float32 else 1e-10, rtol=0)
+    turns = (back[..., 1] - out[..., 1]) / 2
+    torch.testing.assert_close(turns, turns.round(), atol=1e-5 if dtype == torch.float32 else 1e-10, rtol=0)
+
+
+def test_polar_inverse_outside_the_radii_and_at_the_origin():
+    polar = T.get("polar", max_radius=0.8, min_radius=0.05)
+    theta = torch.tensor([[0.2, 0.1]], dtype=torch.float64)
+    p = torch.tensor([[[0.2, 0.1], [0.21, 0.1], [1.2, 0.1]]], dtype=torch.float64)  # origin, inside r_min, beyond
+    q = polar.inverse_transform_points(theta, p)
+    assert torch.isnan(q[0, 0]).all()
+    assert q[0, 1, 0] < -1 and q[0, 2, 0] > 1 and q[0, 1, 1] == -1 and q[0, 2, 1] == -1  # angle 0: the top row
+    torch.testing.assert_close(polar.transform_points(theta, q[:, 1:]), p[:, 1:])
+    params = theta.clone().requires_grad_()
+    points = torch.tensor([[[0.5, 0.3], [-0.1, -0.4]]], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(polar.inverse_transform_points, (params, points))
+
+
 def test_polar_options_are_checked():
     with pytest.raises(ValueError, match="max_radius"):
         T.get("polar", max_radius=0)

@@ -141,6 +141,34 @@ def test_regions_with_align_corners():
     assert torch.allclose(quad[0, 0], torch.tensor([[0.0, 0.0], [200.0, 0.0], [200.0, 100.0], [0.0, 100.0]]).double())
 
 
+def test_regions_of_polar_are_the_box_around_the_disk_it_reads():
+    from stn import transforms as T
+
+    polar = T.get("polar", max_radius=0.5)
+    origins = torch.tensor([[0.2, -0.4], [0.0, 0.0]], dtype=torch.float64)
+    quad = regions(polar, origins, (28, 28), [(40, 30), (28, 28)])
+    # normalised: x in [-0.3, 0.7] of 40 px, y in [-0.9, 0.1] of 30 px; corners TL, TR, BR, BL
+    want = torch.tensor([[14.0, 1.5], [34.0, 1.5], [34.0, 16.5], [14.0, 16.5]], dtype=torch.float64)
+    torch.testing.assert_close(quad[0, 0], want)
+    torch.testing.assert_close(quad[1, 0], torch.tensor([[7.0, 7.0], [21.0, 7.0], [21.0, 21.0], [7.0, 21.0]]).double())
+    # every point the polar grid reads lies in the box
+    grid = polar.grid(origins[:1], (16, 16)).view(-1, 2)
+    pixels = (grid + 1) / 2 * torch.tensor([40.0, 30.0], dtype=torch.float64)
+    assert (pixels >= quad[0, 0, 0] - 1e-9).all() and (pixels <= quad[0, 0, 2] + 1e-9).all()
+
+
+@pytest.mark.parametrize("family", ["tps", "field", "diffeomorphic", "affine"])
+def test_regions_of_the_identity_are_the_image_and_parallel_sets_give_one_each(family):
+    from stn import transforms as T
+
+    transform = T.get(family)
+    params = transform.identity(2, dtype=torch.float64).unsqueeze(1).repeat(1, 3, 1)  # k = 3
+    quad = regions(transform, params, (28, 28), [(40, 30), (28, 28)])
+    assert quad.shape == (2, 3, 4, 2)
+    image = torch.tensor([[0.0, 0.0], [40.0, 0.0], [40.0, 30.0], [0.0, 30.0]], dtype=torch.float64)
+    torch.testing.assert_close(quad[0], image.expand(3, 4, 2), atol=1e-6, rtol=0)
+
+
 def test_csv_json_and_table(files, tmp_path, capsys):
     run_dir, _, _, folder = files
     out = tmp_path / "out"

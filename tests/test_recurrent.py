@@ -81,7 +81,15 @@ def test_fill_padding_and_gradients_reach_every_step():
     out = st(x)
     torch.testing.assert_close(out, torch.full_like(out, 0.25))
     st.fc_loc.bias.data.copy_(torch.tensor([0.9, 0.1, 0.0, -0.1, 0.9, 0.0]))
+    updates = []  # the gradient reaching each step's predicted update
+
+    def watch(module, inputs, out) -> None:
+        out.register_hook(updates.append)
+
+    hook = st.fc_loc.register_forward_hook(watch)
     st(x).sum().backward()
+    hook.remove()
+    assert len(updates) == st.steps and all(bool(g.abs().sum() > 0) for g in updates)
     assert x.grad is not None and all(p.grad is not None for p in st.parameters())
 
 
@@ -106,6 +114,35 @@ def test_models_take_recurrent_steps_and_export(tmp_path):
         model.stn.fc_loc[-1].bias.add_(0.02 * torch.randn_like(model.stn.fc_loc[-1].bias))
     path = export_onnx(model, (1, 28, 28), tmp_path / "model.onnx")
     assert onnx_difference(path, model, torch.randn(3, 1, 28, 28)) < 1e-4
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_prediction_and_export_give_the_final_parameters_not_the_last_update(tta, tmp_path):
+    from stn.export import export_pt2
+    from stn.inference import InferenceGraph
+    from stn.predict import load_predictor
+
+    model = models.create("paper-cnn", input_shape=(1, 28, 28), transform="affine", recurrent_steps=3).eval()
+    with torch.no_grad():  # each update moves: the composed parameters differ from the last update
+        model.stn.fc_loc[-1].bias.add_(0.1 * torch.randn_like(model.stn.fc_loc[-1].bias))
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        _, params, transformed = InferenceGraph(model, (1, 28, 28), tta)(x)
+        steps = model.stn.predict_steps(x)
+        want = steps[-1]
+        last_update = model.stn.fc_loc(model.stn.localization(model.stn.sample(x, steps[-2])).flatten(1))
+        assert not torch.allclose(want, last_update, atol=1e-3)
+        torch.testing.assert_close(params[:, 0], want)
+        torch.testing.assert_close(transformed, model.stn(x))
+    path = export_pt2(
+        model,
+        (1, 28, 28),
+        tmp_path / "model.pt2",
+        metadata=dict(classes=list("0123456789"), mean=[0.0], std=[1.0]),
+        tta=tta,
+    )
+    _, exported, _ = load_predictor(path).run(x, extras=True)
+    torch.testing.assert_close(exported[:, 0], want, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["polar", "tps", "field", "diffeomorphic"])

@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line on stderr (not the usage block) and exit 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _positive_int(text: str) -> int:
@@ -67,6 +67,10 @@ def _size(text: str) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------------------- train
+# Flags of `stn train` that set a data set option (the data sets that take them declare them).
+DATA_OPTION_FLAGS = ("image_size", "skip_bad_images", "fresh_distortions")
+
+
 def _key_value(text: str) -> tuple[str, object]:
     """``KEY=VALUE``: the value read as JSON (numbers, true/false, lists), else as a string."""
     key, sep, value = text.partition("=")
@@ -85,9 +89,10 @@ def _flag_type(annotation: str) -> Callable[[str], object] | None:
     return {"int": int, "float": _float, "tuple[int, int]": _size, "dict[str, Any]": _key_value}.get(base)
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+def _add_config_flags(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
     """One flag per :class:`~stn.engine.TrainConfig` field, from the field's metadata. Every flag
-    defaults to ``None`` (not given), so the recipe's value stands unless a flag overrides it."""
+    defaults to ``None`` (not given), so the recipe's value stands unless a flag overrides it.
+    Returns the flag groups by name."""
     from stn.engine.config import TrainConfig
 
     groups: dict[str, argparse._ArgumentGroup] = {}
@@ -107,6 +112,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(singular, dest=f.name, type=_key_value, action="append", metavar="KEY=VALUE", help=help)
         else:
             group.add_argument(flag, type=_flag_type(kind), choices=meta.get("choices"), default=None, help=help)
+    return groups
 
 
 def _add_train(sub) -> None:
@@ -119,13 +125,25 @@ def _add_train(sub) -> None:
         "test batch 1000, a log line every 500 batches, 50 epochs. A flag overrides the recipe's value.",
     )
     p.add_argument("--recipe", default=None, choices=list(RECIPES), help="named preset of the options (default seed)")
-    _add_config_flags(p)
-    p.add_argument(
+    groups = _add_config_flags(p)
+    data = groups["what to train"]
+    data.add_argument(
+        "--image-size", type=_size, metavar="HxW", help="resize images to HxW (the data set option image_size)"
+    )
+    data.add_argument(
         "--skip-bad-images",
         action="store_true",
-        help="leave out unreadable image files and say how many (the data set option skip_bad_images=true)",
+        default=None,
+        help="leave out unreadable image files and say how many (the data set option skip_bad_images)",
     )
-    g = p.add_argument_group("output")
+    data.add_argument(
+        "--fresh-distortions",
+        action="store_true",
+        default=None,
+        help="distorted MNIST: distort the training images anew for every batch (the data set option "
+        "fresh_distortions)",
+    )
+    g = groups.get("output") or p.add_argument_group("output")
     g.add_argument("--out", help="run directory (default runs/<model>-<dataset>-<time>)")
     g.add_argument(
         "--resume",
@@ -141,7 +159,8 @@ def _add_train(sub) -> None:
         nargs="?",
         const="",
         metavar="DIR",
-        help="log to TensorBoard (default DIR: RUN_DIR/tensorboard); needs pip install 'torch-stn[tensorboard]'",
+        help="log to TensorBoard (default DIR: RUN_DIR/tensorboard), on resume too; needs pip install "
+        "'torch-stn[tensorboard]'",
     )
     p.add_argument(
         "--nproc-per-node",
@@ -195,31 +214,30 @@ def _launch(args: argparse.Namespace, cfg, run_dir: Path) -> int:
 def _train_config(args: argparse.Namespace):
     """The config and run directory of ``stn train``'s command line (a resumed run's, changed by
     the given flags)."""
-    from stn.engine import Run, from_recipe
+    from stn.engine import Run, check_names, from_recipe
 
     given = _given(args)
+    if args.tensorboard is not None:
+        given["tensorboard"] = args.tensorboard
+    shortcuts = {name: getattr(args, name) for name in DATA_OPTION_FLAGS if getattr(args, name) is not None}
     if args.resume:
         if args.out or args.recipe:
             raise UsageError(
                 f"--resume continues a run with its saved config; drop --{'out' if args.out else 'recipe'}"
             )
-        saved = Run.open(args.resume).config
-        if args.skip_bad_images:
-            given["dataset_options"] = {**given.get("dataset_options", saved.dataset_options), "skip_bad_images": True}
-        return dataclasses.replace(saved, **given), Path(args.resume)
-    if args.skip_bad_images:
-        given["dataset_options"] = {**given.get("dataset_options", {}), "skip_bad_images": True}
-    cfg = from_recipe(args.recipe or "seed", **given)
-    if cfg.dataset is None:
-        from stn import models
-
-        cfg.dataset = models.describe(cfg.model).default_dataset
+        run = Run.open(args.resume)
+        if shortcuts:
+            given["dataset_options"] = {**given.get("dataset_options", run.config.dataset_options), **shortcuts}
+        return run.resume_config(given), Path(args.resume)
+    if shortcuts:
+        given["dataset_options"] = {**given.get("dataset_options", {}), **shortcuts}
+    cfg = check_names(from_recipe(args.recipe or "seed", **given))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return cfg, Path(args.out) if args.out else Path("runs") / f"{cfg.model}-{cfg.dataset}-{stamp}"
 
 
 def _train(args: argparse.Namespace) -> int:
-    from stn.engine import train
+    from stn.engine import configure_process, train
     from stn.files import WriteError
 
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
@@ -227,10 +245,11 @@ def _train(args: argparse.Namespace) -> int:
     if args.nproc_per_node is not None:
         return _launch(args, cfg, run_dir)
     callbacks = []
-    if args.tensorboard is not None and main_rank:  # under torchrun, rank 0 alone writes
+    if cfg.tensorboard is not None and main_rank:  # the run's own setting; under torchrun, rank 0 alone writes
         from stn.viz.board import TensorBoard
 
-        callbacks.append(TensorBoard(args.tensorboard or None))
+        callbacks.append(TensorBoard(cfg.tensorboard or None))
+    configure_process(cfg)
     try:
         summary = train(cfg, run_dir, resume=bool(args.resume), progress=args.progress, callbacks=callbacks)
     except WriteError as err:  # a full disk while saving: say what is kept and how to go on
@@ -343,10 +362,13 @@ def _export(args: argparse.Namespace) -> int:
     from stn.engine import load_model
     from stn.export import check, export
 
-    model, payload, path = load_model(args.target)
-    fmt = args.format or ("pt2" if args.out and Path(args.out).suffix == ".pt2" else "onnx")
+    suffix = Path(args.out).suffix if args.out else ""
+    fmt = args.format or ("pt2" if suffix == ".pt2" else "onnx")
+    if suffix in (".onnx", ".pt2") and suffix != f".{fmt}":
+        raise UsageError(f"--out {args.out} ends in {suffix} but --format is {fmt}: make them agree")
     if args.opset is not None and fmt != "onnx":
         raise UsageError("--opset is for --format onnx")
+    model, payload, path = load_model(args.target)
     shape = tuple(payload["model_options"]["input_shape"])
     metadata = {key: payload[key] for key in ("model", "model_options", "dataset", "classes", "mean", "std")}
     tta = args.tta if args.tta is not None else bool(payload.get("config", {}).get("flip_tta", False))
@@ -438,7 +460,8 @@ def _inspect(args: argparse.Namespace) -> int:
     rows, source = run_statistics(run)
     print(f"{run.dir}: {run.config.model} on {run.config.dataset}, {run.epochs_done} of {run.config.epochs} epochs")
     if not rows:
-        print(f"No transformer statistics: {source}.")
+        why = "the model has no spatial transformer (--no-stn)" if not run.config.stn else source
+        print(f"No transformer statistics: {why}.")
         return 0
     print(f"Transformer statistics from {source}:")
     print(format_table(rows))
@@ -582,11 +605,19 @@ def _add_predict(sub) -> None:
     p.set_defaults(run=_predict)
 
 
+def _count(n: int, noun: str) -> str:
+    """``"1 image"``, ``"2 images"``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _predict(args: argparse.Namespace) -> int:
-    from stn.predict import load_predictor, predict_files
+    from stn.data.formats import IMAGE_SUFFIXES
+    from stn.predict import image_files, load_predictor, predict_files
 
     if (args.boxes or args.save_transformed) and not args.out:
         raise UsageError(f"{'--boxes' if args.boxes else '--save-transformed'} writes files: give --out DIR")
+    if next(image_files(args.inputs), None) is None:
+        raise UsageError(f"no image files in {', '.join(args.inputs)} (looked for {', '.join(IMAGE_SUFFIXES)})")
     predictor = load_predictor(args.target)
     summary = predict_files(
         predictor,
@@ -602,7 +633,9 @@ def _predict(args: argparse.Namespace) -> int:
     )
     for _, reason in summary.skipped:
         print(f"stn: skipped: {reason}", file=sys.stderr)
-    counts = f"{summary.count} images" + (f", {len(summary.skipped)} skipped (unreadable)" if summary.skipped else "")
+    counts = _count(summary.count, "image") + (
+        f", {len(summary.skipped)} skipped (unreadable)" if summary.skipped else ""
+    )
     where = f"; wrote {', '.join(str(p) for p in summary.written)}" if summary.written else ""
     print(f"{counts} ({predictor.backend}: {predictor.source}){where}")
     return 0
@@ -670,7 +703,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends a run as Ctrl-C does: saved, resumable
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:  # unknown flags reach the top parser: point to the help of the command they were given to
+            where = " ".join(["stn", *(n for n in (getattr(args, k, None) for k in ("command", "benchmark")) if n)])
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see {where} --help)")
         args.argv = argv
         if not getattr(args, "command", None):
             build_parser().print_help()

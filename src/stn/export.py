@@ -24,6 +24,7 @@ check the file, onnxruntime); ``.pt2`` needs only torch.
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -214,8 +215,9 @@ def export_pt2(
 
 
 def _save_pt2(program: Any, path: Path, metadata: dict[str, Any]) -> None:
-    extra = {PT2_METADATA: json.dumps(metadata)}
-    write_atomic(path, lambda f: torch.export.save(program, f, extra_files=extra))
+    buffer = io.BytesIO()  # torch.export.save takes a path ending in .pt2 or a buffer without a warning
+    torch.export.save(program, buffer, extra_files={PT2_METADATA: json.dumps(metadata)})
+    write_atomic(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def load_pt2(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
@@ -322,9 +324,12 @@ def export(
 ) -> Path:
     """:func:`export_onnx` or :func:`export_pt2`, by ``format`` (default: the suffix of
     ``path``, ``.pt2`` or else ONNX)."""
-    format = format or ("pt2" if Path(path).suffix == ".pt2" else "onnx")
+    suffix = Path(path).suffix
+    format = format or ("pt2" if suffix == ".pt2" else "onnx")
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r}; choose one of: {', '.join(FORMATS)}")
+    if suffix in (".onnx", ".pt2") and suffix != f".{format}":
+        raise ExportError(f"{path} ends in {suffix} but the format is {format}: make them agree")
     if format == "pt2":
         return export_pt2(model, input_shape, path, metadata=metadata, tta=tta)
     return export_onnx(model, input_shape, path, metadata=metadata, opset=opset, tta=tta)

@@ -7,9 +7,9 @@ The graph takes float32 images ``(N, C, H, W)`` normalised as in training and re
   ``stn evaluate`` computes them);
 * and, when the model's first spatial transformer reads the image itself (not a feature map):
   ``params`` ``(N, k, P)``, the parameters it predicted (``k`` transformers, ``k = 1`` for a
-  :class:`~stn.layers.SpatialTransformer`), and ``transformed`` ``(N, k*C, h, w)``, what it made
-  of the image (still normalised). With flip test-time augmentation both are those of the
-  unmirrored image.
+  :class:`~stn.layers.SpatialTransformer`; a recurrent transformer's final, composed parameters),
+  and ``transformed`` ``(N, k*C, h, w)``, what it made of the image (still normalised). With flip
+  test-time augmentation both are those of the unmirrored image.
 
 PyTorch prediction (:mod:`stn.predict`) runs this module; ``stn export`` writes it to ONNX or
 ``torch.export``, so both give the same numbers. It needs only :mod:`stn.layers`, not the training
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stn.layers import ParallelSpatialTransformers, SpatialTransformer
+from stn.layers import ParallelSpatialTransformers, RecurrentSpatialTransformer, SpatialTransformer
 
 __all__ = ["OUTPUT_NAMES", "InferenceGraph", "first_transformer"]
 
@@ -56,10 +56,11 @@ class InferenceGraph(nn.Module):
         self.input_shape = tuple(int(v) for v in input_shape)
         self.transformer = first_transformer(model)
         self._seen: dict[str, Tensor] = {}
+        self._updates: list[Tensor] = []  # fc_loc's outputs in one call: a recurrent transformer's steps
         self._hooks = []
         if self.transformer is not None:
             self._hooks = [
-                self.transformer.fc_loc.register_forward_hook(self._keep("params")),
+                self.transformer.fc_loc.register_forward_hook(self._keep_update),
                 self.transformer.register_forward_hook(self._keep("input", "transformed")),
             ]
         self.reads_image = False
@@ -79,13 +80,26 @@ class InferenceGraph(nn.Module):
                 and bool(torch.equal(seen["input"], x))
                 and seen["transformed"].shape[1] == k * x.shape[1]
             )
-            self._seen = {}
+            self._seen, self._updates = {}, []
 
     def remove_hooks(self) -> None:
         """Take this graph's hooks off ``model`` (the graph's extra outputs stop working)."""
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
+
+    def _keep_update(self, module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        self._updates.append(output)
+
+    def _params(self) -> Tensor:
+        """The first transformer's parameters in the last call, ``(N, k, P)``: ``fc_loc``'s output,
+        or for a recurrent transformer its updates composed."""
+        st = self.transformer
+        if isinstance(st, RecurrentSpatialTransformer):
+            params = st.compose_updates(self._updates[-st.steps :])
+        else:
+            params = self._updates[-1]
+        return params.reshape(params.shape[0], self.k, -1)
 
     def _keep(self, *names: str):
         def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
@@ -105,17 +119,16 @@ class InferenceGraph(nn.Module):
         return OUTPUT_NAMES if self.reads_image else OUTPUT_NAMES[:1]
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        self._seen = {}
+        self._seen, self._updates = {}, []
         output = self.model(x)
         extra: tuple[Tensor, ...] = ()
         if self.reads_image:
-            params = self._seen["params"]
-            extra = (params.reshape(params.shape[0], self.k, -1), self._seen["transformed"])
+            extra = (self._params(), self._seen["transformed"])
         if self.tta:
             mirrored = self.model(x.flip(-1))
             both = torch.stack((F.log_softmax(output, 1), F.log_softmax(mirrored, 1)))
             output = torch.logsumexp(both, 0) - math.log(2.0)
-        self._seen = {}
+        self._seen, self._updates = {}, []
         return (output, *extra)
 
     def metadata(self) -> dict[str, Any]:

@@ -289,15 +289,29 @@ class RecurrentSpatialTransformer(SpatialTransformer):
 
     def predict_steps(self, x: Tensor) -> list[Tensor]:
         """The composed parameters after each step, ``steps`` tensors ``(N, P)``, for input ``(N, C, H, W)``."""
-        family = self.transform
         matrix: Tensor | None = None
         out: list[Tensor] = []
         for _ in range(self.steps):
             seen = x if matrix is None else self.sample(x, out[-1], x.shape[2:])
-            update = family.matrix(super().predict(seen))
-            matrix = update if matrix is None else matrix @ update
-            out.append(family.from_matrix(matrix))
+            matrix, params = self._compose(matrix, super().predict(seen))
+            out.append(params)
         return out
+
+    def compose_updates(self, updates: Sequence[Tensor]) -> Tensor:
+        """The final parameters ``(N, P)`` from the updates ``Δ`` ``(N, P)`` that ``fc_loc`` gave
+        at each step, in order, composed as in :meth:`predict_steps`."""
+        if not updates:
+            raise ValueError("compose_updates needs at least one update")
+        matrix: Tensor | None = None
+        for update in updates:
+            matrix, params = self._compose(matrix, update)
+        return params
+
+    def _compose(self, matrix: Tensor | None, update: Tensor) -> tuple[Tensor, Tensor]:
+        """The matrix so far composed with one update's, and its parameters."""
+        step = self.transform.matrix(update)
+        matrix = step if matrix is None else matrix @ step
+        return matrix, self.transform.from_matrix(matrix)
 
     def predict(self, x: Tensor) -> Tensor:
         """The final parameters ``(N, P)``."""

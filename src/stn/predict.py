@@ -1,20 +1,27 @@
 """Predict with a trained model on image files: a run directory (PyTorch) or an exported
 ``.onnx`` (ONNX Runtime) or ``.pt2`` (``torch.export``) file.
 
-Each image is read as the run's data were: converted to the model's channels (``L`` or ``RGB``, as
-:func:`stn.data.formats.read_image_folder` does), resized to its input size with the same bilinear
-filter, and normalised with the run's ``mean`` and ``std``. Files stream through in batches, so
+Each image is read as the run's data were and as a viewer shows it: upright by its EXIF
+orientation, 16-bit grey scaled, transparency composited on white, converted to the model's
+channels (``L`` or ``RGB``), resized to its input size with the same bilinear filter (all by
+:func:`stn.data.formats.decode_image`, as :func:`stn.data.formats.read_image_folder` reads), and
+normalised with the run's ``mean`` and ``std``. Files stream through in batches, so
 memory does not grow with their number; folders are walked lazily, in sorted order, for the
 suffixes in :data:`stn.data.formats.IMAGE_SUFFIXES`.
 
 Regions (``boxes``): where the model's first spatial transformer reads each image, as the
 quadrilateral its output's corners ``(-1, -1), (1, -1), (1, 1), (-1, 1)`` (top-left, top-right,
 bottom-right, bottom-left) map to under :meth:`~stn.transforms.Transform.transform_points`, in
-pixels of the ORIGINAL image: ``(0, 0)`` is its top-left corner and ``(width, height)`` its
-bottom-right one (pixel ``(i, j)`` covers ``[j, j + 1] x [i, i + 1]``). With ``align_corners=False``
-(the library's default) those corners are the output's outer edges, so the quadrilateral is the
-whole area the output shows; a thin-plate spline's region has curved sides, of which these are
-the corners.
+pixels of the ORIGINAL image as a viewer shows it (upright by its EXIF orientation): ``(0, 0)`` is
+its top-left corner and ``(width, height)`` its bottom-right one (pixel ``(i, j)`` covers
+``[j, j + 1] x [i, i + 1]``). With ``align_corners=False`` (the library's default) those corners
+are the output's outer edges, so the quadrilateral is the whole area the output shows; a
+thin-plate spline's or a displacement field's region has curved sides, of which these are the
+corners. ``polar`` reads a disk (the annulus between ``min_radius`` and ``max_radius`` around its
+predicted origin, every output corner on one ray of it), so its region is the box around that
+disk instead: origin ``± max_radius`` along each axis, corners in the same order and pixels (a
+square in normalised units: a rectangle in the pixels of a non-square image). Parallel
+transformers give one region each; a recurrent (IC-STN) transformer, that of its final parameters.
 
 The ONNX and ``.pt2`` backends read the classes, mean, std, input shape and transformer from the
 file's metadata (see :mod:`stn.export`) and import no training code (``stn.engine``, ``stn.models``).
@@ -94,8 +101,11 @@ def _walk(folder: Path) -> Iterator[Path]:
 
 def read_image(path: str | os.PathLike, input_shape: Sequence[int]) -> tuple[np.ndarray, tuple[int, int]]:
     """The image at ``path`` as the model reads it: uint8 ``(C, H, W)`` for ``input_shape =
-    (C, H, W)`` (``C`` 1: Pillow's ``L``; 3: ``RGB``; bilinear resize: as folder data sets are
-    read, :func:`stn.data.formats.decode_image`), and its original ``(width, height)``.
+    (C, H, W)`` (``C`` 1: Pillow's ``L``; 3: ``RGB``; bilinear resize), and its original ``(width,
+    height)`` as a viewer shows it, the frame of ``boxes``. Decoded exactly as folder data sets
+    are, by :func:`stn.data.formats.decode_image`: EXIF orientation applied (a rotated phone photo
+    is upright, its width and height those shown), 16-bit grey scaled by 255/65535 and float grey
+    read as 0..1 (not clipped), transparency composited on white.
     ``ImageError`` naming the file if it is not an image, is truncated or corrupt, or has a mode
     that cannot be converted."""
     from stn.data.formats import UnreadableImage, decode_image, strict_pillow
@@ -327,7 +337,8 @@ def regions(
     align_corners: bool = False,
 ) -> Tensor:
     """Where each transformer reads each image: the output's :data:`CORNERS` mapped through
-    ``transform``, in pixels of the original images.
+    ``transform`` (``polar``: the box around the disk it reads; see the module notes), in pixels
+    of the original images.
 
     Args:
         params: ``(N, P)`` or ``(N, k, P)``.
@@ -346,7 +357,11 @@ def regions(
     if len(image_sizes) != n:
         raise ValueError(f"{len(image_sizes)} image sizes for {n} parameter sets")
     corners = torch.tensor(CORNERS, dtype=params.dtype).expand(n * k, 4, 2)
-    points = transform.transform_points(params.reshape(n * k, -1), corners).view(n, k, 4, 2)
+    if isinstance(transform, T.Polar):
+        origin = transform.check_params(params.reshape(n * k, -1))
+        points = (origin[:, None, :] + transform.max_radius * corners).view(n, k, 4, 2)
+    else:
+        points = transform.transform_points(params.reshape(n * k, -1), corners).view(n, k, 4, 2)
     h, w = input_size
     if align_corners:  # pixels of the (H, W) image, then scaled to the original
         pixels = (points + 1) / 2 * points.new_tensor([w - 1, h - 1]) + 0.5

@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_gpu_sh_quick_writes_its_section(tmp_path):
     out = tmp_path / "benchmarks.json"
     out.write_text(json.dumps({"other": {"cpu": {"kept": True}}}))

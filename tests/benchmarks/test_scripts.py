@@ -14,16 +14,32 @@ from stn.engine.precision import resolve_amp
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# script: (options, section, the keys of the section that hold its measurements)
 SCRIPTS = {
-    "ddp_throughput.py": (["--synthetic"], "ddp_throughput"),
-    "flops.py": ([], "flops"),
-    "warp_throughput.py": ([], "warp_throughput"),
-    "step_profile.py": (["--synthetic"], "step_profile"),
-    "scaling.py": ([], "scaling"),
-    "train_throughput.py": (["--synthetic"], "train_throughput"),
-    "recipe_time.py": (["--synthetic", "--measure", "--runs", str(ROOT / "results" / "seed-cifar")], "recipe_time"),
-    "volumes.py": (["--synthetic"], "volumes"),
+    "ddp_throughput.py": (["--synthetic"], "ddp_throughput", ["rows"]),
+    "flops.py": ([], "flops", ["mflop_per_image", "peak_tflops", "floor_seconds_per_epoch"]),
+    "warp_throughput.py": ([], "warp_throughput", ["rows"]),
+    "step_profile.py": (["--synthetic"], "step_profile", ["results", "convolutions"]),
+    "scaling.py": ([], "scaling", ["training", "inference"]),
+    "train_throughput.py": (["--synthetic"], "train_throughput", ["rows"]),
+    "recipe_time.py": (
+        ["--synthetic", "--measure", "--runs", str(ROOT / "results" / "seed-cifar")],
+        "recipe_time",
+        ["rows"],
+    ),
+    "volumes.py": (["--synthetic"], "volumes", ["warp", "registration", "classification"]),
 }
+
+
+def numbers(value: object) -> list[float]:
+    """Every float inside ``value`` (dicts and lists walked)."""
+    if isinstance(value, float):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [x for item in value for x in numbers(item)]
+    return []
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -31,9 +47,10 @@ def run(script: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_script_writes_its_section(script, tmp_path):
-    options, section = SCRIPTS[script]
+    options, section, measured = SCRIPTS[script]
     out = tmp_path / "benchmarks.json"
     out.write_text(json.dumps({"other": {"cpu": {"kept": True}}}))
     done = run(script, *options, "--out", str(out))
@@ -43,13 +60,14 @@ def test_script_writes_its_section(script, tmp_path):
     written = results[section]["cpu"]
     assert written["machine"]["device"] == "cpu" and written["machine"]["threads"] == 1
     assert written["machine"]["malloc"] in ("keep", "default")  # --malloc, as it took effect
-    rows = written.get("rows")
-    if rows is not None:
-        assert rows, "no rows measured"
-        numbers = [v for row in rows for v in row.values() if isinstance(v, float)]
-        assert numbers and all(v == v and v >= 0 for v in numbers)  # measured, finite, not negative
+    for key in measured:  # every measurement is there, a number, finite and not negative
+        found = numbers(written[key])
+        assert found, f"{key}: nothing measured"
+        assert all(v == v and 0 <= v < float("inf") for v in found), f"{key}: {found}"
+        assert any(v > 0 for v in found), f"{key}: all zero"
 
 
+@pytest.mark.slow
 def test_recipe_time_with_a_value_changed_keeps_the_presets_section(tmp_path):
     out = tmp_path / "benchmarks.json"
     out.write_text(json.dumps({"recipe_time": {"cpu": {"kept": True}}}))

@@ -69,12 +69,12 @@ def test_seeded_and_cached_under_a_key_that_follows_its_inputs(mnist_root, name)
     assert not torch.equal(other.train_images, first.train_images)
     assert not torch.equal(first.train_images[:12], first.test_images)  # the splits have their own streams
 
-    key = data.recipe(name, mnist_root).key
-    assert key != data.recipe(name, mnist_root, seed=1).key
-    assert key != data.recipe(name, mnist_root, train_size=10).key
+    key = data.builder(name, mnist_root).key
+    assert key != data.builder(name, mnist_root, seed=1).key
+    assert key != data.builder(name, mnist_root, train_size=10).key
     images = mnist_root / "mnist" / "train-images-idx3-ubyte.gz"
     os.utime(images, ns=(images.stat().st_atime_ns, images.stat().st_mtime_ns + 10**9))
-    assert data.recipe(name, mnist_root).key != key
+    assert data.builder(name, mnist_root).key != key
 
 
 def test_sizes_keep_the_first_images(mnist_root):

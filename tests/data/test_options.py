@@ -23,8 +23,12 @@ def test_fixed_size_data_sets_refuse_an_image_size(tmp_path):
 def test_unknown_options_list_the_accepted_ones(tmp_path):
     with pytest.raises(ValueError, match=r"'mnist' does not take colour, seed; it takes no options$"):
         data.load("mnist", tmp_path, colour=True, seed=1)
-    with pytest.raises(ValueError, match=r"'mnist-r' does not take sead; it takes seed, train_size, test_size$"):
-        data.recipe("mnist-r", tmp_path, sead=1)
+    with pytest.raises(
+        ValueError, match=r"'mnist-r' does not take sead; it takes seed, train_size, test_size, fresh_distortions$"
+    ):
+        data.builder("mnist-r", tmp_path, sead=1)
+    with pytest.warns(DeprecationWarning, match="stn.data.builder"):
+        data.recipe("folder", make_bars_folder(tmp_path / "bars", train=2, test=1))
     assert data.options("folder") == ["image_size", "skip_bad_images"]
     data.check_options("folder", {"image_size": (8, 8)})
     with pytest.raises(ValueError, match="'glyphs' does not take image_size"):

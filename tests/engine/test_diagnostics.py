@@ -243,3 +243,60 @@ def test_format_table():
     assert lines[3].split()[0] == "2" and set(lines[3].split()[1:]) == {"-"}
     assert "offset" not in text and "pinned" not in text  # columns no row holds are left out
     assert D.format_table([{"epoch": 1}]) == "no transformer statistics"
+
+
+FAMILIES = [*T.names(), "field-diffeomorphic"]
+
+
+def family(name):
+    return T.get("field", diffeomorphic=True) if name == "field-diffeomorphic" else T.get(name)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_family_has_the_statistics_family_keys_names(name):
+    transform = family(name)
+    params = transform.identity(4, dtype=torch.float64) + 0.02 * torch.randn(4, transform.num_params).double()
+    values = D.per_sample(transform, params, SIZE, SIZE)
+    common = {"outside", "displacement"} | ({"pinned"} & set(values))
+    assert set(values) == common | set(D.family_keys(transform)) and D.family_keys(transform)
+    assert all(v.shape == (4,) and torch.isfinite(v).all() for v in values.values())
+    stats = D.transformer_stats(transform, params, SIZE, SIZE)
+    assert D.prefixes(stats) == ["stn"] and all(math.isfinite(v) for v in stats.values())
+
+
+def test_field_displacement_and_folding():
+    field = T.get("field", grid_size=2)  # nodes at the corners: the field is bilinear between them
+    corners = torch.tensor([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    shift = torch.tensor([[0.25, 0.0] * 4], dtype=torch.float64)  # every point reads 0.25 to its right
+    mirror = (corners * torch.tensor([-2.0, 0.0], dtype=torch.float64)).reshape(1, -1)  # x -> -x
+    s = D.transformer_stats(field, torch.cat((shift, mirror)), SIZE, SIZE)
+    centres = (2 * torch.arange(8) + 1) / 8 - 1
+    assert s["stn_field_max"] == pytest.approx(2 * float(centres.max()))  # the mirror moves x by 2|x|
+    values = D.per_sample(field, torch.cat((shift, mirror)), SIZE, SIZE)
+    assert values["field_max"][0] == pytest.approx(0.25) and values["displacement"][0] == pytest.approx(0.25)
+    assert values["folding"].tolist() == [0.0, 1.0]  # the mirror reverses every cell
+    assert s["stn_folding_share"] == pytest.approx(0.5)
+    # a fold down the middle: x -> -2x left of 0 (the nodes at x = -1 read x = 2), x -> x right of it
+    fold = torch.zeros(1, 2 * 3 * 3, dtype=torch.float64)
+    fold.view(3, 3, 2)[:, 0, 0] = 3.0
+    folding = D.per_sample(T.get("field", grid_size=3), fold, SIZE, SIZE)["folding"]
+    # of the 7 columns of cells between the 8 grid columns, the 3 left of x = -1/8 are reversed, and
+    # so is the one across x = 0 (from -1/8 to 1/8 it reads from 1/4 back to 1/8): 4 of 7 fold
+    assert folding.item() == pytest.approx(4 / 7)
+
+
+def test_polar_origin():
+    origins = torch.tensor([[0.3, 0.4], [0.0, -0.1]], dtype=torch.float64)
+    s = D.transformer_stats("polar", origins, SIZE, SIZE)
+    assert s["stn_origin_mean"] == pytest.approx(0.3) and s["stn_origin_std"] == pytest.approx(0.2)
+    assert "stn_scale_mean" not in s and "stn_tps_offset_max" not in s
+
+
+def test_format_table_shows_the_field_and_polar_columns():
+    field = T.get("field", grid_size=2)
+    rows = [{"epoch": 1, **D.transformer_stats(field, torch.full((2, 8), 0.1), SIZE, SIZE)}]
+    lines = D.format_table(rows).splitlines()
+    assert lines[1].split()[-3:] == ["field", "max", "folded"] and lines[2].split()[-2:] == ["0.141", "0.0%"]
+    rows = [{"epoch": 1, **D.transformer_stats("polar", torch.tensor([[0.3, 0.4]]), SIZE, SIZE)}]
+    lines = D.format_table(rows).splitlines()
+    assert lines[1].split()[-1] == "origin" and lines[2].split()[-1] == "0.50±0.00"

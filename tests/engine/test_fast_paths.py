@@ -238,7 +238,9 @@ def test_the_fast_recipe_trains(bars, tmp_path):
         model="tutorial-mnist",
         dataset="folder",
         data_root=str(bars),
-        epochs=2,
+        epochs=4,
+        amp="off",
+        device="cpu",
         batch_size=16,
         test_batch_size=16,
         log_interval=2,
@@ -254,9 +256,10 @@ def test_the_fast_recipe_trains(bars, tmp_path):
     assert cfg.augment != "none" and cfg.momentum > 0 and cfg.flip_tta  # what makes the recipe fast
     summary = train(cfg, tmp_path / "run")
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").read_text().splitlines()))
-    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert [row["epoch"] for row in rows] == ["1", "2", "3", "4"]
     assert all(math.isfinite(float(row["train_loss"])) for row in rows)
-    assert summary["recipe"] == "fast" and 0 <= summary["best_accuracy"] <= 100
+    # Bars are easy: it learns them (it reaches 100% here; chance is 50%).
+    assert summary["recipe"] == "fast" and summary["best_accuracy"] >= 90
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

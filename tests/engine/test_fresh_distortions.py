@@ -3,7 +3,6 @@ on the device, from the run's generator; the test set stays the fixed, seeded on
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -12,10 +11,9 @@ import torch
 from stn import data
 from stn.cli import main
 from stn.data import distorted
-from stn.engine import TrainConfig, from_recipe, train
+from stn.engine import Run, TrainConfig, from_recipe, train
 from stn.engine import checkpoint as ckpt
 from stn.engine.device import DeviceData
-from stn.engine.run import load_dataset
 from tests.data.test_distorted import fake_mnist
 
 
@@ -24,9 +22,14 @@ def mnist_root(tmp_path, monkeypatch):
     return fake_mnist(tmp_path / "data", train=24, test=8, monkeypatch=monkeypatch)
 
 
-def config(root, **overrides) -> TrainConfig:
+def config(root, fresh: bool = False, **overrides) -> TrainConfig:
     values = dict(data_root=str(root), dataset="mnist-rts", threads=1, batch_size=8, epochs=2, snapshot_images=2)
+    values.update(device="cpu", amp="off", dataset_options=dict(fresh_distortions=True) if fresh else {})
     return from_recipe("paper-smoke", **{**values, **overrides})
+
+
+def load(cfg: TrainConfig) -> data.Dataset:
+    return data.load(cfg.dataset, cfg.data_root, **cfg.dataset_options)
 
 
 def epoch_keys(device_data: DeviceData, generator: torch.Generator) -> list[float]:
@@ -39,9 +42,9 @@ def epoch_keys(device_data: DeviceData, generator: torch.Generator) -> list[floa
 
 def test_fresh_data_set_keeps_the_fixed_one_and_adds_the_undistorted_images(mnist_root):
     fixed = data.load("mnist-rts", mnist_root, seed=3)
-    fresh = distorted.fresh(fixed, mnist_root, seed=3)
-    assert fixed.fresh is None and fresh.fresh is not None
-    assert torch.equal(fresh.fresh.sources, data.load("mnist", mnist_root).train_images)
+    fresh = data.load("mnist-rts", mnist_root, seed=3, fresh_distortions=True)
+    assert fixed.draw_train is None and fresh.draw_train is not None
+    assert torch.equal(fresh.draw_train.sources, data.load("mnist", mnist_root).train_images)
     for name in ("train_images", "train_labels", "test_images", "test_labels"):
         assert torch.equal(getattr(fresh, name), getattr(fixed, name))
     assert fresh.mean == fixed.mean and fresh.input_shape == (1, 42, 42)
@@ -50,8 +53,8 @@ def test_fresh_data_set_keeps_the_fixed_one_and_adds_the_undistorted_images(mnis
 
 
 def test_fresh_distortions_change_training_images_every_epoch_but_not_the_test_set(mnist_root, device):
-    fixed = load_dataset(config(mnist_root))
-    fresh = load_dataset(config(mnist_root, fresh_distortions=True))
+    fixed = load(config(mnist_root))
+    fresh = load(config(mnist_root, fresh=True))
     generator = torch.Generator(device=device).manual_seed(1)  # the run's generator is on its device
     still, moving = DeviceData(fixed, device), DeviceData(fresh, device)
     assert epoch_keys(still, generator) == epoch_keys(still, generator)
@@ -65,18 +68,17 @@ def test_fresh_distortions_change_training_images_every_epoch_but_not_the_test_s
         assert torch.equal(ink, labels == 1)
 
 
-def test_fresh_distortions_need_a_distorted_data_set(mnist_root):
-    with pytest.raises(ValueError, match="fresh distortions need a distorted MNIST"):
-        cfg = config(mnist_root, fresh_distortions=True)
-        load_dataset(dataclasses.replace(cfg, dataset="mnist", dataset_options={}))
-    with pytest.raises(ValueError, match="fresh-distortions must be true or false"):
-        config(mnist_root, fresh_distortions="yes")
+def test_fresh_distortions_are_an_option_of_the_distorted_data_sets_only(mnist_root):
+    with pytest.raises(ValueError, match="data set 'mnist' does not take fresh_distortions"):
+        data.load("mnist", mnist_root, fresh_distortions=True)
+    with pytest.raises(ValueError, match="fresh_distortions must be true or false"):
+        data.load("mnist-rts", mnist_root, fresh_distortions="yes")
 
 
 def test_resumed_fresh_run_equals_an_uninterrupted_one(mnist_root, tmp_path):
-    whole = train(config(mnist_root, fresh_distortions=True), tmp_path / "whole", progress=False)
-    train(config(mnist_root, fresh_distortions=True, epochs=1), tmp_path / "split", progress=False)
-    split = train(config(mnist_root, fresh_distortions=True), tmp_path / "split", resume=True, progress=False)
+    whole = train(config(mnist_root, fresh=True), tmp_path / "whole", progress=False)
+    train(config(mnist_root, fresh=True, epochs=1), tmp_path / "split", progress=False)
+    split = train(config(mnist_root, fresh=True), tmp_path / "split", resume=True, progress=False)
     assert split["final_accuracy"] == whole["final_accuracy"]
     a, b = ckpt.load(tmp_path / "whole" / "last.pt"), ckpt.load(tmp_path / "split" / "last.pt")
     for key in a["state_dict"]:
@@ -91,4 +93,6 @@ def test_cli_flag_reaches_the_config(mnist_root, tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--model", "paper-cnn", "--dataset", "mnist-r", "--data-root", str(mnist_root), "--epochs", "1"]
     assert main([*args, "--threads", "1", "--batch-size", "8", "--fresh-distortions", "--out", str(out)]) == 0
-    assert json.loads((out / "config.json").read_text())["fresh_distortions"] is True
+    assert json.loads((out / "config.json").read_text())["dataset_options"] == {"fresh_distortions": True}
+    rebuilt = Run.open(out).dataset()  # what the run trained on: drawn anew, from the undistorted digits
+    assert rebuilt.draw_train is not None and len(rebuilt.draw_train) == len(rebuilt.train_labels)

@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from stn.engine import loop
-from stn.engine.loop import prepare
+from stn.engine.loop import configure_process, train
 
 from .test_train import tiny_config
 
@@ -54,5 +55,21 @@ def test_kept_blocks_are_reused_without_page_faults():
 def test_a_cpu_run_keeps_freed_memory_unless_told_not_to(bars, monkeypatch, keep):
     calls = []
     monkeypatch.setattr(loop, "keep_freed_memory", lambda: calls.append(1) or True)
-    prepare(tiny_config(bars, device="cpu", keep_freed_memory=keep))
+    configure_process(tiny_config(bars, keep_freed_memory=keep))
     assert len(calls) == keep
+
+
+def test_preparing_and_training_change_nothing_process_wide(bars, tmp_path, monkeypatch):
+    """train() leaves threads and the allocator to configure_process(), and the caller's random
+    state as it was; configure_process() sets the threads the config asks for."""
+    calls = []
+    monkeypatch.setattr(loop, "keep_freed_memory", lambda: calls.append(1) or True)
+    threads = torch.get_num_threads()
+    cfg = tiny_config(bars, threads=threads + 1, epochs=1)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    train(cfg, tmp_path / "run", progress=False)
+    assert torch.get_num_threads() == threads and not calls
+    assert torch.equal(torch.get_rng_state(), state)
+    configure_process(cfg)
+    assert torch.get_num_threads() == threads + 1 and calls == [1]

@@ -4,11 +4,14 @@ what the run recorded."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 
 import pytest
 
 from stn.cli import main
 from stn.engine import Run, RunError, evaluate_checkpoint, from_recipe, train
+from stn.engine import run as run_module
 
 
 def glyph_config(**overrides):
@@ -58,7 +61,8 @@ def test_the_run_rebuilds_its_own_data(glyph_run):
     summary = run.summary()
     assert summary["final_accuracy"] == run.metrics()[-1]["test_accuracy"]
     assert set(summary["transformer"]) and all(key.startswith("stn_") for key in summary["transformer"])
-    assert summary["warnings"] == [] or all(isinstance(w, str) for w in summary["warnings"])
+    logged = [line.removeprefix("stn: warning: ") for line in run.path("log").read_text().splitlines()]
+    assert summary["warnings"] == [line for line in logged if line.startswith("epoch ")]  # what the log warned
 
 
 def test_evaluate_command_prints_the_recorded_line(glyph_run, capsys):
@@ -109,3 +113,39 @@ def test_a_second_writer_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path)
     run.path("lock").write_text("999999999 " + __import__("socket").gethostname() + "\n")  # no such process
     with run.lock():
         assert run.path("lock").read_text().split()[0] != "999999999"
+
+
+def test_a_lock_whose_pid_is_another_process_now_is_taken_over(tmp_path):
+    """The pid is alive but started after the lock was written: the pid was reused."""
+    run = Run.create(tmp_path / "run", from_recipe("seed"))
+    me, host = os.getpid(), socket.gethostname()
+    if run_module._process_start(me) is None:
+        pytest.skip("no /proc: start times cannot be read here")
+    run.path("lock").write_text(f"{me} {host} 1\n")  # our pid, but a start time that is not ours
+    with run.lock():
+        assert run.path("lock").read_text().split()[2] == run_module._process_start(me)
+    run.path("lock").write_text(f"{me} {host} {run_module._process_start(me)}\n")  # truly ours: live
+    with pytest.raises(RunError, match=f"in use by another stn process \\(pid {me} on {host}\\)"), run.lock():
+        pass
+
+
+def test_a_lock_from_another_host_is_refused_with_how_to_clear_it(tmp_path):
+    run = Run.create(tmp_path / "run", from_recipe("seed"))
+    run.path("lock").write_text("4242 gpu-node-7 123\n")
+    with pytest.raises(RunError, match=r"locked by process 4242 on host gpu-node-7.*delete .*\.lock and try again"):
+        Run.create(tmp_path / "run", from_recipe("seed"))
+    with pytest.raises(RunError, match="cannot be checked from here"), run.lock():
+        pass
+
+
+def test_a_format_2_run_opens_with_its_data_set_options_moved(tmp_path):
+    """Format 2 kept image_size and fresh_distortions as config fields; they are data set options now."""
+    saved = from_recipe("seed", dataset="folder").to_dict()
+    del saved["tensorboard"]
+    saved.update(format=2, image_size=[20, 24], fresh_distortions=False)
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    run = Run.open(tmp_path)
+    assert run.format == 2 and run.config.dataset_options == {"image_size": [20, 24]}
+    saved.update(dataset="mnist-rts", image_size=None, fresh_distortions=True, dataset_options={"seed": 3})
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert Run.open(tmp_path).config.dataset_options == {"fresh_distortions": True, "seed": 3}

@@ -44,7 +44,7 @@ def test_logger_writes_scalars_images_histograms_and_hparams(tmp_path):
             log.params(epoch, torch.randn(16, 6))
         log.params(2, torch.randn(16, 2, 3), prefix="stn")
         log.hparams(
-            {"lr": 0.01, "model": "seed-cifar", "image_size": None, "nesterov": False},
+            {"lr": 0.01, "model": "seed-cifar", "tensorboard": None, "nesterov": False},
             {"test_accuracy": 42.0, "test_loss": float("nan")},
         )
     events = read(tmp_path)
@@ -64,7 +64,7 @@ def test_logger_writes_scalars_images_histograms_and_hparams(tmp_path):
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hparams = start.session_start_info.hparams
     assert hparams["lr"].number_value == 0.01 and hparams["model"].string_value == "seed-cifar"
-    assert hparams["image_size"].string_value == "None"
+    assert hparams["tensorboard"].string_value == "None"
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     assert [m.name.tag for m in experiment.metric_infos] == ["final/accuracy/test"]
 

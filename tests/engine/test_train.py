@@ -12,6 +12,7 @@ import torch
 from stn.engine import RunError, TrainConfig, from_recipe, load_model, train
 from stn.engine import checkpoint as ckpt
 from stn.engine import log as seed_log
+from stn.engine import run as run_format
 
 
 def tiny_config(root, **overrides) -> TrainConfig:
@@ -68,7 +69,7 @@ def test_short_run_learns_and_writes_its_run_directory(bars, tmp_path):
     assert lines[0].startswith("Train Epoch: 1 [0/96 (0%)]\tLoss: ")
     assert sum(line.startswith("Test set: Average loss: ") for line in lines) == 4
     config = json.loads((run / "config.json").read_text())
-    assert config.pop("format") == 2 and TrainConfig.from_dict(config).to_dict() == config
+    assert config.pop("format") == run_format.FORMAT and TrainConfig.from_dict(config).to_dict() == config
     for name in ("last.pt", "best.pt"):
         payload = torch.load(run / name, weights_only=True)  # plain tensors and numbers only
         assert payload["format"] == ckpt.FORMAT and payload["model"] == "tutorial-mnist"

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+import stn
 from stn.cli import main
+from stn.engine import Run
 from stn.experiments import paper
 from tests.data.test_distorted import fake_mnist
 
@@ -137,19 +139,23 @@ def test_every_budget_is_a_valid_training_config(budget):
     cfg = paper.config_for("TC", paper.ENTRIES[7], paper.BUDGETS[budget], None, 1, "cpu", None)  # ST-CNN TPS
     assert cfg.dataset == "mnist-tc" and cfg.stn and cfg.transform == "tps" and cfg.stn_fill == "black"
     if budget == "full":  # the paper's 150,000 steps of 256 images
-        assert cfg.batch_size == 256 and cfg.epochs * 60000 // 256 >= 150000 and cfg.fresh_distortions
+        assert cfg.batch_size == 256 and cfg.epochs * 60000 // 256 >= 150000
+        assert cfg.dataset_options["fresh_distortions"]
     if budget == "long":
-        assert cfg.fresh_distortions and cfg.epochs >= 10
+        assert cfg.dataset_options["fresh_distortions"] and cfg.epochs >= 10
 
 
 def test_a_budget_with_fresh_distortions_trains_on_them(mnist_root, tmp_path, monkeypatch):
     from stn.engine import RECIPES
 
-    monkeypatch.setitem(RECIPES, "paper-smoke", {**RECIPES["paper-smoke"], "fresh_distortions": True})
+    smoke = RECIPES["paper-smoke"]
+    options = {**smoke["dataset_options"], "fresh_distortions": True}
+    monkeypatch.setitem(RECIPES, "paper-smoke", {**smoke, "dataset_options": options})
     args = dict(out=tmp_path / "results", runs=tmp_path / "runs", data_root=str(mnist_root), threads=1)
     path = paper.run("smoke", variants=["E"], models=["fcn"], log=lambda line: None, **args)
-    assert json.loads((tmp_path / "runs" / "e-fcn" / "config.json").read_text())["fresh_distortions"] is True
-    assert json.loads(path.with_suffix(".json").read_text())["config"]["fresh_distortions"] is True
+    saved = json.loads((tmp_path / "runs" / "e-fcn" / "config.json").read_text())
+    assert saved["dataset_options"]["fresh_distortions"] is True
+    assert json.loads(path.with_suffix(".json").read_text())["config"]["dataset_options"]["fresh_distortions"] is True
 
 
 @pytest.mark.parametrize("model, transform", [("paper-fcn", "projective"), ("paper-cnn", "tps")])
@@ -158,6 +164,16 @@ def test_stn_train_runs_the_paper_models_on_a_variant(mnist_root, tmp_path, mode
     argv += ["--transform", transform, "--threads", "1", "--out", str(tmp_path / "st"), "--no-report"]
     assert main(argv) == 0
     assert main([*argv[:-3], "--no-stn", "--out", str(tmp_path / "plain"), "--no-report"]) == 0
+    st, plain = Run.open(tmp_path / "st"), Run.open(tmp_path / "plain")
+    assert st.config.transform == transform and st.config.stn and not plain.config.stn
+    family = stn.transforms.get(transform)
+    assert st.model().stn.transform == family and plain.model().stn is None
+    row = st.metrics()[-1]
+    assert "stn_outside_share" in row and not any(key.startswith("stn") for key in plain.metrics()[-1])
+    if transform == "tps":
+        assert "stn_tps_offset_max" in row and row["stn_tps_offset_max"] > 0  # the spline has moved
+    else:
+        assert 0 < row["stn_scale_mean"] < 10
     options = json.loads((tmp_path / "st" / "config.json").read_text())
     assert options["transform"] == transform and options["dataset"] == "mnist-rts"
 

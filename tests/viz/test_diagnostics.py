@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from stn import transforms as T
-from stn.engine.diagnostics import transformer_stats
-from stn.viz.diagnostics import plot_histograms, plot_statistics
+from stn.engine.diagnostics import family_keys, transformer_stats
+from stn.viz.diagnostics import histogram_panels, plot_histograms, plot_statistics
 
 
 def rows(prefix="stn", family="affine", epochs=3):
@@ -51,12 +51,28 @@ def test_statistics_plot_needs_statistics(tmp_path):
         plot_statistics([{"epoch": 1, "test_accuracy": 3.0}], tmp_path / "x.png")
 
 
-@pytest.mark.parametrize("family", ["affine", "tps"])
-def test_histograms(tmp_path, family):
-    transform = T.get(family)
+@pytest.mark.parametrize("family", [*T.names(), "field-diffeomorphic"])
+def test_histograms_of_every_family(tmp_path, family):
+    transform = T.get("field", diffeomorphic=True) if family == "field-diffeomorphic" else T.get(family)
     params = transform.identity(64) + 0.1 * torch.randn(64, transform.num_params)
     path = plot_histograms(transform, params, tmp_path / "hist.png", title="last epoch")
     assert drawn(path) > 50
+    panels = histogram_panels(transform)
+    with Image.open(path) as picture:  # one panel of about 420 pixels per histogram
+        assert picture.size[0] == pytest.approx(420 * len(panels), abs=10)
+    keys = [key for key, _, _ in panels]
+    assert keys[-1] == "outside" and set(keys[:-1]) <= set(family_keys(transform))
+    assert len(keys) == (2 if family == "polar" else 3)  # the family's one or two, and the share outside
+
+
+def test_statistics_plot_of_field_and_polar_runs(tmp_path):
+    field = rows("stn", "field")
+    assert any(key.endswith("folding_share") for key in field[0])
+    with Image.open(plot_statistics(field, tmp_path / "f.png")) as picture:  # distance, outside, shares, field
+        assert picture.size[1] > picture.size[0] / 2
+    polar = rows("stn", "polar")
+    with Image.open(plot_statistics(polar, tmp_path / "p.png")) as picture:  # distance, outside, origin: one row
+        assert picture.size[0] > 2 * picture.size[1]
 
 
 def test_histograms_of_parallel_transformers_and_of_the_identity(tmp_path):

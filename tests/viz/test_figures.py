@@ -27,6 +27,15 @@ def not_blank(picture: Image.Image) -> bool:
     return pil_to_tensor(picture.convert("RGB")).float().std() > 10
 
 
+def drawn(picture: Image.Image) -> bool:
+    """Whether ``picture`` looks drawn, not like noise: a figure (axes, grids of images with gutters,
+    outlines on a background) has a background colour covering a large share of it, and a handful of
+    colours at least; a noise image has neither a dominant colour nor a background."""
+    pixels = pil_to_tensor(picture.convert("RGB")).flatten(1).T
+    colours, counts = pixels.unique(dim=0, return_counts=True)
+    return len(colours) >= 8 and counts.max().item() / len(pixels) > 0.2
+
+
 @pytest.mark.parametrize("name", ["affine", "tps", "colour", "parallel", "featuremap"])
 def test_every_transformer_gets_its_pictures(trained, name, tmp_path):
     written = write_figures(trained(name), tmp_path)
@@ -39,9 +48,15 @@ def test_every_transformer_gets_its_pictures(trained, name, tmp_path):
         assert path == tmp_path / FILES[key] and path.is_file()
         with Image.open(path) as picture:
             assert picture.format == ("GIF" if key == "learning" else "PNG")
-        assert not_blank(opened(path))
+        assert not_blank(opened(path)) and drawn(opened(path)), key
     epochs = 1 if name == "colour" else EPOCHS
     assert frame_count(written["learning"]) == epochs
+
+
+def test_the_figure_check_refuses_noise_and_blanks():
+    noise = Image.fromarray(torch.randint(0, 256, (120, 160, 3), dtype=torch.uint8).numpy())
+    blank = Image.new("RGB", (160, 120), "white")
+    assert not drawn(noise) and not not_blank(blank)
 
 
 def test_colour_runs_stay_in_colour_and_grayscale_runs_gray(trained, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from stn.cli import main
+from stn.engine import Run
 from stn.viz.report import run_summary, write_report
 from tests.conftest import make_bars_folder
 
@@ -108,5 +109,12 @@ def test_training_ends_with_a_report(tmp_path, capsys):
     argv = ["train", "--model", "tutorial-mnist", "--dataset", "folder", "--data-root", str(data)]
     argv += ["--epochs", "1", "--threads", "1", "--out", str(tmp_path / "run"), "--no-progress"]
     assert main(argv) == 0
-    assert "Report: " in capsys.readouterr().out
-    assert (tmp_path / "run" / "report.md").is_file() and (tmp_path / "run" / "figures" / "learning.gif").is_file()
+    assert f"Report: {tmp_path / 'run' / 'report.md'}" in capsys.readouterr().out
+    report = (tmp_path / "run" / "report.md").read_text()
+    summary = Run.open(tmp_path / "run").summary()
+    assert "tutorial-mnist" in report and f"{summary['final_accuracy']:.2f}" in report
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert "figures/learning.gif" in linked and "figures/before_after.png" in linked
+    for link in linked:  # every picture it shows is there, and is a picture
+        with Image.open(tmp_path / "run" / link) as picture:
+            assert picture.size[0] > 50 and picture.size[1] > 50

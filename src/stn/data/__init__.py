@@ -9,22 +9,32 @@ from stn.data import builtin, distorted, glyphs, volumes  # noqa: F401  (they re
 from stn.data.dataset import Dataset, channel_stats
 from stn.data.formats import DataError
 from stn.data.registry import (
-    Recipe,
+    Builder,
+    builder,
     cache_dir,
     check_options,
     data_root,
     load,
     names,
     options,
-    recipe,
     register,
     summary,
 )
 
+
+def __getattr__(name: str):
+    from stn.data import registry
+
+    if name in ("Recipe", "recipe"):  # renamed (a "recipe" is a training preset); kept for one release
+        return getattr(registry, name)
+    raise AttributeError(f"module 'stn.data' has no attribute {name!r}")
+
+
 __all__ = [
+    "Builder",
     "DataError",
     "Dataset",
-    "Recipe",
+    "builder",
     "cache_dir",
     "channel_stats",
     "check_options",
@@ -32,7 +42,6 @@ __all__ = [
     "load",
     "names",
     "options",
-    "recipe",
     "register",
     "summary",
 ]

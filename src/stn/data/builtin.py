@@ -18,7 +18,7 @@ from stn.data.official import (
     find_idx,
     read_source,
 )
-from stn.data.registry import Recipe, register
+from stn.data.registry import Builder, register
 
 
 def _official(name: str, root: Path, find, how: str) -> Source:
@@ -56,12 +56,12 @@ def _check_size(size: object) -> tuple[int, int] | None:
     return h, w
 
 
-def _recipe(name: str, source: Source) -> Recipe:
-    return Recipe(f"{name}-{source.fingerprint()}", lambda: read_source(name, source))
+def _builder(name: str, source: Source) -> Builder:
+    return Builder(f"{name}-{source.fingerprint()}", lambda: read_source(name, source))
 
 
 @register("cifar10", "CIFAR-10: 50,000 + 10,000 colour 32x32 images, 10 classes")
-def cifar10(root: Path, skip_bad_images: bool = False) -> Recipe:
+def cifar10(root: Path, skip_bad_images: bool = False) -> Builder:
     """Options: ``skip_bad_images`` leaves out unreadable files of an image-folder copy."""
     _check_flag("cifar10", "skip_bad_images", skip_bad_images)
     source = _official(
@@ -72,12 +72,12 @@ def cifar10(root: Path, skip_bad_images: bool = False) -> Recipe:
     )
     if source.kind == "image-folder" and skip_bad_images:
         source = Source(source.kind, source.paths, source.classes, skip_bad_images=True)
-    return _recipe("cifar10", source)
+    return _builder("cifar10", source)
 
 
 @register("mnist", "MNIST: 60,000 + 10,000 grayscale 28x28 digits")
-def mnist(root: Path) -> Recipe:
-    return _recipe(
+def mnist(root: Path) -> Builder:
+    return _builder(
         "mnist",
         _official(
             "mnist",
@@ -89,7 +89,7 @@ def mnist(root: Path) -> Recipe:
 
 
 @register("fashion-mnist", "Fashion-MNIST: 60,000 + 10,000 grayscale 28x28 clothes")
-def fashion_mnist(root: Path) -> Recipe:
+def fashion_mnist(root: Path) -> Builder:
     def find(r: Path):
         return find_idx(
             r,
@@ -99,16 +99,22 @@ def fashion_mnist(root: Path) -> Recipe:
         )
 
     how = "Install Debian's dataset-fashion-mnist, or provide the four IDX files"
-    return _recipe("fashion-mnist", _official("fashion-mnist", root, find, how))
+    return _builder("fashion-mnist", _official("fashion-mnist", root, find, how))
 
 
 @register("folder", "your own images: --data-root holds train/<class>/* and test/<class>/*")
-def folder(root: Path, image_size: tuple[int, int] | None = None, skip_bad_images: bool = False) -> Recipe:
+def folder(root: Path, image_size: tuple[int, int] | None = None, skip_bad_images: bool = False) -> Builder:
     """Options: ``image_size`` ``(H, W)`` resizes every image; without it all must share one size.
-    ``skip_bad_images`` leaves out unreadable files (and lists them in ``Dataset.skipped``)."""
+    ``skip_bad_images`` leaves out unreadable files (and lists them in ``Dataset.skipped``).
+
+    Images are read as a viewer shows them, by the decoder ``stn predict`` uses too
+    (:func:`stn.data.formats.decode_image`): EXIF orientation applied, 16-bit grey scaled by
+    255/65535 (not clipped), transparency composited on white. The channels are those of the first
+    image: 1 if it shows grey (``L``, ``LA``, ``1``, 16-bit or float grey, a palette of greys), else
+    3; every other image is converted to them."""
     _check_flag("folder", "skip_bad_images", skip_bad_images)
     image_size = _check_size(image_size)
     source, looked = find_folder(root, image_size, skip_bad_images)
     if source is None:
         raise DataError(f"no image folder at {root}: looked for {looked[0]}; pass --data-root DIR")
-    return _recipe(f"folder-{root.resolve().name}", source)
+    return _builder(f"folder-{root.resolve().name}", source)

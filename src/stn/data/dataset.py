@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-__all__ = ["Dataset", "FreshDistortion", "channel_stats"]
+__all__ = ["Dataset", "FreshDistortion", "TrainDraw", "channel_stats"]
 
 
 @dataclass
@@ -22,8 +23,9 @@ class Dataset:
         mean, std: per-channel statistics of the training images on ``[0, 1]``, used to normalise.
         source: where it was read from, for messages and run configs.
         skipped: unreadable files left out (image folders read with ``skip_bad_images=True``).
-        fresh: for training on new distortions every batch (:func:`stn.data.distorted.fresh`), the
-            undistorted training images and the distortion; ``None`` otherwise. Never cached.
+        draw_train: for a data set that draws its training images anew for every batch (distorted
+            MNIST with ``fresh_distortions=True``), the hook that draws them (:class:`TrainDraw`);
+            ``None``: the training images are the fixed ``train_images``. Never cached.
     """
 
     name: str
@@ -36,7 +38,7 @@ class Dataset:
     std: tuple[float, ...] = field(default=())
     source: str = ""
     skipped: list[str] = field(default_factory=list)
-    fresh: FreshDistortion | None = None
+    draw_train: TrainDraw | None = None
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
@@ -50,10 +52,11 @@ class Dataset:
                 raise ValueError(f"{self.name}: {len(labels)} {split} labels for {images.shape[0]} images")
         if self.train_images.shape[1:] != self.test_images.shape[1:]:
             raise ValueError(f"{self.name}: train and test images differ in shape")
-        if self.fresh is not None and (
-            self.fresh.sources.dtype != torch.uint8 or self.fresh.sources.shape[0] != self.train_images.shape[0]
-        ):
-            raise ValueError(f"{self.name}: fresh distortions need one uint8 source image per training image")
+        if self.draw_train is not None and len(self.draw_train) != self.train_images.shape[0]:
+            raise ValueError(
+                f"{self.name}: the training draw stands for {len(self.draw_train)} images, "
+                f"not the {self.train_images.shape[0]} training images"
+            )
         if not self.mean:
             self.mean, self.std = channel_stats(self.train_images)
 
@@ -73,17 +76,48 @@ class Dataset:
         )
 
 
+class TrainDraw(Protocol):
+    """A data set's own way to draw training images: ``draw(index, generator)`` gives uint8 images
+    ``(len(index), C, H, W)`` standing for training images ``index``, drawn from ``generator``.
+    ``draw.to(device)`` is the same draw with its tensors on ``device``; ``len(draw)`` the number of
+    training images it stands for."""
+
+    def __call__(self, index: Tensor, generator: torch.Generator) -> Tensor: ...
+
+    def to(self, device: torch.device) -> TrainDraw: ...
+
+    def __len__(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class FreshDistortion:
-    """Training images drawn anew: ``distort(sources[i], generator)`` stands for training image ``i``.
+    """Training images distorted anew (a :class:`TrainDraw`): ``distort(sources[i], generator)``
+    stands for training image ``i``.
 
     Attributes:
         sources: ``(N, C, h, w)`` uint8, the undistorted images, in the order of the training labels.
-        distort: ``(uint8 images, torch.Generator) -> uint8 images`` of the data set's training shape.
+        distort: ``(uint8 images, torch.Generator) -> uint8 images`` of the data set's training shape;
+            it draws its parameters on the CPU.
     """
 
     sources: Tensor
     distort: Callable[[Tensor, torch.Generator], Tensor]
+
+    def __post_init__(self) -> None:
+        if self.sources.dtype != torch.uint8 or self.sources.dim() != 4:
+            raise ValueError(f"fresh distortions need uint8 (N, C, H, W) sources, got {self.sources.dtype}")
+
+    def __len__(self) -> int:
+        return self.sources.shape[0]
+
+    def to(self, device: torch.device) -> FreshDistortion:
+        return FreshDistortion(self.sources.to(device), self.distort)
+
+    def __call__(self, index: Tensor, generator: torch.Generator) -> Tensor:
+        if generator.device.type != "cpu":  # the parameters are drawn on the CPU, from a generator seeded here
+            seed = torch.randint(0, 2**62, (), generator=generator, device=generator.device)
+            generator = torch.Generator().manual_seed(int(seed))
+        return self.distort(self.sources[index], generator)
 
 
 def channel_stats(images: Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:

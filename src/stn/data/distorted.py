@@ -4,13 +4,14 @@ Each is MNIST (found like ``stn.data.load("mnist", root)``) with every train and
 distorted once by :mod:`stn.data.distortions`, from a seeded generator: the same ``seed`` gives the
 same data set. Train and test images get their own generators (seeds ``2 seed`` and ``2 seed + 1``).
 
-Options (``stn.data.load("mnist-rts", root, seed=0, train_size=None, test_size=None)``):
+Options (``stn.data.load("mnist-rts", root, seed=0, train_size=None, test_size=None,
+fresh_distortions=False)``):
     seed: the distortions' seed.
     train_size, test_size: keep only the first images of each MNIST split (for quick runs).
-
-With :func:`fresh` a loaded variant also carries its undistorted training images and its
-distortion, so that training can draw new distortion parameters for every batch
-(``stn train --fresh-distortions``); its test set stays the fixed, seeded one.
+    fresh_distortions: training images distorted anew for every batch (``stn train
+        --fresh-distortions``): the data set carries its undistorted training images and its
+        distortion as :attr:`~stn.data.Dataset.draw_train`; the fixed training images stay (their
+        statistics normalise, their shape is the input's) and the test set stays the fixed, seeded one.
 
 The cache key holds the name, :data:`VERSION`, the options and MNIST's own key (which changes with
 its files), so a new seed, new files or a change to a distortion builds a new data set.
@@ -28,7 +29,7 @@ from torch import Tensor
 
 from stn.data import distortions
 from stn.data.dataset import Dataset, FreshDistortion
-from stn.data.registry import Recipe, build, recipe, register
+from stn.data.registry import Builder, build, builder, register
 
 __all__ = ["VARIANTS", "VERSION", "distort", "fresh"]
 
@@ -74,8 +75,9 @@ def fresh(
     test_size: int | None = None,
 ) -> Dataset:
     """``data`` (a distorted variant loaded with these options, e.g. by ``stn.data.load("mnist-rts",
-    root, seed=seed)``) with :attr:`Dataset.fresh` set: its undistorted MNIST training images
-    (found under ``root`` like ``stn.data.load("mnist", root)``) and its distortion.
+    root, seed=seed)``) with :attr:`Dataset.draw_train` set: its undistorted MNIST training images
+    (found under ``root`` like ``stn.data.load("mnist", root)``) and its distortion. The option
+    ``fresh_distortions=True`` of the variants does this.
 
     The fixed training images stay (their statistics normalise, their shape is the input's).
 
@@ -87,9 +89,9 @@ def fresh(
             f"fresh distortions need a distorted MNIST data set ({', '.join(VARIANTS)}); got {data.name!r}"
         )
     _check_options(seed, train_size, test_size)
-    mnist = build(recipe("mnist", root))
+    mnist = build(builder("mnist", root))
     sources = mnist.train_images[:train_size]
-    return dataclasses.replace(data, fresh=FreshDistortion(sources, VARIANTS[data.name][0]))
+    return dataclasses.replace(data, draw_train=FreshDistortion(sources, VARIANTS[data.name][0]))
 
 
 def _subset(data: Dataset, train_size: int | None, test_size: int | None) -> Dataset:
@@ -116,16 +118,27 @@ def _check_options(seed: object, train_size: object, test_size: object) -> None:
 
 def _register(name: str, distortion: Distortion, summary: str) -> None:
     @register(name, summary)
-    def make(root: Path, seed: int = 0, train_size: int | None = None, test_size: int | None = None) -> Recipe:
+    def make(
+        root: Path,
+        seed: int = 0,
+        train_size: int | None = None,
+        test_size: int | None = None,
+        fresh_distortions: bool = False,
+    ) -> Builder:
         _check_options(seed, train_size, test_size)
-        mnist = recipe("mnist", root)
+        if not isinstance(fresh_distortions, bool):
+            raise ValueError(f"fresh_distortions must be true or false, got {fresh_distortions!r}")
+        mnist = builder("mnist", root)
         sizes = "" if train_size is None and test_size is None else f"-n{train_size}-{test_size}"
         key = f"{name}-d{VERSION}-s{seed}{sizes}-{mnist.key}"
 
         def make_dataset() -> Dataset:
             return distort(_subset(build(mnist), train_size, test_size), name, distortion, seed)
 
-        return Recipe(key, make_dataset)
+        def with_fresh_distortions(data: Dataset) -> Dataset:
+            return fresh(data, root, seed, train_size, test_size)
+
+        return Builder(key, make_dataset, with_fresh_distortions if fresh_distortions else None)
 
 
 for _name, (_distortion, _summary) in VARIANTS.items():

@@ -23,6 +23,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "BACKGROUND",
+    "GREY_MODES",
     "IMAGE_SUFFIXES",
     "DataError",
     "ImageFolder",
@@ -33,6 +35,7 @@ __all__ = [
     "read_cifar_batches",
     "read_idx",
     "read_image_folder",
+    "shows_grey",
     "strict_pillow",
 ]
 
@@ -196,12 +199,107 @@ def strict_pillow() -> Iterator[None]:
             ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
 
 
+BACKGROUND = 255
+"""The grey level transparent pixels are composited on: white, as a browser or a document shows a
+transparent image (a drawing or a scanned glyph with a transparent background is dark on white).
+Every kind of transparency gets it: an alpha band (``LA``, ``PA``, ``RGBA`` and their premultiplied
+``La``, ``RGBa``), a palette's transparent entries and a PNG's ``tRNS`` colour (``P``, ``L``,
+``RGB``, ``1``, 16-bit grey)."""
+
+GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+"""Pillow modes that show grey (one channel); a palette image (``P``, ``PA``) is grey when
+every colour of its palette that is not fully transparent is grey (R = G = B)."""
+
+_HIGH_DEPTH = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+_ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
+_PLAIN_MODES = frozenset({"1", "L", "P", "RGB", "RGBX", "CMYK", "YCbCr"})  # Pillow converts these right
+
+
+def _palette_is_grey(img) -> bool:
+    """Whether every colour of the palette of ``img`` (``P`` or ``PA``) that is not fully
+    transparent is grey."""
+    colours = np.asarray(img.getpalette("RGB") or [], dtype=np.uint8).reshape(-1, 3)
+    shown = np.ones(len(colours), dtype=bool)
+    transparency = img.info.get("transparency") if img.mode == "P" else None
+    if isinstance(transparency, int) and 0 <= transparency < len(colours):
+        shown[transparency] = False
+    elif isinstance(transparency, bytes):  # PNG tRNS: the alpha of the first entries
+        alpha = np.frombuffer(transparency[: len(colours)], dtype=np.uint8)
+        shown[: len(alpha)] = alpha > 0
+    return bool((colours[shown] == colours[shown, :1]).all())
+
+
+def shows_grey(img) -> bool:
+    """Whether the Pillow image ``img`` shows grey (1 channel) or colour (3), by the rules of
+    :data:`GREY_MODES`: the channels a folder data set takes from its first image."""
+    if img.mode in ("P", "PA"):
+        return _palette_is_grey(img)
+    return img.mode in GREY_MODES
+
+
+def _high_depth_grey(img) -> np.ndarray:
+    """A 16-bit, 32-bit integer or float grey image as uint8 levels: 16-bit (and ``I``, clipped to
+    0..65535) scaled by 255/65535 with rounding (``round(v / 257)``, the inverse of 8-to-16-bit's
+    ``v * 257``); float (``F``) taken as 0..1 (clipped, NaN as 0) times 255, rounded."""
+    raw = np.asarray(img)
+    if img.mode == "F":
+        return np.rint(np.clip(np.nan_to_num(raw.astype(np.float64), nan=0.0), 0.0, 1.0) * 255).astype(np.uint8)
+    levels = np.clip(raw.astype(np.int64), 0, 65535)
+    return ((levels * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _composite(values: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``values`` (``(H, W)`` or ``(H, W, 3)`` uint8) over :data:`BACKGROUND` by ``alpha`` ``(H, W)``."""
+    if values.ndim == 3:
+        alpha = alpha[..., None]
+    a = alpha.astype(np.uint32)
+    return ((values.astype(np.uint32) * a + BACKGROUND * (255 - a) + 127) // 255).astype(np.uint8)
+
+
+def _as_shown(img, target: str):
+    """The loaded, upright Pillow image ``img`` as Pillow mode ``target`` (``L`` or ``RGB``), the
+    way a viewer shows it (see :func:`decode_image`). ``ValueError`` for a mode that does not
+    convert."""
+    from PIL import Image
+
+    mode = img.mode
+    transparency = img.info.get("transparency")
+    if mode in _HIGH_DEPTH:
+        values = _high_depth_grey(img)
+        if isinstance(transparency, int | float) and mode != "F":  # a 16-bit grey PNG's tRNS level
+            values = _composite(values, np.where(np.asarray(img) == transparency, 0, 255).astype(np.uint8))
+    elif mode in _ALPHA_MODES or (mode in _PLAIN_MODES and transparency is not None):
+        banded = np.asarray(img.convert("LA" if shows_grey(img) else "RGBA"))
+        values = _composite(banded[..., :-1].squeeze(-1) if banded.shape[-1] == 2 else banded[..., :3], banded[..., -1])
+    else:  # no transparency and 8 bits deep (or a mode only Pillow knows): Pillow converts it
+        return img.convert(target)
+    if values.ndim == 2 and target == "RGB":
+        values = np.repeat(values[..., None], 3, axis=2)
+    shown = Image.fromarray(np.ascontiguousarray(values))
+    return shown.convert("L") if target == "L" and values.ndim == 3 else shown
+
+
 def decode_image(path: Path, channels: int, size: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
-    """The image at ``path`` as uint8 ``(H, W)`` (``channels`` 1: Pillow's ``L``) or ``(H, W, 3)``
-    (``RGB``), bilinearly resized to ``size`` ``(H, W)`` if given, and its original ``(width,
-    height)``. :class:`UnreadableImage` if it is not an image, is truncated or corrupt, or has a
-    mode that does not convert. Call inside :func:`strict_pillow` to refuse truncated files."""
-    from PIL import Image, UnidentifiedImageError
+    """The image at ``path`` as a viewer shows it, as uint8 ``(H, W)`` (``channels`` 1: Pillow's
+    ``L``) or ``(H, W, 3)`` (``RGB``), bilinearly resized to ``size`` ``(H, W)`` if given, and its
+    ``(width, height)`` as shown. The one decoder of folder data sets and ``stn predict``.
+
+    - EXIF orientation is applied (:func:`PIL.ImageOps.exif_transpose`, all 8 orientations):
+      the array and the reported size are those of the upright image a viewer shows, so a
+      rotated phone photo's width and height are swapped from those stored in the file.
+    - 16-bit grey (``I;16``, ``I;16B``, ``I``) is scaled to 8 bits by 255/65535 with rounding
+      (``I`` clipped to 0..65535 first), not clipped; float grey (``F``) is taken as 0..1 (a
+      viewer's convention), clipped, times 255 and rounded. Pillow itself reads 16-bit colour
+      PNGs as 8-bit (the high byte of each sample).
+    - Transparency (an alpha band, a palette's transparent entries, a ``tRNS`` colour) is
+      composited on white (:data:`BACKGROUND`), for grey and colour images alike.
+    - Grey (:data:`GREY_MODES`, or a palette of grey colours) becomes ``RGB`` by repeating its
+      level; colour (``RGB``, ``CMYK``, a colour palette...) becomes ``L`` by Pillow's ITU-R
+      601-2 luma, after compositing. ``1`` reads as 0 and 255.
+
+    :class:`UnreadableImage` if it is not an image, is truncated or corrupt, or has a mode that
+    does not convert. Call inside :func:`strict_pillow` to refuse truncated files."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     target = "L" if channels == 1 else "RGB"
     try:
@@ -210,14 +308,15 @@ def decode_image(path: Path, channels: int, size: tuple[int, int] | None = None)
             img.load()
             if img.format == "PNG" and not _png_complete(blob):
                 raise OSError("image file is truncated (it ends before its IEND chunk)")
-            original, mode = img.size, img.mode
+            ImageOps.exif_transpose(img, in_place=True)
+            shown_size, mode = img.size, img.mode
             try:
-                img = img.convert(target)
+                img = _as_shown(img, target)
             except ValueError:
                 raise UnreadableImage(path, f"cannot convert its mode {mode} to {target}") from None
             if size is not None and img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.BILINEAR)
-            return np.asarray(img), original
+            return np.asarray(img), shown_size
     except UnidentifiedImageError:
         raise UnreadableImage(path, "not an image file Pillow can read") from None
     except UnreadableImage:
@@ -234,13 +333,14 @@ def _decode_or_reason(path: Path, channels: int, size: tuple[int, int] | None) -
 
 
 def _first_channels(paths: list[Path]) -> int:
-    """1 or 3: the channels of the first readable image (an unreadable one is reported later)."""
+    """1 or 3: the channels of the first readable image, by :func:`shows_grey` (an unreadable
+    one is reported later)."""
     from PIL import Image
 
     for path in paths:
         try:
             with Image.open(path) as first:
-                return 1 if first.mode in ("1", "L", "I", "I;16", "F") else 3
+                return 1 if shows_grey(first) else 3
         except Exception:  # reported with the others when the folder is decoded
             continue
     return 3
@@ -251,11 +351,15 @@ def read_image_folder(
 ) -> ImageFolder:
     """Decode every image under ``folder/<class>/``.
 
-    Images are converted to ``channels`` (default: those of the first readable image; 1 or 3)
-    and, if ``size`` ``(H, W)`` is given, resized to it; otherwise they must all have the size of
-    the first one. A file Pillow cannot decode completely (not an image, truncated, a mode that
-    does not convert) is an error naming every such file (the first :data:`LISTED`, then a count),
-    or, with ``skip_bad``, left out and listed in ``skipped``. Truncated files are refused even if
+    Each image is read as a viewer shows it (:func:`decode_image`: EXIF orientation applied,
+    16-bit and float grey scaled, transparency composited on white), converted to ``channels``
+    (default: 1 if the first readable image shows grey by :func:`shows_grey`, such as ``L``,
+    ``LA``, 16-bit grey, ``1`` or a palette of greys, else 3) and, if ``size`` ``(H, W)`` is
+    given, resized to it; otherwise they must all have the size of the first one, as shown.
+
+    A file Pillow cannot decode completely (not an image, truncated, a mode that does not
+    convert) is an error naming every such file (the first :data:`LISTED`, then a count), or,
+    with ``skip_bad``, left out and listed in ``skipped``. Truncated files are refused even if
     ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is set.
     """
     classes, paths, labels = image_files(folder)

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from stn.data import distortions
 from stn.data.dataset import Dataset
-from stn.data.registry import Recipe, register
+from stn.data.registry import Builder, register
 
 __all__ = ["VERSION", "make_glyphs", "render_digits"]
 
@@ -78,7 +78,7 @@ def make_glyphs(count: int, generator: torch.Generator, canvas: int = 56, pieces
 @register("glyphs", "digits drawn with Pillow's font, rotated and scaled in a cluttered 56x56 canvas: no files needed")
 def glyphs(
     root: Path, train_size: int = 12000, test_size: int = 2000, canvas: int = 56, pieces: int = 4, seed: int = 0
-) -> Recipe:
+) -> Builder:
     checks = (("train_size", train_size, 1), ("test_size", test_size, 1), ("pieces", pieces, 0), ("seed", seed, 0))
     for name, value, low in checks:
         if not isinstance(value, int) or value < low:
@@ -94,4 +94,4 @@ def glyphs(
 
     font = "freetype" if isinstance(ImageFont.load_default(size=64), ImageFont.FreeTypeFont) else "bitmap"
     key = f"glyphs-g{VERSION}-pil{PIL.__version__}-{font}-s{seed}-n{train_size}-{test_size}-c{canvas}-p{pieces}"
-    return Recipe(key, build)
+    return Builder(key, build)

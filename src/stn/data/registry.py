@@ -1,8 +1,11 @@
 """Data set registry: ``load(name, root)`` finds, decodes (once) and caches a data set.
 
-A registered data set is a function ``(root, **options) -> Recipe``: a cache key that changes
-whenever its inputs change, and how to build it. Built data sets are saved as uint8 tensors in
-the cache folder, so a second run starts in about a second.
+A registered data set is a function ``(root, **options) -> Builder``: a cache key that changes
+whenever its inputs change, how to build it, and what to add after the cached tensors are loaded
+(a hook that draws training images anew, say). Its keyword arguments are the options it takes
+(``image_size``, ``skip_bad_images``, ``fresh_distortions``, sizes, seeds: each data set declares
+its own). Built data sets are saved as uint8 tensors in the cache folder, so a second run starts in
+about a second. A name is registered once; registering it again is a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from stn.data.formats import DataError
 from stn.files import save_atomic
 
 __all__ = [
-    "Recipe",
+    "Builder",
+    "builder",
     "cache_dir",
     "check_options",
     "data_root",
@@ -34,24 +38,42 @@ __all__ = [
     "summary",
 ]
 
-CACHE_VERSION = 2  # 2: official files verified before caching; Dataset.skipped
+CACHE_VERSION = 3  # 2: official files verified before caching; Dataset.skipped. 3: images read as shown
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """How to build one data set: ``key`` names its cache file; ``build()`` makes it."""
+class Builder:
+    """How to build one data set: ``key`` names its cache file; ``build()`` makes it; ``finish``
+    (optional) completes the data set once its tensors are built or read from the cache, with what
+    is never cached (e.g. :attr:`Dataset.draw_train`)."""
 
     key: str
     build: Callable[[], Dataset]
+    finish: Callable[[Dataset], Dataset] | None = None
 
 
-_ENTRIES: dict[str, tuple[str, Callable[..., Recipe]]] = {}
+def __getattr__(name: str):
+    if name == "Recipe":  # "recipe" is a training preset (stn.engine.RECIPES); kept for one release
+        import warnings
+
+        warnings.warn("stn.data.Recipe is now stn.data.Builder", DeprecationWarning, stacklevel=2)
+        return Builder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_ENTRIES: dict[str, tuple[str, Callable[..., Builder]]] = {}
 
 
 def register(name: str, summary: str) -> Callable:
-    """Decorator registering ``fn(root: Path, **options) -> Recipe`` as data set ``name``."""
+    """Decorator registering ``fn(root: Path, **options) -> Builder`` as data set ``name``.
 
-    def wrap(fn: Callable[..., Recipe]) -> Callable[..., Recipe]:
+    Raises:
+        ValueError: ``name`` is already registered.
+    """
+
+    def wrap(fn: Callable[..., Builder]) -> Callable[..., Builder]:
+        if name in _ENTRIES:
+            raise ValueError(f"data set {name!r} is already registered")
         _ENTRIES[name] = (summary, fn)
         return fn
 
@@ -68,7 +90,7 @@ def summary(name: str) -> str:
     return _entry(name)[0]
 
 
-def _entry(name: str) -> tuple[str, Callable[..., Recipe]]:
+def _entry(name: str) -> tuple[str, Callable[..., Builder]]:
     if name not in _ENTRIES:
         raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(_ENTRIES)}")
     return _ENTRIES[name]
@@ -112,8 +134,8 @@ def check_options(name: str, given: dict[str, object] | list[str]) -> None:
     raise ValueError(f"data set {name!r} does not take {', '.join(unknown)}{why}; {takes}")
 
 
-def recipe(name: str, root: str | os.PathLike | None = None, **options: object) -> Recipe:
-    """The :class:`Recipe` of data set ``name`` under ``root`` (see :func:`data_root`).
+def builder(name: str, root: str | os.PathLike | None = None, **options: object) -> Builder:
+    """The :class:`Builder` of data set ``name`` under ``root`` (see :func:`data_root`).
 
     Raises:
         ValueError: an option the data set does not take (the message lists those it takes).
@@ -136,7 +158,10 @@ def load(name: str, root: str | os.PathLike | None = None, cache: bool = True, *
             them).
         ValueError: an option the data set does not take, or a bad option value.
     """
-    data = build(recipe(name, root, **options), cache)
+    plan = builder(name, root, **options)
+    data = build(plan, cache)
+    if plan.finish is not None:
+        data = plan.finish(data)
     if data.skipped:
         print(
             f"stn: skipped {len(data.skipped)} unreadable image(s) of {data.name}, the first {data.skipped[0]}",
@@ -148,9 +173,9 @@ def load(name: str, root: str | os.PathLike | None = None, cache: bool = True, *
 _FIELDS = ("train_images", "train_labels", "test_images", "test_labels")
 
 
-def build(recipe: Recipe, cache: bool = True) -> Dataset:
-    """Build ``recipe``'s data set, through the tensor cache when ``cache``."""
-    path = cache_dir() / f"{recipe.key}-v{CACHE_VERSION}.pt"
+def build(plan: Builder, cache: bool = True) -> Dataset:
+    """Build ``plan``'s tensors, through the tensor cache when ``cache`` (without its ``finish``)."""
+    path = cache_dir() / f"{plan.key}-v{CACHE_VERSION}.pt"
     if cache and path.is_file():
         try:
             with warnings.catch_warnings():
@@ -167,7 +192,7 @@ def build(recipe: Recipe, cache: bool = True) -> Dataset:
             )
         except Exception as err:  # a damaged cache is rebuilt, never fatal
             print(f"stn: rebuilding damaged cache {path} ({type(err).__name__})", file=sys.stderr)
-    data = recipe.build()
+    data = plan.build()
     if cache:
         blob = {k: getattr(data, k) for k in _FIELDS}
         blob.update(
@@ -184,3 +209,9 @@ def build(recipe: Recipe, cache: bool = True) -> Dataset:
         except OSError as err:
             print(f"stn: could not write cache {path} ({err}); continuing without it", file=sys.stderr)
     return data
+
+
+def recipe(name: str, root: str | os.PathLike | None = None, **options: object) -> Builder:
+    """Deprecated: :func:`builder` (kept for one release)."""
+    warnings.warn("stn.data.recipe() is now stn.data.builder()", DeprecationWarning, stacklevel=2)
+    return builder(name, root, **options)

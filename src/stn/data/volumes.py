@@ -26,7 +26,7 @@ from torch import Tensor
 
 from stn import transforms as T
 from stn.data.dataset import Dataset
-from stn.data.registry import Recipe, build, recipe, register
+from stn.data.registry import Builder, build, builder, register
 from stn.functional import warp
 
 __all__ = ["VERSION", "extrude", "rotate_scale_translate_3d"]
@@ -103,9 +103,9 @@ def _check_options(seed: object, train_size: object, test_size: object, canvas: 
 @register("mnist3d-rts", "MNIST digits extruded to volumes, rotated ±45° in 3-D, scaled 0.7-1.2, placed in a 24³ cube")
 def mnist3d_rts(
     root: Path, seed: int = 0, train_size: int = 10000, test_size: int = 2000, canvas: int = 24, thickness: int = 6
-) -> Recipe:
+) -> Builder:
     _check_options(seed, train_size, test_size, canvas, thickness)
-    mnist = recipe("mnist", root)
+    mnist = builder("mnist", root)
     key = f"mnist3d-rts-v{VERSION}-s{seed}-n{train_size}-{test_size}-c{canvas}-t{thickness}-{mnist.key}"
 
     def make() -> Dataset:
@@ -122,4 +122,4 @@ def mnist3d_rts(
             source=f"{data.source} (extruded to volumes, distorted in 3-D, seed {seed})",
         )
 
-    return Recipe(key, make)
+    return Builder(key, make)

@@ -5,7 +5,7 @@ from stn.engine.checkpoint import CheckpointError
 from stn.engine.config import RECIPES, TrainConfig, from_recipe
 from stn.engine.device import DeviceData, resolve_device
 from stn.engine.evaluation import EvalResult, evaluate, evaluate_checkpoint
-from stn.engine.loop import TrainingDiverged, train, train_one_epoch, train_step
+from stn.engine.loop import TrainingDiverged, check_names, configure_process, train, train_one_epoch, train_step
 from stn.engine.run import Run, RunError, load_model
 from stn.engine.state import TrainState
 
@@ -19,6 +19,8 @@ __all__ = [
     "TrainConfig",
     "TrainState",
     "TrainingDiverged",
+    "check_names",
+    "configure_process",
     "evaluate",
     "evaluate_checkpoint",
     "from_recipe",

@@ -43,8 +43,8 @@ class DeviceData:
 
     Images stay uint8 until a batch is taken; augmentation (per sample, from ``generator``) and
     normalisation with the data set's own statistics happen batched on the device. A data set
-    with :attr:`~stn.data.Dataset.fresh` set has its training batches distorted anew, on the
-    device, from ``generator``: its undistorted images stand in for the fixed training images.
+    that draws its training images anew (:attr:`~stn.data.Dataset.draw_train`) draws every batch
+    on the device from ``generator``, in place of the fixed training images.
     """
 
     def __init__(self, dataset: stn_data.Dataset, device: torch.device, channels_last: bool = False) -> None:
@@ -56,8 +56,7 @@ class DeviceData:
         self.test_images = dataset.test_images.to(device)
         self.test_labels = dataset.test_labels.to(device)
         self.normalizer = Normalizer(dataset.mean, dataset.std)
-        self.fresh = dataset.fresh
-        self.train_sources = None if dataset.fresh is None else dataset.fresh.sources.to(device)
+        self.draw_train = None if dataset.draw_train is None else dataset.draw_train.to(device)
 
     def normalize(self, images: Tensor) -> Tensor:
         """uint8 ``(N, C, H, W)`` -> normalised float32, in the configured memory format."""
@@ -89,7 +88,7 @@ class DeviceData:
         stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
             index = order[start : start + batch_size]
-            images = self.train_images[index] if self.train_sources is None else self._distort(index, generator)
+            images = self.train_images[index] if self.draw_train is None else self.draw_train(index, generator)
             if augment in ("crop", "crop-flip"):
                 images = random_crop(images, padding, generator)
             if augment in ("flip", "crop-flip"):
@@ -99,14 +98,6 @@ class DeviceData:
                 cut = part(len(index))
                 images, labels = images[cut], labels[cut]
             yield self.normalize(images), labels
-
-    def _distort(self, index: Tensor, generator: torch.Generator) -> Tensor:
-        """Undistorted training images ``index``, freshly distorted. The distortions draw their
-        parameters on the CPU: off it, from a CPU generator seeded by ``generator``."""
-        if generator.device.type != "cpu":
-            seed = torch.randint(0, 2**62, (), generator=generator, device=generator.device)
-            generator = torch.Generator().manual_seed(int(seed))
-        return self.fresh.distort(self.train_sources[index], generator)
 
     def test_batches(self, batch_size: int, part: slice | None = None) -> Iterator[tuple[Tensor, Tensor]]:
         """The test set (or its slice ``part``) in order, in batches of ``batch_size``."""

@@ -45,6 +45,15 @@ Matrix families (for ``projective``, of the linear map that approximates it at t
 ``trace(dᵀ B d)``, ``B`` the top-left ``K x K`` block of the inverse spline system for the kernel
 ``U = r² log r²``; zero for every affine map of the control points).
 
+``field``: ``P_field_max`` (the longest displacement of a grid point from where the identity
+reads, over all samples) and ``P_folding_share`` (the share of the grid's cells where the map
+folds over itself: the Jacobian determinant of the grid, by finite differences between
+neighbouring grid points, is ``<= 0``; averaged over samples; 0 for every map that keeps the
+orientation, including any ``diffeomorphic=True`` field integrated finely enough).
+
+``polar``: ``P_origin_mean``/``_std``: the distance of the origin of the log-polar resampling
+from the centre of the input (normalised units).
+
 Thresholds and the runs they come from
 --------------------------------------
 Measured with :func:`measure` on the first 1000 test images of short runs on a shared 2-core CPU
@@ -95,6 +104,7 @@ __all__ = [
     "REFLECTION_SHARE",
     "ZOOM_OUT_SAMPLES",
     "Monitor",
+    "family_keys",
     "format_table",
     "measure",
     "per_sample",
@@ -124,6 +134,33 @@ IDENTITY_DISPLACEMENT = 0.01
 IDENTITY_EPOCHS = 3
 
 _MATRIX_KEYS = ("scale", "anisotropy", "rotation", "shear", "translation")
+
+
+def family_keys(transform: str | T.Transform) -> tuple[str, ...]:
+    """The keys of :func:`per_sample` that belong to ``transform``'s family, in the order they are
+    shown; every family also has ``outside`` and ``displacement`` (and, when bounded, ``pinned``).
+    Empty for a family without statistics of its own."""
+    transform = T.get(transform)
+    if isinstance(transform, T.MatrixTransform):
+        return ("det", *_MATRIX_KEYS)
+    if isinstance(transform, T.ThinPlateSpline):
+        return ("offset_max", "offset_mean", "bending")
+    if isinstance(transform, T.DisplacementField):
+        return ("field_max", "folding")
+    if isinstance(transform, T.Polar):
+        return ("origin",)
+    return ()
+
+
+def _folding(grid: Tensor) -> Tensor:
+    """``(N,)`` share of the cells of grids ``(N, H, W, 2)`` whose Jacobian determinant, by forward
+    differences between neighbouring points, is ``<= 0`` (0 for a grid one point wide)."""
+    if grid.shape[1] < 2 or grid.shape[2] < 2:
+        return grid.new_zeros(grid.shape[0])
+    along_x = grid[:, :-1, 1:] - grid[:, :-1, :-1]
+    along_y = grid[:, 1:, :-1] - grid[:, :-1, :-1]
+    det = along_x[..., 0] * along_y[..., 1] - along_x[..., 1] * along_y[..., 0]
+    return (det <= 0).flatten(1).double().mean(1)
 
 
 def _outside_limits(size: Sequence[int], align_corners: bool) -> tuple[float, float]:
@@ -172,7 +209,9 @@ def per_sample(
     the identity grid), ``pinned`` (bounded families: share of bounded values at a bound);
     matrix families: ``det``, ``scale``, ``anisotropy``, ``rotation``, ``shear``,
     ``translation`` (see the module docstring); ``tps``: ``offset_max``, ``offset_mean``,
-    ``bending``.
+    ``bending``; ``field``: ``field_max`` (longest displacement), ``folding`` (share of folded
+    grid cells); ``polar``: ``origin`` (distance of the origin from the centre). :func:`family_keys`
+    names a family's keys.
     """
     transform = T.get(transform)
     params = transform.check_params(params).detach().to("cpu", torch.float64)
@@ -181,10 +220,8 @@ def per_sample(
     grid = transform.grid(params, output_size, align_corners)
     outside = (grid[..., 0].abs() > limit_x) | (grid[..., 1].abs() > limit_y)
     base = T.base_grid(output_size, align_corners, dtype=torch.float64)
-    out = {
-        "outside": outside.flatten(1).double().mean(1),
-        "displacement": (grid - base).norm(dim=-1).flatten(1).mean(1),
-    }
+    moved = (grid - base).norm(dim=-1).flatten(1)
+    out = {"outside": outside.flatten(1).double().mean(1), "displacement": moved.mean(1)}
     bounded = _bounded(transform, params)
     if bounded is not None:
         out["pinned"] = (bounded.abs() > PINNED_LEVEL).double().mean(1)
@@ -208,6 +245,10 @@ def per_sample(
             offset_mean=lengths.mean(1),
             bending=transform.bending_energy(params),
         )
+    elif isinstance(transform, T.DisplacementField):
+        out.update(field_max=moved.max(1).values, folding=_folding(grid))
+    elif isinstance(transform, T.Polar):
+        out.update(origin=params.norm(dim=1))
     return out
 
 
@@ -250,6 +291,11 @@ def transformer_stats(
         stats[f"{prefix}_tps_offset_max"] = float(values["offset_max"].max())
         stats[f"{prefix}_tps_offset_mean"] = float(values["offset_mean"].mean())
         stats[f"{prefix}_tps_bending"] = float(values["bending"].mean())
+    if "folding" in values:
+        stats[f"{prefix}_field_max"] = float(values["field_max"].max())
+        stats[f"{prefix}_folding_share"] = float(values["folding"].mean())
+    if "origin" in values:
+        stats[f"{prefix}_origin_mean"], stats[f"{prefix}_origin_std"] = _mean_std(values["origin"])
     stats[f"{prefix}_outside_share"] = float(values["outside"].mean())
     stats[f"{prefix}_outside_samples"] = float((values["outside"] > OUTSIDE_LARGE).double().mean())
     stats[f"{prefix}_displacement_mean"], stats[f"{prefix}_displacement_std"] = _mean_std(values["displacement"])
@@ -505,6 +551,9 @@ _COLUMNS = (  # (heading, statistic, with its _std, format)
     ("pinned", "pinned_share", False, "{:.0%}"),
     ("offset", "tps_offset_max", False, "{:.3f}"),
     ("bending", "tps_bending", False, "{:.3g}"),
+    ("field max", "field_max", False, "{:.3f}"),
+    ("folded", "folding_share", False, "{:.1%}"),
+    ("origin", "origin", True, "{:.2f}"),
 )
 
 

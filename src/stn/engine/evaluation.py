@@ -18,7 +18,7 @@ from stn.engine.device import DeviceData, resolve_device
 from stn.engine.log import test_line
 from stn.engine.model import channels_last_format
 from stn.engine.precision import autocast, autocast_dtype
-from stn.engine.run import RunError, load_dataset, load_model, per_class_accuracy
+from stn.engine.run import RunError, load_model, per_class_accuracy
 
 if TYPE_CHECKING:
     from stn.engine.distributed import Group
@@ -112,7 +112,7 @@ def evaluate_checkpoint(
     if dataset is None or dataset == payload["dataset"]:
         if "config" not in payload:
             raise RunError(f"{path} does not record its data set's options; name one with --dataset")
-        data = load_dataset(cfg, data_root)
+        data = stn_data.load(cfg.dataset, data_root or cfg.data_root, **cfg.dataset_options)
     else:
         data = stn_data.load(dataset, data_root)
     expected = tuple(payload["model_options"]["input_shape"])

@@ -5,6 +5,7 @@ checkpoints and exact resume."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -16,8 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stn import data as stn_data
 from stn import models
-from stn.engine.config import RESUMABLE_CHANGES, TrainConfig
+from stn import transforms as T
+from stn.engine.config import TrainConfig
 from stn.engine.device import DeviceData, resolve_device
 from stn.engine.diagnostics import Monitor, measure
 from stn.engine.distributed import Group, Silent
@@ -27,12 +30,23 @@ from stn.engine.machine import keep_freed_memory
 from stn.engine.model import build_model, compile_model, model_options
 from stn.engine.optim import make_optimizer, make_scheduler
 from stn.engine.precision import autocast, autocast_dtype, describe_amp
-from stn.engine.run import Run, RunError, load_dataset, per_class_accuracy
+from stn.engine.run import Run, RunError, per_class_accuracy
 from stn.engine.snapshots import Snapshots
 from stn.engine.state import TrainState
 from stn.observe import TransformerView
 
-__all__ = ["Callback", "EpochEnd", "Setup", "TrainingDiverged", "prepare", "train", "train_one_epoch", "train_step"]
+__all__ = [
+    "Callback",
+    "EpochEnd",
+    "Setup",
+    "TrainingDiverged",
+    "check_names",
+    "configure_process",
+    "prepare",
+    "train",
+    "train_one_epoch",
+    "train_step",
+]
 
 STATS_IMAGES = 256  # fixed test images on which the transformers' statistics are measured every epoch
 
@@ -156,24 +170,53 @@ class Setup:
     train_forward: nn.Module | None = None
 
 
-def prepare(cfg: TrainConfig, group: Group | None = None) -> Setup:
-    """Check ``cfg`` and build what training it needs (``ValueError`` naming the first problem); in
-    ``group`` (default: the one torchrun started this process in, else a group of one)."""
-    cfg.validate()
-    cfg.dataset = cfg.dataset or models.describe(cfg.model).default_dataset
+def check_names(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with its data set filled in (the model's own by default), after checking every name
+    and option it gives: the model and its options, the transform family, the data set and its
+    options. ``ValueError`` (``DataError`` for the data set) naming the first problem, before any
+    data is read."""
+    cfg = dataclasses.replace(cfg.validate(), dataset=cfg.dataset or models.describe(cfg.model).default_dataset)
+    models.check_options(cfg.model, cfg.model_options)
+    if cfg.stn:
+        T.get(cfg.transform, **cfg.model_options.get("transform_options", {}))
+    stn_data.check_options(cfg.dataset, cfg.dataset_options)
+    return cfg
+
+
+def configure_process(cfg: TrainConfig, device: torch.device | str | None = None) -> None:
+    """What a run of ``cfg`` sets for the whole process: torch's CPU threads (``cfg.threads``, when
+    given), cuDNN's autotuner on CUDA, and, on the CPU, glibc's malloc keeping freed memory
+    (``cfg.keep_freed_memory``). ``stn train``, ``stn demo`` and the benchmarks call it before
+    :func:`train`, which itself sets nothing process-wide; a library caller decides.
+
+    Example:
+        >>> from stn.engine import from_recipe
+        >>> configure_process(from_recipe("seed", threads=1), "cpu")
+        >>> torch.get_num_threads()
+        1
+    """
+    device = resolve_device(cfg.device) if device is None else torch.device(device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    group = group or Group.from_env()
-    device = group.start(resolve_device(cfg.device))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     if device.type == "cpu" and cfg.keep_freed_memory:
         keep_freed_memory()
+
+
+def prepare(cfg: TrainConfig, group: Group | None = None) -> Setup:
+    """Check ``cfg`` and build what training it needs (``ValueError`` naming the first problem); in
+    ``group`` (default: the one torchrun started this process in, else a group of one). ``cfg`` is
+    not changed: :attr:`Setup.cfg` is the config completed (its data set filled in). Seeds torch's
+    global generator with ``cfg.seed`` (:func:`train` runs inside a fork of it)."""
+    cfg = check_names(cfg)
+    group = group or Group.from_env()
+    device = group.start(resolve_device(cfg.device))
     if group.active and cfg.batch_size < group.world_size:
         raise ValueError(f"--batch-size {cfg.batch_size} is below the number of processes ({group.world_size})")
 
     # Data: decoded once (cached), moved to the device as uint8.
-    dataset = load_dataset(cfg)
+    dataset = stn_data.load(cfg.dataset, cfg.data_root, **cfg.dataset_options)
     if dataset.train_images.dim() == 5 and cfg.augment != "none":
         raise ValueError(f"--augment {cfg.augment} crops and flips images; volumes take --augment none")
     if cfg.drop_last and len(dataset.train_labels) < cfg.batch_size:
@@ -216,7 +259,8 @@ def train(
 ) -> dict[str, Any]:
     """Train ``cfg`` into the run directory ``run_dir`` (see :class:`~stn.engine.run.Run`), or
     continue the run there when ``resume`` (``cfg`` may then change only
-    :data:`~stn.engine.config.RESUMABLE_CHANGES`). Returns the summary.
+    :data:`~stn.engine.config.RESUMABLE_CHANGES`: :meth:`~stn.engine.run.Run.resume_config`).
+    Returns the summary.
 
     Everything is checked (config, device, data, model) before anything is written. The log goes
     to ``stream`` (standard output by default, with a progress bar when ``progress``) and to
@@ -224,13 +268,29 @@ def train(
     its metrics row (see :mod:`stn.engine.diagnostics`), and a transformer drifting into a known
     failure (zooming out, collapse, ...) is warned about once in the log; ``callbacks`` see each
     finished epoch and the summary.
+
+    Nothing process-wide is changed: the run seeds and uses its own fork of torch's random state
+    (the caller's is as it was afterwards), and threads, cuDNN and the allocator are left to
+    :func:`configure_process`.
     """
     group = Group.from_env()  # several processes only under torchrun (stn.engine.distributed)
-    if group.active:
-        group.start(resolve_device(cfg.device))
+    device = group.start(resolve_device(cfg.device)) if group.active else resolve_device(cfg.device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        return _train(cfg, run_dir, resume, group, stream, progress, callbacks)
+
+
+def _train(
+    cfg: TrainConfig,
+    run_dir: str | os.PathLike,
+    resume: bool,
+    group: Group,
+    stream: Any,
+    progress: bool | None,
+    callbacks: Sequence[Callback],
+) -> dict[str, Any]:
     previous = group.share(lambda: _check_resume(cfg, run_dir)) if resume else None
     setup = prepare(cfg, group)
-    state = setup.state
+    cfg, state = setup.cfg, setup.state
     run = group.share(lambda: Run.create(run_dir, cfg)) if previous is None else previous
     callbacks = callbacks if group.is_main else ()  # rank 0 alone writes
     with run.lock() if group.is_main else contextlib.nullcontext():
@@ -303,17 +363,11 @@ def _header(setup: Setup, log: RunLog) -> None:
 
 def _check_resume(cfg: TrainConfig, run_dir: str | os.PathLike) -> Run:
     """The run to resume in ``run_dir``; ``RunError`` if there is none, it is finished, or ``cfg``
-    changes more than :data:`RESUMABLE_CHANGES`."""
+    changes what :meth:`Run.resume_config` does not allow."""
     run = Run.open(run_dir)
     if not run.has_checkpoint("last"):
         raise RunError(f"{run.dir} has no finished epoch to resume from; start it again without --resume")
-    changed = [name for name in run.config.changes(cfg) if name not in RESUMABLE_CHANGES]
-    if changed:
-        flags = ", ".join("--" + name.replace("_", "-") for name in changed)
-        raise RunError(
-            f"--resume keeps the run's config; these would change: {flags} (only --epochs, --threads, "
-            "--device, --data-root may)"
-        )
+    run.resume_config(cfg.to_dict())
     done = run.epochs_done
     if done >= cfg.epochs:
         raise RunError(f"{run.dir} is finished ({done} of {cfg.epochs} epochs); to train on, pass a larger --epochs")

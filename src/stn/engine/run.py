@@ -13,19 +13,21 @@ A run directory holds::
                     the warnings (written when training ends)
     tensorboard/    TensorBoard event files (with ``stn train --tensorboard``)
 
-Wave-1 directories (no format in ``config.json``) open as format 1.
+Directories of earlier formats open too: format 1 (no format in ``config.json``) and 2 (the data
+set options ``image_size`` and ``fresh_distortions`` as config fields).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import errno
 import io
 import json
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +36,12 @@ from torch import nn
 
 from stn import data as stn_data
 from stn.engine import checkpoint
-from stn.engine.config import TrainConfig
+from stn.engine.config import RESUMABLE_CHANGES, TrainConfig
 from stn.files import write_text_atomic
 
-__all__ = ["FORMAT", "Run", "RunError", "data_options", "load_dataset", "load_model", "per_class_accuracy"]
+__all__ = ["FORMAT", "Run", "RunError", "load_model", "per_class_accuracy"]
 
-FORMAT = 2
+FORMAT = 3
 FILES = dict(
     config="config.json",
     log="train.log",
@@ -56,21 +58,6 @@ METRIC_FIELDS = ["epoch", "train_loss", "test_loss", "test_accuracy", "seconds"]
 
 class RunError(ValueError):
     """A run directory that is missing, damaged, busy, or asked for what it cannot do."""
-
-
-def data_options(cfg: TrainConfig) -> dict[str, Any]:
-    """The options ``stn.data.load`` needs to rebuild exactly the data ``cfg`` names."""
-    return {**({"image_size": tuple(cfg.image_size)} if cfg.image_size else {}), **cfg.dataset_options}
-
-
-def load_dataset(cfg: TrainConfig, data_root: str | os.PathLike | None = None) -> stn_data.Dataset:
-    """Exactly the data ``cfg`` trains and tests on, read from ``data_root`` (default: ``cfg``'s);
-    with ``cfg.fresh_distortions``, carrying the undistorted training images (:attr:`Dataset.fresh`)."""
-    root = data_root or cfg.data_root
-    data = stn_data.load(cfg.dataset, root, **data_options(cfg))
-    if cfg.fresh_distortions:
-        data = stn_data.distorted.fresh(data, root, **cfg.dataset_options)
-    return data
 
 
 def per_class_accuracy(classes: Sequence[str], correct: Sequence[int], total: Sequence[int]) -> dict[str, float]:
@@ -109,8 +96,7 @@ class Run:
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise RunError(f"{path} is a file, not a run directory")
-        if _lock_is_live(path / FILES["lock"]):
-            raise RunError(f"{path} is in use by another stn process; wait for it to end or pick another --out")
+        _refuse_if_live(path / FILES["lock"], path)
         if not overwrite and cls.holds_run(path):
             raise RunError(f"{path} already holds a run; resume it with --resume {path} or pick another --out")
         try:
@@ -129,7 +115,7 @@ class Run:
         """Open the run directory ``path``; ``RunError`` naming what is wrong if it is not one."""
         path = Path(path)
         if not path.is_dir():
-            raise RunError(f"no such run directory: {path}")
+            raise RunError(f"no such run directory: {path} does not exist")
         config_path = path / FILES["config"]
         try:
             values = json.loads(config_path.read_text())
@@ -140,8 +126,8 @@ class Run:
         if not isinstance(values, dict):
             raise RunError(f"{config_path} does not hold a config (a JSON object)")
         fmt = values.pop("format", 1)
-        if fmt not in (1, FORMAT):
-            raise RunError(f"{path} has run format {fmt!r}; this stn reads formats 1 and {FORMAT}")
+        if fmt not in range(1, FORMAT + 1):
+            raise RunError(f"{path} has run format {fmt!r}; this stn reads formats 1 to {FORMAT}")
         try:
             cfg = TrainConfig.from_dict(values)
         except (TypeError, ValueError) as err:
@@ -238,9 +224,29 @@ class Run:
         return load_snapshots(self.path("snapshots")) if self.path("snapshots").is_file() else None
 
     def dataset(self, data_root: str | os.PathLike | None = None) -> stn_data.Dataset:
-        """Exactly the data the run trained and tested on (its data set, size and options), read
-        from ``data_root`` (default: the run's own)."""
-        return load_dataset(self.config, data_root)
+        """Exactly the data the run trained and tested on (its data set and options), read from
+        ``data_root`` (default: the run's own)."""
+        cfg = self.config
+        return stn_data.load(cfg.dataset, data_root or cfg.data_root, **cfg.dataset_options)
+
+    def refused_changes(self, changes: Mapping[str, Any] | TrainConfig) -> list[str]:
+        """The fields that ``changes`` (field -> value, or a whole config) would change and that a
+        resumed run may not: all but :data:`~stn.engine.config.RESUMABLE_CHANGES`."""
+        values = changes.to_dict() if isinstance(changes, TrainConfig) else changes
+        mine = self.config.to_dict()
+        return [name for name, value in values.items() if mine[name] != value and name not in RESUMABLE_CHANGES]
+
+    def resume_config(self, changes: Mapping[str, Any]) -> TrainConfig:
+        """The config that continues this run: its own, with ``changes`` (field -> value) made.
+        The one rule for resuming (``stn train --resume``, :func:`stn.engine.train` with
+        ``resume=True``, the paper bench): only :data:`~stn.engine.config.RESUMABLE_CHANGES` may
+        differ; ``RunError`` names the others."""
+        refused = self.refused_changes(changes)
+        if refused:
+            flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+            allowed = ", ".join("--" + name.replace("_", "-") for name in RESUMABLE_CHANGES)
+            raise RunError(f"--resume keeps the run's config; these would change: {flags} (only {allowed} may)")
+        return dataclasses.replace(self.config, **changes).validate()
 
     # ---------------------------------------------------------------------------------- writing
     def _write_json(self, key: str, value: Any) -> None:
@@ -266,22 +272,18 @@ class Run:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the run directory for one writer: a second holder gets ``RunError`` naming the
-        first. A lock whose process is gone (killed) is taken over."""
+        first. A lock whose process is gone (killed), or whose pid now belongs to another process,
+        is taken over; one from another host is refused with how to clear it."""
         path = self.path("lock")
-        me = f"{os.getpid()} {socket.gethostname()}"
         for _ in range(2):
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                if _lock_is_live(path):
-                    raise RunError(
-                        f"{self.dir} is in use by another stn process ({path.read_text().strip() or '?'}); "
-                        "wait for it to end"
-                    ) from None
+                _refuse_if_live(path, self.dir)
                 path.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w") as f:
-                f.write(me + "\n")
+                f.write(_lock_line(os.getpid()))
             break
         try:
             yield
@@ -289,25 +291,62 @@ class Run:
             path.unlink(missing_ok=True)
 
 
-def _lock_is_live(path: Path) -> bool:
-    if not path.exists():
-        return False
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (``/proc/PID/stat``'s start time, in clock ticks since boot),
+    or ``None`` where there is no ``/proc``: with the pid, it names one process even after the pid
+    is reused."""
     try:
-        pid_text, host = path.read_text().split()[:2]
-        pid = int(pid_text)
-    except (OSError, ValueError):
-        return False  # unreadable or half-written: its writer died between create and write
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]  # field 22 of stat; the command name may hold spaces
+
+
+def _lock_line(pid: int) -> str:
+    return f"{pid} {socket.gethostname()} {_process_start(pid) or '-'}\n"
+
+
+def _refuse_if_live(path: Path, run_dir: Path) -> None:
+    """``RunError`` if the lock at ``path`` is held by a live process (or one that cannot be checked)."""
+    state = _lock_state(path)
+    if state == "stale":
+        return
+    holder = path.read_text().split() if path.exists() else []
+    pid, host = [*holder, "?", "?"][:2]
+    if state == "elsewhere":
+        raise RunError(
+            f"{run_dir} is locked by process {pid} on host {host}, which cannot be checked from here; if no stn "
+            f"process there is using it, delete {path} and try again"
+        )
+    raise RunError(f"{run_dir} is in use by another stn process (pid {pid} on {host}); wait for it to end")
+
+
+def _lock_state(path: Path) -> str:
+    """``"live"``, ``"stale"`` (its process is gone, or the pid is another process's now) or
+    ``"elsewhere"`` (held on another host)."""
+    if not path.exists():
+        return "stale"
+    try:
+        fields = path.read_text().split()
+        pid, host = int(fields[0]), fields[1]
+    except (OSError, ValueError, IndexError):
+        return "stale"  # unreadable or half-written: its writer died between create and write
     if host != socket.gethostname():
-        return True  # another machine's process: we cannot tell, so we assume it runs
+        return "elsewhere"
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
+        return "stale"
     except PermissionError:
-        return True
+        pass  # alive, another user's
     except OSError as err:
-        return err.errno != errno.ESRCH
-    return True
+        if err.errno == errno.ESRCH:
+            return "stale"
+    started = fields[2] if len(fields) > 2 else "-"
+    now = _process_start(pid)
+    if started != "-" and now is not None and now != started:
+        return "stale"  # the pid was reused by a process that started later
+    return "live"
 
 
 def load_model(target: str | os.PathLike, which: str = "best") -> tuple[nn.Module, dict[str, Any], Path]:
@@ -321,5 +360,5 @@ def load_model(target: str | os.PathLike, which: str = "best") -> tuple[nn.Modul
     elif target.is_file():
         payload, path = checkpoint.load(target), target
     else:
-        raise RunError(f"no such run directory or checkpoint: {target}")
+        raise RunError(f"no such run directory or checkpoint: {target} does not exist")
     return checkpoint.restore_model(payload), payload, path

@@ -122,10 +122,11 @@ class TensorBoardLogger:
             if torch.isfinite(column).all():
                 self.writer.add_histogram(f"theta/{prefix}/{name}", column, epoch)
 
-    def hparams(self, hparams: Mapping[str, object], metrics: Mapping[str, float]) -> None:
-        """The run's hyperparameters (e.g. its config) with its final metrics, in this run's own
-        event file (the HPARAMS tab); values that are not numbers, strings or booleans are
-        written as text, metrics that are not finite numbers are left out."""
+    def hparams(self, hparams: Mapping[str, object], metrics: Mapping[str, float], step: int = 0) -> None:
+        """The run's hyperparameters (e.g. its config) with its final metrics at ``step`` (the last
+        epoch: a resumed run's final metrics land at its new last epoch, beside the earlier ones), in
+        this run's own event file (the HPARAMS tab); values that are not numbers, strings or booleans
+        are written as text, metrics that are not finite numbers are left out."""
         from torch.utils.tensorboard.summary import hparams as hparams_summary
 
         clean = {str(k): _hparam(v) for k, v in hparams.items()}
@@ -137,7 +138,7 @@ class TensorBoardLogger:
         for summary in hparams_summary(clean, final):
             self.writer._get_file_writer().add_summary(summary)
         for tag, value in final.items():
-            self.writer.add_scalar(tag, value)
+            self.writer.add_scalar(tag, value, step)
 
     def flush(self) -> None:
         self.writer.flush()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from stn.engine import Run, from_recipe, train
+from stn.engine import Run, configure_process, from_recipe, train
 
 __all__ = ["SIZES", "DemoResult", "DemoSize", "run"]
 
@@ -100,6 +100,7 @@ def run(
             threads=threads,
         )
         log(f"stn demo: training the CNN {'with' if stn else 'without'} a spatial transformer ({cfg.epochs} epochs)")
+        configure_process(cfg)
         summaries[name] = train(cfg, out / name, stream=training_output)
         s = summaries[name]
         log(f"  test accuracy {s['final_accuracy']:.2f}% after {s['seconds']:.0f} s")

@@ -29,7 +29,16 @@ from typing import Any, NamedTuple
 import torch
 
 from stn import models as stn_models
-from stn.engine import RECIPES, CheckpointError, Run, TrainConfig, from_recipe, resolve_device, train
+from stn.engine import (
+    RECIPES,
+    CheckpointError,
+    Run,
+    TrainConfig,
+    configure_process,
+    from_recipe,
+    resolve_device,
+    train,
+)
 from stn.engine.machine import describe
 from stn.files import write_text_atomic
 
@@ -317,13 +326,14 @@ def _cell(
 def _train_or_reuse(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     """The summary of ``cfg``'s run in ``run_dir``: read if finished, resumed if interrupted,
     trained otherwise. A run directory holding another configuration is an error."""
+    configure_process(cfg)
     if not Run.holds_run(run_dir):
         return _train(cfg, run_dir)
     run = Run.open(run_dir)
-    differ = [name for name in run.config.changes(cfg) if name not in ("device", "threads")]
-    if differ:
+    refused = run.refused_changes(cfg)  # the one rule for resuming
+    if refused:
         raise ValueError(
-            f"{run_dir} holds a run with another {differ[0].replace('_', '-')}; pick another --runs folder"
+            f"{run_dir} holds a run with another {refused[0].replace('_', '-')}; pick another --runs folder"
         )
     if run.is_finished:
         return run.summary()

@@ -1,7 +1,9 @@
 """Model registry (timm-style): ``stn.models.create(name, **options)`` and ``stn.models.list_models()``.
 
 Every factory takes the data's ``input_shape=(C, H, W)`` and ``num_classes``, ``stn=False`` for
-the same network without its transformer (the baseline), and ``transform=<family>``;
+the same network without its transformer (the baseline), ``transform=<family>`` with its
+``transform_options``, and the kind of transformer layer: ``parallel=k`` (k transformers, the paper's
+2xST / 4xST) or ``recurrent_steps=n`` (IC-STN; see :func:`stn.models.transformer.spatial_transformer`);
 :func:`options` lists what else a model takes.
 """
 

@@ -29,9 +29,10 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stn.layers import RecurrentSpatialTransformer, SpatialTransformer
+from stn.layers import SpatialTransformer
 from stn.models.registry import register
-from stn.transforms import Transform, get
+from stn.models.transformer import spatial_transformer
+from stn.transforms import Transform
 
 __all__ = ["PaperNet", "classifier_size", "paper_cnn", "paper_fcn"]
 
@@ -127,6 +128,10 @@ class PaperNet(nn.Module):
         transform_options: options of the family (``stn.transforms.get(transform, **options)``).
         recurrent_steps: above 0, an inverse-compositional
             :class:`~stn.layers.RecurrentSpatialTransformer` with that many steps (IC-STN).
+        parallel: ``k`` above 1, :class:`~stn.layers.ParallelSpatialTransformers`: ``k``
+            transformers on the one localisation net (the paper's 2xST, 4xST), their outputs
+            concatenated on channels, so the classifier reads ``k*C`` channels. Neither option
+            applies without a transformer (``stn=False``).
 
     Shapes: ``(N, C, H, W)`` in, log-probabilities ``(N, num_classes)`` out.
     """
@@ -142,6 +147,7 @@ class PaperNet(nn.Module):
         localization: str | None = None,
         transform_options: dict[str, object] | None = None,
         recurrent_steps: int = 0,
+        parallel: int = 1,
         **st_options: object,
     ) -> None:
         super().__init__()
@@ -161,11 +167,18 @@ class PaperNet(nn.Module):
                 hidden: tuple[int, ...] = ()
             else:
                 (net, features), hidden = cnn_localization((c, h, w)), (LOC_CNN_HIDDEN,)
-            transform = get(transform, **(transform_options or {}))
-            if recurrent_steps:
-                st_options["steps"] = recurrent_steps
-            layer = RecurrentSpatialTransformer if recurrent_steps else SpatialTransformer
-            self.stn = layer(net, transform, size, in_features=features, hidden=hidden, **st_options)
+            self.stn = spatial_transformer(
+                net,
+                transform,
+                size,
+                transform_options=transform_options,
+                parallel=parallel,
+                recurrent_steps=recurrent_steps,
+                in_features=features,
+                hidden=hidden,
+                **st_options,
+            )
+            c *= getattr(self.stn, "k", 1)
         else:
             self.resample = Resample(size)
         in_shape = (c, *size)

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stn.layers import RecurrentSpatialTransformer, SpatialTransformer, conv_localization
+from stn.layers import SpatialTransformer, conv_localization
 from stn.models.registry import register
-from stn.transforms import Transform, get
+from stn.models.transformer import count, spatial_transformer
+from stn.transforms import Transform
 
 __all__ = ["TutorialNet", "seed_cifar", "tutorial_mnist"]
 
@@ -36,6 +37,9 @@ class TutorialNet(nn.Module):
         transform_options: options of the family (``stn.transforms.get(transform, **options)``).
         recurrent_steps: above 0, an inverse-compositional
             :class:`~stn.layers.RecurrentSpatialTransformer` with that many steps (IC-STN).
+        parallel: ``k`` above 1, :class:`~stn.layers.ParallelSpatialTransformers`: ``k``
+            transformers on the one localisation net, their outputs concatenated on channels, so
+            ``conv1`` reads ``k*C`` channels. Neither option applies with ``stn=False``.
 
     Returns log-probabilities ``(N, num_classes)``.
     """
@@ -52,11 +56,13 @@ class TutorialNet(nn.Module):
         transform: str | Transform = "affine",
         transform_options: dict[str, object] | None = None,
         recurrent_steps: int = 0,
+        parallel: int = 1,
         **st_options: object,
     ) -> None:
         super().__init__()
         c, h, w = input_shape
-        self.conv1 = nn.Conv2d(c, conv[0], kernel_size=5)
+        k = count(parallel, "parallel (the number of parallel transformers)", 1) if stn else 1
+        self.conv1 = nn.Conv2d(k * c, conv[0], kernel_size=5)
         self.conv2 = nn.Conv2d(conv[0], conv[1], kernel_size=5)
         self.conv2_drop = nn.Dropout2d()
         features = conv[1] * (((h - 4) // 2 - 4) // 2) * (((w - 4) // 2 - 4) // 2)
@@ -67,11 +73,17 @@ class TutorialNet(nn.Module):
         self.stn: SpatialTransformer | None = None
         if stn:
             localization, loc_features = conv_localization(input_shape, loc_channels, (7, 5))
-            transform = get(transform, **(transform_options or {}))
-            if recurrent_steps:
-                st_options["steps"] = recurrent_steps
-            layer = RecurrentSpatialTransformer if recurrent_steps else SpatialTransformer
-            self.stn = layer(localization, transform, in_features=loc_features, hidden=(loc_hidden,), **st_options)
+            self.stn = spatial_transformer(
+                localization,
+                transform,
+                None,
+                transform_options=transform_options,
+                parallel=parallel,
+                recurrent_steps=recurrent_steps,
+                in_features=loc_features,
+                hidden=(loc_hidden,),
+                **st_options,
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         if self.stn is not None:

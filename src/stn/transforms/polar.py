@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from stn.transforms.base import Transform
+from stn.transforms.base import INVERSE_TOL, Transform
 
 
 class Polar(Transform):
@@ -42,11 +42,47 @@ class Polar(Transform):
     def _identity_row(self) -> list[float]:
         return [0.0, 0.0]
 
+    def _r_min(self) -> float:
+        return self.min_radius if self.min_radius is not None else self.max_radius / 32
+
     def _points(self, params: Tensor, points: Tensor) -> Tensor:
-        r_min = self.min_radius if self.min_radius is not None else self.max_radius / 32
+        r_min = self._r_min()
         radius = r_min * torch.exp((points[..., 0:1] + 1) * (0.5 * math.log(self.max_radius / r_min)))
         angle = math.pi * (points[..., 1:2] + 1)
         return params[:, None, :] + radius * torch.cat((torch.cos(angle), torch.sin(angle)), dim=-1)
+
+    def inverse_transform_points(
+        self, params: Tensor, points: Tensor, tol: float = INVERSE_TOL, max_iter: int = 50
+    ) -> Tensor:
+        """Map normalised input locations ``(N, P, 2)`` to the output locations that read them, in
+        closed form (``tol`` and ``max_iter`` are not used).
+
+        A point at distance ``r`` and angle ``θ`` from the origin comes back as ``x = 2 log(r /
+        min_radius) / log(max_radius / min_radius) - 1`` and ``y = θ / π - 1``, the angle taken
+        in ``[0, 2π)``: so ``y`` lies in ``[-1, 1)`` (the angle wraps; rows are periodic, and
+        :meth:`transform_points` of ``y`` and ``y ± 2`` agree). Points nearer the origin than
+        ``min_radius`` or farther than ``max_radius`` get ``x < -1`` or ``x > 1``: the output
+        location beyond its edge that would read them. The origin itself, read by no output
+        location, comes back as NaN. Returns ``(N, P, 2)`` in the parameters' dtype; gradients
+        reach ``params`` and ``points`` (except at the origin).
+        """
+        params = self.check_params(params)
+        points = self._check_points(params, points).to(params.dtype)
+        offset = points - params[:, None, :]
+        radius = offset.norm(dim=-1, keepdim=True)
+        at_origin = radius == 0
+        r_min = self._r_min()
+        x = (
+            2
+            * torch.log(torch.where(at_origin, torch.ones_like(radius), radius) / r_min)
+            / math.log(self.max_radius / r_min)
+            - 1
+        )
+        angle = torch.atan2(offset[..., 1:2], offset[..., 0:1])
+        angle = torch.where(angle < 0, angle + 2 * math.pi, angle)
+        y = angle / math.pi - 1
+        out = torch.cat((x, y), dim=-1)
+        return torch.where(at_origin, torch.full_like(out, math.nan), out)
 
     @property
     def options(self) -> dict[str, object]:

@@ -53,5 +53,6 @@ class TensorBoard:
         if self._logger is None:
             return
         metrics = {k: v for k, v in summary.items() if k in ("final_accuracy", "best_accuracy")}
-        self.logger.hparams({k: v for k, v in cfg.to_dict().items() if not isinstance(v, dict)}, metrics)
+        hparams = {k: v for k, v in cfg.to_dict().items() if not isinstance(v, dict)}
+        self.logger.hparams(hparams, metrics, summary.get("epochs", 0))
         self.logger.close()

@@ -1,5 +1,5 @@
 """Pictures of the transformer statistics (:mod:`stn.engine.diagnostics`): their course over the
-epochs, and histograms of one epoch's per-sample scale and rotation."""
+epochs, and histograms of one epoch's per-sample statistics (those the family has)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from stn import transforms as T
 from stn.engine import diagnostics as D
 from stn.files import write_atomic
 
-__all__ = ["plot_histograms", "plot_statistics"]
+__all__ = ["histogram_panels", "plot_histograms", "plot_statistics"]
 
 # (title, y label, [(statistic, legend label, line style)], reference line, shown as a percentage)
 _PANELS = (
@@ -37,12 +37,13 @@ _PANELS = (
         True,
     ),
     (
-        "Mirrored, collapsed, pinned",
-        "share of samples",
+        "Mirrored, collapsed, pinned, folded",
+        "share",
         [
-            ("reflection_share", "det ≤ 0", "-"),
-            ("collapse_share", f"|det| < {D.COLLAPSE_DET}", ":"),
-            ("pinned_share", "pinned", "--"),
+            ("reflection_share", "det ≤ 0 (samples)", "-"),
+            ("collapse_share", f"|det| < {D.COLLAPSE_DET} (samples)", ":"),
+            ("pinned_share", "pinned (bounded values)", "--"),
+            ("folding_share", "folded (grid cells)", "-."),
         ],
         None,
         True,
@@ -54,7 +55,22 @@ _PANELS = (
         None,
         False,
     ),
+    ("Displacement field", "normalised units", [("field_max", "longest displacement", "-")], 0.0, False),
+    ("Polar origin", "normalised units", [("origin", "distance from the centre", "-")], 0.0, False),
 )
+
+# Per-sample statistic -> (axis label, reference line), in the order the histograms show them.
+_HISTOGRAMS = {
+    "scale": ("scale √|det|", 1.0),
+    "rotation": ("rotation (degrees)", 0.0),
+    "offset_max": ("largest control-point offset", 0.0),
+    "bending": ("bending energy", 0.0),
+    "field_max": ("longest displacement (normalised)", 0.0),
+    "folding": ("share of the grid folded", 0.0),
+    "origin": ("origin's distance from the centre", 0.0),
+    "outside": ("share of the grid outside the image", D.OUTSIDE_LARGE),
+}
+_PERCENT = {"folding", "outside"}
 
 
 def _series(rows: Sequence[Mapping[str, float]], key: str) -> tuple[list[float], list[float]]:
@@ -82,7 +98,8 @@ def plot_statistics(rows: Sequence[Mapping[str, float]], path: str | os.PathLike
         title: above the panels (e.g. the run's name).
 
     One panel per group of statistics that some row holds (scale, rotation and shear, distance
-    from the identity, reading outside, mirrored/collapsed/pinned shares, TPS offsets); means with
+    from the identity, reading outside, mirrored/collapsed/pinned/folded shares, TPS offsets,
+    displacement fields, the polar origin); means with
     a band of ±1 standard deviation; one colour per transformer (``stn``, ``stn1``, ...); dashed
     grey lines at the warning thresholds.
     """
@@ -141,6 +158,14 @@ def _panel(
                 axes.plot(epochs, values, style, color=colour, marker="o" if len(epochs) <= 20 else None, label=name)
 
 
+def histogram_panels(transform: str | T.Transform) -> list[tuple[str, str, float]]:
+    """The histograms :func:`plot_histograms` draws for ``transform``: ``(statistic, axis label,
+    reference line)`` for each of the family's statistics that has a histogram
+    (:func:`~stn.engine.diagnostics.family_keys`), then the share of the grid read outside."""
+    keys = [key for key in D.family_keys(transform) if key in _HISTOGRAMS and key != "outside"]
+    return [(key, *_HISTOGRAMS[key]) for key in [*keys, "outside"]]
+
+
 def plot_histograms(
     transform: str | T.Transform,
     params: Tensor,
@@ -158,9 +183,11 @@ def plot_histograms(
         output_size, input_size: the transformer's output and input sizes (``input_size`` defaults
             to ``output_size``); they set the grid on which the share read outside is counted.
 
-    Matrix families: the scale ``√|det|`` (1 = unchanged, > 1 zooms out), the rotation in degrees
-    and the share of each sample's grid read outside the image. ``tps``: the largest control-point
-    offset, the bending energy and the share outside. Dashed lines at the identity and at
+    One panel per entry of :func:`histogram_panels`. Matrix families: the scale ``√|det|`` (1 =
+    unchanged, > 1 zooms out) and the rotation in degrees; ``tps``: the largest control-point
+    offset and the bending energy; ``field``: the longest displacement and the share of the grid
+    folded; ``polar``: the origin's distance from the centre; every family: the share of each
+    sample's grid read outside the image. Dashed lines at the identity and at
     :data:`~stn.engine.diagnostics.OUTSIDE_LARGE`.
     """
     transform = T.get(transform)
@@ -169,22 +196,18 @@ def plot_histograms(
         raise ValueError(f"params must be (N, P) or (N, k, P) with N >= 1, got {shape}")
     sets = [params] if params.dim() == 2 else list(params.unbind(1))
     values = [D.per_sample(transform, p, output_size, input_size or output_size, align_corners) for p in sets]
-    if isinstance(transform, T.MatrixTransform):
-        panels = [("scale", "scale √|det|", 1.0), ("rotation", "rotation (degrees)", 0.0)]
-    else:
-        panels = [("offset_max", "largest control-point offset", 0.0), ("bending", "bending energy", 0.0)]
-    panels.append(("outside", "share of the grid outside the image", D.OUTSIDE_LARGE))
+    panels = histogram_panels(transform)
     figure = Figure(figsize=(4.2 * len(panels), 3.3 + (0.4 if title else 0)), layout="constrained")
     if title:
         figure.suptitle(title)
-    for axes, (key, label, reference) in zip(figure.subplots(1, len(panels)), panels, strict=True):
+    for axes, (key, label, reference) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
         for i, v in enumerate(values):
             name = None if len(values) == 1 else f"stn{i + 1}"
             axes.hist(v[key].numpy(), bins=30, color=f"C{i % 10}", alpha=0.6 if len(values) > 1 else 0.9, label=name)
         axes.axvline(reference, color="grey", linestyle="--", linewidth=0.8)
         axes.set(xlabel=label, ylabel="samples")
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-        if key == "outside":
+        if key in _PERCENT:
             axes.xaxis.set_major_formatter(PercentFormatter(1.0))
         if len(values) > 1:
             axes.legend(fontsize="x-small")

@@ -24,7 +24,7 @@ FILES = {
     "learning": "learning.gif",  # one frame per epoch
     "stills": "learning.png",  # a few of those frames
     "statistics": "statistics.png",  # the transformers' statistics per epoch (stn inspect's table)
-    "histograms": "histograms.png",  # the last epoch's scale, rotation and share outside, per image
+    "histograms": "histograms.png",  # the best checkpoint's family statistics and share outside, per image
 }
 
 

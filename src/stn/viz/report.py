@@ -15,6 +15,7 @@ from stn.engine.diagnostics import run_statistics, warnings_for
 from stn.engine.run import Run
 from stn.files import write_text_atomic
 from stn.viz.curves import plot_curves, run_labels
+from stn.viz.diagnostics import histogram_panels
 from stn.viz.document import Block, Heading, Paragraph, Picture, Table, to_html, to_markdown
 from stn.viz.figures import write_figures
 
@@ -162,10 +163,11 @@ def _statistics(run: Path, summary: dict[str, Any], written: dict[str, Path]) ->
     if warnings is None:  # a run from before the warnings: raised now from its statistics
         rows, _ = run_statistics(Run.open(run))
         warnings = warnings_for(rows, summary["config"].get("stn_fill"), summary["config"].get("stn_lr_scale"))
+    shown = [label for _, label, _ in histogram_panels(summary["config"].get("transform", "affine"))]
     return [
         Heading("Transformer statistics", 3),
         Picture(written["statistics"], "What the transformer does, per epoch (stn inspect prints the numbers)."),
-        Picture(written["histograms"], "Per test image, best checkpoint: scale, rotation and share read outside."),
+        Picture(written["histograms"], f"Per test image, best checkpoint: {'; '.join(shown)}."),
         Paragraph("Warnings: " + ("; ".join(warnings) if warnings else "none: the transformer looks healthy.")),
     ]
 
