@@ -355,7 +355,7 @@ def _add_export(sub) -> None:
     p.add_argument("target", metavar="RUN_DIR|CHECKPOINT", help="a run directory (uses best.pt) or a .pt file")
     p.add_argument("--format", choices=("onnx", "pt2"), help="default: the --out suffix, else onnx")
     p.add_argument("--out", metavar="FILE", help="the file (default: model.onnx or model.pt2 beside the checkpoint)")
-    p.add_argument("--opset", type=_positive_int, default=None, help="ONNX opset, 16 or later (default 18)")
+    p.add_argument("--opset", type=_positive_int, default=None, help="ONNX opset, 16 or later (default 18; volumes 20)")
     p.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
@@ -376,7 +376,7 @@ def _export(args: argparse.Namespace) -> int:
     import torch
 
     from stn.engine import load_model
-    from stn.export import OPSET, check, export
+    from stn.export import check, export
 
     suffix = Path(args.out).suffix if args.out else ""
     fmt = args.format or ("pt2" if suffix == ".pt2" else "onnx")
@@ -389,7 +389,7 @@ def _export(args: argparse.Namespace) -> int:
     metadata = {key: payload[key] for key in ("model", "model_options", "dataset", "classes", "mean", "std")}
     tta = args.tta if args.tta is not None else bool(payload.get("config", {}).get("flip_tta", False))
     out = Path(args.out) if args.out else path.with_name(f"model.{fmt}")
-    export(model, shape, out, format=fmt, metadata=metadata, opset=args.opset or OPSET, tta=tta)
+    export(model, shape, out, format=fmt, metadata=metadata, opset=args.opset, tta=tta)
     what = "log-probabilities" + (" with flip test-time augmentation" if tta else "")
     print(f"Wrote {out} ({out.stat().st_size / 1e6:.1f} MB): input 'images' (N, {', '.join(map(str, shape))}), {what}")
     if not args.no_check:
@@ -665,6 +665,15 @@ def _predict(args: argparse.Namespace) -> int:
 
 COMMANDS: list[Callable] = [_add_train, _add_evaluate, _add_export, _add_lists, _add_viz, _add_experiments]
 COMMANDS.append(_add_predict)
+
+
+def _add_register(sub) -> None:
+    from stn.registration.cli import add_register
+
+    add_register(sub)
+
+
+COMMANDS.append(_add_register)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""Pixel geometry: normalised coordinates as pixels, in two named conventions (points and extents).
+"""Pixel geometry: normalised coordinates as pixels (and voxels), in two named conventions (points and
+extents).
 
 The functions live in :mod:`stn.transforms.pixels` (they are part of the transforms' geometry);
 this module is their short public name. See that module for the conventions.
