@@ -64,7 +64,7 @@ def warp(
 
     Example:
         >>> volume = torch.rand(2, 1, 16, 16, 16)
-        >>> theta = stn.transforms.get("rigid3d").identity(2)
+        >>> theta = T.get("rigid3d").identity(2)
         >>> torch.allclose(warp(volume, "rigid3d", theta), volume, atol=1e-6)
         True
     """
