@@ -213,7 +213,10 @@ def _launch(args: argparse.Namespace, cfg, run_dir: Path) -> int:
     if cfg.batch_size < args.nproc_per_node:
         raise UsageError(f"--batch-size {cfg.batch_size} is below --nproc-per-node {args.nproc_per_node}")
     argv = _without_nproc(args.argv) + ([] if args.out or args.resume else ["--out", str(run_dir)])
-    return launch(args.nproc_per_node, argv, str(run_dir))
+    code = launch(args.nproc_per_node, argv, str(run_dir))
+    if code == 130:  # interrupted: the ranks stay quiet under the launcher, which says it once
+        print(f"\nstn: {_interrupted(run_dir)}", file=sys.stderr)
+    return code
 
 
 def _train_config(args: argparse.Namespace):
@@ -261,7 +264,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"stn: error: {_one_line(err)}; {_kept(run_dir)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        if main_rank:
+        if _speaks_for_the_run():
             print(f"\nstn: {_interrupted(run_dir)}", file=sys.stderr)
         return 130
     if not main_rank:
@@ -689,6 +692,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _speaks_for_the_run() -> bool:
+    """Whether this process reports an interruption: alone, or rank 0 under a torchrun of the user's;
+    under ``stn train --nproc-per-node`` the launcher does (a rank cannot tell a user's Ctrl-C from
+    torchrun stopping it after a peer died)."""
+    from stn.engine.distributed import LAUNCHER_ENV
+
+    return os.environ.get("RANK", "0") == "0" and not os.environ.get(LAUNCHER_ENV)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -741,7 +753,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"stn: training diverged: {_one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+        if _speaks_for_the_run():
             print("stn: interrupted", file=sys.stderr)
         return 130
     except WriteError as err:  # a full disk: what was saved before is kept, and the message says so
