@@ -92,8 +92,10 @@ class SpatialTransformer(nn.Module):
         check_finite: as in :func:`stn.functional.warp`.
 
     Shapes: input ``(N, C, H, W)`` (images or feature maps, any ``C``), output
-    ``(N, C, H_out, W_out)``. After each call, :attr:`last_params` holds the detached ``(N, P)``
-    parameters that were predicted and :attr:`last_input_size` the input's ``(H, W)``; from them
+    ``(N, C, H_out, W_out)``; with a volume family (``affine3d``, ``field3d``, ...) input
+    ``(N, C, D, H, W)`` and output ``(N, C, D_out, H_out, W_out)``. After each call,
+    :attr:`last_params` holds the detached ``(N, P)`` parameters that were predicted and
+    :attr:`last_input_size` the input's ``(H, W)`` (or ``(D, H, W)``); from them
     :attr:`last_grid` gives the sampling grid, :meth:`output_corners` and :meth:`region` where each input was read
     (none of them is kept while ``torch.export`` or ``torch.jit.trace`` trace the model).
 
@@ -129,7 +131,8 @@ class SpatialTransformer(nn.Module):
         super().__init__()
         check_sampling(mode, padding_mode, fill)
         self.transform = T.get(transform)
-        self.output_size = None if output_size is None else T.check_size(output_size, "output_size")
+        ndim = self.transform.ndim
+        self.output_size = None if output_size is None else T.check_size(output_size, "output_size", ndim)
         self.localization = localization
         self.fc_loc = _params_head(in_features, hidden, self._initial_params())
         self.mode, self.padding_mode = mode, padding_mode
@@ -137,7 +140,7 @@ class SpatialTransformer(nn.Module):
         # A buffer follows the module to its device, so sampling never copies the fill from the host.
         self.register_buffer("fill", None if fill is None else torch.as_tensor(fill, dtype=torch.float32), False)
         self.last_params: Tensor | None = None
-        self.last_input_size: tuple[int, int] | None = None
+        self.last_input_size: tuple[int, ...] | None = None
         self._taps: list[Callable[..., None]] = []  # stn.observe.tap's recorders, while one is on
 
     def _initial_params(self) -> Tensor:
@@ -145,19 +148,19 @@ class SpatialTransformer(nn.Module):
         return self.transform.identity(1)[0]
 
     def predict(self, x: Tensor) -> Tensor:
-        """Parameters θ, ``(N, P)``, for an input ``(N, C, H, W)``: the localisation net and
-        ``fc_loc``, without sampling.
+        """Parameters θ, ``(N, P)``, for an input ``(N, C, H, W)`` (volumes: ``(N, C, D, H, W)``):
+        the localisation net and ``fc_loc``, without sampling.
 
         Examples:
-            >>> import torch
             >>> st = SpatialTransformer(torch.nn.Flatten(), "translation", in_features=12)
             >>> st.predict(torch.rand(2, 3, 2, 2))
             tensor([[0., 0.],
                     [0., 0.]], grad_fn=<AddmmBackward0>)
         """
-        if not isinstance(x, Tensor) or x.dim() != 4:
+        if not isinstance(x, Tensor) or x.dim() != self.transform.ndim + 2:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"{type(self).__name__} expects input of shape (N, C, H, W), got {shape}")
+            expected = "(N, C, H, W)" if self.transform.ndim == 2 else "(N, C, D, H, W)"
+            raise ValueError(f"{type(self).__name__} expects input of shape {expected}, got {shape}")
         weight = next(self.fc_loc.parameters())
         if x.device != weight.device:
             raise ValueError(f"input is on {x.device} but {type(self).__name__} is on {weight.device}; move one")
@@ -203,7 +206,7 @@ class SpatialTransformer(nn.Module):
         traced, which keeps no Python state) and hand it to the active taps (:func:`stn.observe.tap`)."""
         if not torch.compiler.is_exporting() and not torch.jit.is_tracing():
             self.last_params = params.detach()
-            self.last_input_size = (x.shape[-2], x.shape[-1])
+            self.last_input_size = tuple(x.shape[2:])
         for record in self._taps:
             record(self, x, params, out, steps)
 
@@ -280,14 +283,18 @@ class SpatialTransformer(nn.Module):
 
     def _last_call(self, input_size: Sequence[int] | None) -> tuple[tuple[int, int], Tensor]:
         """The input size asked for (default: the last input's) and the last parameters ``(M, P)``."""
+        if self.transform.ndim != 2:
+            raise ValueError(
+                f"output_corners and region are for image families; {self.transform.name} works on volumes"
+            )
         if self.last_params is None or self.last_input_size is None:
             raise ValueError("output_corners and region need a forward pass first")
         size = self.last_input_size if input_size is None else T.check_size(input_size, "input_size")
         params = self.last_params
         return size, params.to(torch.promote_types(params.dtype, torch.float32)).reshape(-1, self.transform.num_params)
 
-    def _last_output_size(self) -> tuple[int, int]:
-        return self.output_size or T.check_size(self.last_input_size)
+    def _last_output_size(self) -> tuple[int, ...]:
+        return self.output_size or T.check_size(self.last_input_size, "input size", self.transform.ndim)
 
     def extra_repr(self) -> str:
         return f"transform={self.transform!r}, output_size={self.output_size}"
@@ -337,7 +344,7 @@ class ParallelSpatialTransformers(SpatialTransformer):
         # All k warps in one grid_sample: repeat the input k times along the batch.
         flat = x.unsqueeze(1).expand(n, self.k, *x.shape[1:]).reshape(n * self.k, *x.shape[1:])
         out = super().sample(flat, params.reshape(n * self.k, -1), output_size)
-        return out.view(n, self.k * c, *out.shape[-2:])
+        return out.view(n, self.k * c, *out.shape[2:])
 
     def extra_repr(self) -> str:
         return f"k={self.k}, {super().extra_repr()}"
@@ -395,7 +402,7 @@ class RecurrentSpatialTransformer(SpatialTransformer):
         matrix: Tensor | None = None
         out: list[Tensor] = []
         for _ in range(self.steps):
-            seen = x if matrix is None else self.sample(x, out[-1], x.shape[-2:])
+            seen = x if matrix is None else self.sample(x, out[-1], x.shape[2:])
             matrix, params = self._compose(matrix, super().predict(seen))
             out.append(params)
         return out

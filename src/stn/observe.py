@@ -290,7 +290,8 @@ def reads_image(call: TransformerCall, x: Tensor) -> bool:
 
 def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequence[float]) -> TransformerView | None:
     """Run uint8 ``images`` ``(N, C, H, W)`` through ``model`` in eval mode, normalised with
-    ``mean`` and ``std``, and keep what its first spatial transformer did; ``None`` if it has none.
+    ``mean`` and ``std``, and keep what its first spatial transformer did; ``None`` if it has none
+    (or for volumes ``(N, C, D, H, W)``, which are not drawn).
 
     The model's mode (train or eval) is restored. The outputs are pictures only when the
     transformer read the images themselves (not a feature map) and gave as many channels per
@@ -306,7 +307,7 @@ def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequen
         ((4, 1, 6), (4, 1, 1, 28, 28))
     """
     st = first_transformer(model)
-    if st is None:
+    if st is None or images.dim() == 5:  # volumes are not drawn
         return None
     normalizer = Normalizer(mean, std)
     device = next(model.parameters(), torch.empty(0)).device

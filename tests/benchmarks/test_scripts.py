@@ -27,6 +27,7 @@ SCRIPTS = {
         "recipe_time",
         ["rows"],
     ),
+    "volumes.py": (["--synthetic"], "volumes", ["warp", "registration", "classification"]),
 }
 
 

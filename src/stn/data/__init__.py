@@ -1,10 +1,11 @@
 """Data sets as uint8 tensors: ``stn.data.load(name, root)``.
 
 Registered: ``cifar10``, ``mnist``, ``fashion-mnist``, ``folder`` (your own ``train/<class>/``
-and ``test/<class>/`` images), and the distorted MNIST variants of the paper.
+and ``test/<class>/`` images), the distorted MNIST variants of the paper, and ``mnist3d-rts``
+(volumes made from MNIST: :mod:`stn.data.volumes`).
 """
 
-from stn.data import builtin, distorted, glyphs, registry  # noqa: F401  (they register their data sets)
+from stn.data import builtin, distorted, glyphs, registry, volumes  # noqa: F401  (they register their data sets)
 from stn.data.dataset import Dataset, channel_stats
 from stn.data.formats import DataError
 from stn.data.registry import *  # noqa: F403  (the registry's public names are the package's)

@@ -78,7 +78,9 @@ class DeviceData:
     def normalize(self, images: Tensor) -> Tensor:
         """uint8 ``(N, C, H, W)`` -> normalised float32, in the configured memory format."""
         x = self.normalizer(images)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        if not self.channels_last:
+            return x
+        return x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
 
     def denormalize(self, x: Tensor) -> Tensor:
         """Normalised float ``(N, C, H, W)`` -> uint8 on the CPU (clamped to ``[0, 255]``)."""

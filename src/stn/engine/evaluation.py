@@ -16,6 +16,7 @@ from stn import inference as stn_inference
 from stn.engine.config import TrainConfig
 from stn.engine.device import DeviceData, resolve_device
 from stn.engine.log import test_line
+from stn.engine.model import channels_last_format
 from stn.engine.precision import autocast, autocast_dtype
 from stn.engine.run import RunError, load_model, per_class_accuracy
 
@@ -158,7 +159,7 @@ def evaluate_checkpoint(
     dev = resolve_device(device)
     model = model.to(dev)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=channels_last_format(data))
     result = evaluate(
         model,
         DeviceData(data, dev, cfg.channels_last),

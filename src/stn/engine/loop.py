@@ -217,6 +217,8 @@ def prepare(cfg: TrainConfig, group: Group | None = None) -> Setup:
 
     # Data: decoded once (cached), moved to the device as uint8.
     dataset = stn_data.load(cfg.dataset, cfg.data_root, **cfg.dataset_options)
+    if dataset.train_images.dim() == 5 and cfg.augment != "none":
+        raise ValueError(f"--augment {cfg.augment} crops and flips images; volumes take --augment none")
     if cfg.drop_last and len(dataset.train_labels) < cfg.batch_size:
         raise ValueError(
             f"--drop-last leaves no batch: {len(dataset.train_labels)} training images, batch size {cfg.batch_size}; "

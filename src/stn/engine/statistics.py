@@ -336,7 +336,10 @@ def measure(model: nn.Module, images: Tensor, batch_size: int = 500) -> dict[str
         ``{column: value}`` from :func:`transformer_stats` for each transformer that ran (prefix
         ``stn`` for a model with one, else ``stn1``, ``stn2``, ... in order, one per parameter
         set of a parallel layer); empty for a model without transformers.
+    Volumes ``(N, C, D, H, W)`` have no statistics yet: ``{}``.
     """
+    if isinstance(images, Tensor) and images.dim() == 5 and images.shape[0]:
+        return {}
     if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[0] == 0:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"measure expects a non-empty batch of images (N, C, H, W), got {shape}")

@@ -302,10 +302,10 @@ class Diffeomorphic(MatrixTransform):
 
 
 def _expm_by_squaring(a: Tensor, squarings: int = 16) -> Tensor:
-    """``exp(a)`` for ``(N, 3, 3)`` ``a`` from matrix products only: a 4th-order Taylor series of
+    """``exp(a)`` for ``(N, d, d)`` ``a`` from matrix products only: a 4th-order Taylor series of
     ``exp(a / 2^s) - I``, then ``s`` doublings ``Y <- 2Y + Y²`` (kept as ``exp - I`` so that float32
     loses no digits). Agrees with ``torch.linalg.matrix_exp`` for ``|a|`` up to thousands."""
-    eye = torch.eye(3, dtype=a.dtype, device=a.device).expand_as(a)
+    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device).expand_as(a)
     x = a / 2.0**squarings
     y = x @ (eye + x @ (eye + x @ (eye + x / 4) / 3) / 2)
     for _ in range(squarings):
