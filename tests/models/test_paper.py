@@ -7,6 +7,7 @@ import torch
 
 from stn import models
 from stn.layers import SpatialTransformer
+from stn.models import paper
 from stn.models.paper import classifier_size
 
 TRANSFORMS = ["affine", "projective", "tps"]
@@ -77,3 +78,36 @@ def test_bad_options_are_value_errors():
         models.create("paper-cnn", input_shape=(1, 12, 12), num_classes=10, stn=False)
     with pytest.raises(ValueError, match="unknown transform"):
         models.create("paper-fcn", input_shape=(1, 28, 28), num_classes=10, stn=True, transform="swirl")
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_input_gradient_convolution_gives_nn_conv2ds_gradients(channels_last):
+    torch.manual_seed(0)
+    fast = paper.InputGradConv2d(1, 4, 5)
+    plain = torch.nn.Conv2d(1, 4, 5)
+    plain.load_state_dict(fast.state_dict())
+    image = torch.randn(3, 1, 11, 9)
+    if channels_last:
+        image = image.contiguous(memory_format=torch.channels_last)
+    results = []
+    for conv in (fast, plain):
+        conv.zero_grad()
+        x = image.clone().requires_grad_(True)
+        out = conv(x)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append((out.detach(), x.grad, conv.weight.grad, conv.bias.grad))
+    for ours, theirs in zip(*results, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(paper._InputGradConv.apply, (x, weight, None))
+
+
+def test_the_classifier_behind_a_transformer_takes_the_fast_input_gradient():
+    st_cnn = paper.paper_cnn((1, 28, 28), stn=True)
+    assert isinstance(st_cnn.classifier[0], paper.InputGradConv2d)
+    assert type(paper.paper_cnn((3, 28, 28), stn=True).classifier[0]) is torch.nn.Conv2d
+    state = paper.paper_cnn((1, 28, 28), stn=True).state_dict()
+    st_cnn.load_state_dict(state)  # the same keys as nn.Conv2d's
+    with torch.no_grad():  # no input gradient: nn.Conv2d's own path
+        assert st_cnn(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

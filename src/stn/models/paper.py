@@ -25,7 +25,9 @@ Our guesses, where its text gives no number:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -33,7 +35,7 @@ from stn.layers import RecurrentSpatialTransformer, SpatialTransformer
 from stn.models.registry import register
 from stn.transforms import Transform, get
 
-__all__ = ["PaperNet", "classifier_size", "paper_cnn", "paper_fcn"]
+__all__ = ["InputGradConv2d", "PaperNet", "classifier_size", "paper_cnn", "paper_fcn"]
 
 FCN_HIDDEN = (128, 128)
 CNN_CHANNELS = (32, 32)
@@ -81,14 +83,60 @@ def fcn(in_features: int, hidden: Sequence[int], out_features: int | None = None
     return nn.Sequential(*layers)
 
 
+class _InputGradConv(torch.autograd.Function):
+    """``F.conv2d(x, weight, bias)`` (stride 1, no padding) whose input gradient comes from
+    ATen's reference CPU kernel (im2col and a matrix product) rather than from oneDNN; the
+    weight and bias gradients are the convolution's own."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.conv2d(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        x, weight = ctx.saved_tensors
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten._slow_conv2d_backward.output_mask(
+                grad.contiguous(), x.contiguous(), weight, weight.shape[-2:], (1, 1), (0, 0), (True, False, False)
+            )[0]
+        mask = (False, ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2])
+        if mask[1] or mask[2]:
+            bias_sizes = [weight.shape[0]] if ctx.has_bias else None
+            _, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+                grad, x, weight, bias_sizes, (1, 1), (0, 0), (1, 1), False, (0, 0), 1, mask
+            )
+        return grad_x, grad_weight, grad_bias
+
+
+class InputGradConv2d(nn.Conv2d):
+    """A stride-1, unpadded :class:`~torch.nn.Conv2d` whose input gradient on the CPU comes from
+    ATen's reference kernel: the same gradient as ``nn.Conv2d``'s (to float rounding), several
+    times faster than oneDNN's for an input of one channel, the case of a classifier behind a
+    spatial transformer on grey images (see results/paper/probes.md). Elsewhere (no input
+    gradient, another device) it is ``nn.Conv2d``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__(in_channels, out_channels, kernel_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.requires_grad and torch.is_grad_enabled() and x.device.type == "cpu":
+            return _InputGradConv.apply(x, self.weight, self.bias)
+        return super().forward(x)
+
+
 def cnn(input_shape: Sequence[int], num_classes: int) -> nn.Sequential:
-    """The paper's CNN classifier: ``[Conv(k) -> ReLU -> MaxPool(2)]`` for k = 9, 7, then ``Linear``."""
+    """The paper's CNN classifier: ``[Conv(k) -> ReLU -> MaxPool(2)]`` for k = 9, 7, then ``Linear``.
+    The first convolution of a one-channel input is an :class:`InputGradConv2d`."""
     c, h, w = input_shape
     layers: list[nn.Module] = []
-    for channels, k in zip(CNN_CHANNELS, CNN_KERNELS, strict=True):
+    for i, (channels, k) in enumerate(zip(CNN_CHANNELS, CNN_KERNELS, strict=True)):
         if min(h, w) < k:
             raise ValueError(f"input {tuple(input_shape)} is too small for the paper's CNN")
-        layers += [nn.Conv2d(c, channels, k), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
+        conv = InputGradConv2d(c, channels, k) if i == 0 and c == 1 else nn.Conv2d(c, channels, k)
+        layers += [conv, nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
         c, h, w = channels, -(-(h - k + 1) // 2), -(-(w - k + 1) // 2)
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * h * w, num_classes))
 
