@@ -111,3 +111,7 @@ def test_the_classifier_behind_a_transformer_takes_the_fast_input_gradient():
     st_cnn.load_state_dict(state)  # the same keys as nn.Conv2d's
     with torch.no_grad():  # no input gradient: nn.Conv2d's own path
         assert st_cnn(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    with torch.autocast("cpu", torch.bfloat16):  # nn.Conv2d's path too
+        output = st_cnn(torch.zeros(2, 1, 28, 28))
+    torch.nn.functional.nll_loss(output.float(), torch.tensor([0, 1])).backward()
+    assert st_cnn.classifier[0].weight.grad.dtype == torch.float32

@@ -116,13 +116,14 @@ class InputGradConv2d(nn.Conv2d):
     ATen's reference kernel: the same gradient as ``nn.Conv2d``'s (to float rounding), several
     times faster than oneDNN's for an input of one channel, the case of a classifier behind a
     spatial transformer on grey images (see results/paper/probes.md). Elsewhere (no input
-    gradient, another device) it is ``nn.Conv2d``."""
+    gradient, autocast, another device) it is ``nn.Conv2d``."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
         super().__init__(in_channels, out_channels, kernel_size)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.requires_grad and torch.is_grad_enabled() and x.device.type == "cpu":
+        cpu = x.device.type == "cpu"
+        if cpu and x.requires_grad and torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu"):
             return _InputGradConv.apply(x, self.weight, self.bias)
         return super().forward(x)
 
