@@ -293,3 +293,20 @@ def test_the_table_says_how_each_row_family_meets_its_goal():
     text = paper.markdown(results, _meta("long", "long"))
     assert "Goals: ST-CNN: 1 of 2 cells within 0.3 points or below (worst +0.40); " in text
     assert "ST-FCN: 1 of 1 cells within 0.5 points or below (worst +0.40)." in text
+
+
+def test_the_match_budget_trains_two_seeds_of_every_st_cnn_and_the_wider_cnn():
+    budget = paper.BUDGETS["match"]
+    by_label = {e.label: e for e in paper.ENTRIES}
+    for label in ("ST-CNN Aff", "ST-CNN Proj", "ST-CNN TPS"):
+        assert budget.seeds_for(by_label[label], [1]) == [1, 2]
+    assert budget.seeds_for(by_label["CNN"], [1]) == [1] and budget.seeds_for(by_label["ST-FCN Aff"], [1]) == [1]
+    cfg = {(v, e.label): paper.config_for(v, e, budget, None, 1, "cpu", 1) for v, e in paper.plan()}
+    assert cfg["R", "CNN"].model_options == {"channels": [32, 64]} == cfg["TC", "ST-CNN Aff"].model_options
+    assert cfg["R", "IC-STN Aff"].model_options == {"channels": [32, 64], "recurrent_steps": 4}
+    assert cfg["R", "FCN"].model_options == {} and cfg["R", "ST-FCN Aff"].model_options == {}
+    assert [cfg[v, "ST-CNN Aff"].epochs for v in paper.VARIANTS] == [24, 24, 12, 12, 20]
+    assert [cfg[v, "CNN"].epochs for v in paper.VARIANTS] == [24, 24, 12, 12, 20]  # as its ST-CNNs
+    assert [cfg[v, "ST-FCN Aff"].epochs for v in paper.VARIANTS] == [48, 48, 15, 15, 72]
+    assert cfg["R", "ST-CNN TPS"].stn_lr_scale == 3.0 and cfg["RTS", "ST-CNN TPS"].stn_lr_scale == 1.0
+    assert all(c.fresh_distortions and c.amp == "off" for c in cfg.values())

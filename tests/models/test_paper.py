@@ -115,3 +115,20 @@ def test_the_classifier_behind_a_transformer_takes_the_fast_input_gradient():
         output = st_cnn(torch.zeros(2, 1, 28, 28))
     torch.nn.functional.nll_loss(output.float(), torch.tensor([0, 1])).backward()
     assert st_cnn.classifier[0].weight.grad.dtype == torch.float32
+
+
+def test_the_cnn_takes_its_filters_and_then_has_about_the_fcns_parameters():
+    def count(model):
+        return sum(p.numel() for p in model.parameters())
+
+    fcn = count(models.create("paper-fcn", input_shape=(1, 28, 28), stn=False))
+    wide = models.create("paper-cnn", input_shape=(1, 28, 28), stn=False, channels=[32, 64])
+    convs = [m for m in wide.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 64]
+    assert 0.85 < count(wide) / fcn < 1.0  # the paper: every network has about the same number
+    assert count(models.create("paper-cnn", input_shape=(1, 28, 28), stn=False)) < fcn / 2  # the default's half
+    for bad in ([32], [32, 0], [32, 6.5]):
+        with pytest.raises(ValueError, match="channels must be 2 positive integers"):
+            models.create("paper-cnn", input_shape=(1, 28, 28), channels=bad)
+    with pytest.raises(ValueError, match="the FCN has none"):
+        models.create("paper-fcn", input_shape=(1, 28, 28), channels=[32, 64])

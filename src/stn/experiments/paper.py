@@ -159,6 +159,25 @@ BUDGETS: dict[str, Budget] = {
         "with --jobs 2 --threads 1 on a quiet 2-core CPU (2.2 hours of training); still 36 times fewer images "
         "seen than the paper's 150,000 steps of 256",
     ),
+    "match": Budget(
+        "match",
+        "the long budget's recipe (Adam lr 1e-3 with cosine decay, batch 128, fresh distortions) with the CNN "
+        "classifier's second convolution at 64 filters (32, 64), so that every network has about as many parameters "
+        "as the FCN, as the paper's have; epochs by cell: CNN and ST-CNN 24 on R and RTS, 20 on TC, 12 on P and E; "
+        "FCN and ST-FCN 48 on R and RTS, 72 on TC, 15 on P and E; the ST-CNNs on R with the transformer learning at "
+        "3 times the rate; two seeds for every ST-CNN cell. Sized to fit 2.5 hours with --jobs 2 --threads 1 on a "
+        "quiet 2-core CPU",
+        cells=(
+            CellOptions({"model_options": {"channels": [32, 64]}}, rows=("CNN", "ST-CNN", "IC-STN")),
+            CellOptions({"epochs": 24}, rows=("CNN", "ST-CNN", "IC-STN"), variants=("R", "RTS")),
+            CellOptions({"epochs": 20}, rows=("CNN", "ST-CNN", "IC-STN"), variants=("TC",)),
+            CellOptions({"epochs": 48}, rows=("FCN", "ST-FCN"), variants=("R", "RTS")),
+            CellOptions({"epochs": 72}, rows=("FCN", "ST-FCN"), variants=("TC",)),
+            CellOptions({"epochs": 15}, rows=("FCN", "ST-FCN"), variants=("P", "E")),
+            CellOptions({"stn_lr_scale": 3.0}, rows=("ST-CNN",), variants=("R",)),
+        ),
+        row_seeds={"ST-CNN": (1, 2)},
+    ),
     "full": Budget(
         "full",
         "the paper's budget: 150,000 steps of 256 images (640 epochs), fresh distortions, SGD lr 0.01 with "
@@ -196,16 +215,18 @@ def config_for(
 ) -> TrainConfig:
     """The training configuration of one cell of the table: the budget's recipe for this model
     and variant, in the precision ``amp`` (``off``: fp32; ``bf16``)."""
+    options = budget.options_for(variant, entry)
+    model_options = {**options.pop("model_options", {}), **dict(entry.options)}
     return from_recipe(
         budget.recipe,
-        **budget.options_for(variant, entry),
+        **options,
         amp=amp,
         model=entry.model,
         dataset=VARIANTS[variant],
         data_root=data_root,
         stn=entry.stn,
         transform=entry.transform,
-        model_options=dict(entry.options),
+        model_options=model_options,
         seed=seed,
         device=device,
         threads=threads,

@@ -128,17 +128,20 @@ class InputGradConv2d(nn.Conv2d):
         return super().forward(x)
 
 
-def cnn(input_shape: Sequence[int], num_classes: int) -> nn.Sequential:
-    """The paper's CNN classifier: ``[Conv(k) -> ReLU -> MaxPool(2)]`` for k = 9, 7, then ``Linear``.
-    The first convolution of a one-channel input is an :class:`InputGradConv2d`."""
+def cnn(input_shape: Sequence[int], num_classes: int, channels: Sequence[int] = CNN_CHANNELS) -> nn.Sequential:
+    """The paper's CNN classifier: ``[Conv(k) -> ReLU -> MaxPool(2)]`` for k = 9, 7 with
+    ``channels`` filters, then ``Linear``. The first convolution of a one-channel input is an
+    :class:`InputGradConv2d`."""
+    if len(channels) != len(CNN_KERNELS) or not all(isinstance(n, int) and n > 0 for n in channels):
+        raise ValueError(f"channels must be {len(CNN_KERNELS)} positive integers, got {channels!r}")
     c, h, w = input_shape
     layers: list[nn.Module] = []
-    for i, (channels, k) in enumerate(zip(CNN_CHANNELS, CNN_KERNELS, strict=True)):
+    for i, (filters, k) in enumerate(zip(channels, CNN_KERNELS, strict=True)):
         if min(h, w) < k:
             raise ValueError(f"input {tuple(input_shape)} is too small for the paper's CNN")
-        conv = InputGradConv2d(c, channels, k) if i == 0 and c == 1 else nn.Conv2d(c, channels, k)
+        conv = InputGradConv2d(c, filters, k) if i == 0 and c == 1 else nn.Conv2d(c, filters, k)
         layers += [conv, nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
-        c, h, w = channels, -(-(h - k + 1) // 2), -(-(w - k + 1) // 2)
+        c, h, w = filters, -(-(h - k + 1) // 2), -(-(w - k + 1) // 2)
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * h * w, num_classes))
 
 
@@ -176,6 +179,8 @@ class PaperNet(nn.Module):
         transform_options: options of the family (``stn.transforms.get(transform, **options)``).
         recurrent_steps: above 0, an inverse-compositional
             :class:`~stn.layers.RecurrentSpatialTransformer` with that many steps (IC-STN).
+        channels: the CNN classifier's filters in its two convolutions (default
+            :data:`CNN_CHANNELS`); ``kind="cnn"`` only.
 
     Shapes: ``(N, C, H, W)`` in, log-probabilities ``(N, num_classes)`` out.
     """
@@ -191,6 +196,7 @@ class PaperNet(nn.Module):
         localization: str | None = None,
         transform_options: dict[str, object] | None = None,
         recurrent_steps: int = 0,
+        channels: Sequence[int] | None = None,
         **st_options: object,
     ) -> None:
         super().__init__()
@@ -198,6 +204,8 @@ class PaperNet(nn.Module):
         for what, value in (("kind", kind), ("localization", localization)):
             if value not in ("fcn", "cnn"):
                 raise ValueError(f"{what} must be 'fcn' or 'cnn', got {value!r}")
+        if channels is not None and kind != "cnn":
+            raise ValueError("channels are the CNN classifier's; the FCN has none")
         if len(input_shape) != 3 or min(int(v) for v in input_shape) < 1:
             raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)}")
         c, h, w = (int(v) for v in input_shape)
@@ -219,7 +227,9 @@ class PaperNet(nn.Module):
             self.resample = Resample(size)
         in_shape = (c, *size)
         self.classifier = (
-            fcn(c * size[0] * size[1], FCN_HIDDEN, num_classes) if kind == "fcn" else cnn(in_shape, num_classes)
+            fcn(c * size[0] * size[1], FCN_HIDDEN, num_classes)
+            if kind == "fcn"
+            else cnn(in_shape, num_classes, tuple(channels) if channels is not None else CNN_CHANNELS)
         )
 
     def forward(self, x: Tensor) -> Tensor:
