@@ -6,12 +6,16 @@ Every network returns log-probabilities ``(N, num_classes)``.
 
 What the paper states: ReLU networks with a softmax classifier; the CNN has a 9x9 and a 7x7
 convolution of 32 filters, each followed by 2x2 max pooling; the TPS transformer has 16 control
-points on a 4x4 grid; the transformer sits at the input and starts at the identity.
+points on a 4x4 grid; the transformer sits at the input and starts at the identity; "all
+networks have approximately the same number of parameters" (section 4.1).
 Our guesses, where its text gives no number:
 
 * FCN classifier: two hidden layers of 128 units (``Linear -> ReLU`` twice, then ``Linear``).
 * CNN classifier: valid (unpadded) convolutions; pooling in ``ceil_mode`` so small inputs still fit;
-  then one linear layer to the classes.
+  then one linear layer to the classes. Its filters are the option ``channels``, (32, 32) by
+  default: then CNN has 54k parameters on 28x28 inputs, half the FCN's 118k. ``channels=(32, 64)``
+  gives it 106k (ST-CNN 118k, ST-FCN 145k), closer to the paper's equal counts; ``stn bench paper
+  --budget match`` trains it so.
 * ST-FCN localisation network: two hidden layers of 32 units, then the parameter layer.
 * ST-CNN localisation network: 2x2 max pool, two 5x5 convolutions of 20 filters (with a 2x2 max
   pool and ReLUs between them), a hidden layer of 50 units, then the parameter layer.
