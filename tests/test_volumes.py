@@ -279,7 +279,7 @@ def test_batch_elements_are_independent_and_transformers_take_volumes(family):
     parallel = stn.ParallelSpatialTransformers(2, loc, family, in_features=16)
     assert parallel(x).shape == (3, 8, *VOLUME) and parallel.last_params.shape == (3, 2, family.num_params)
     with pytest.raises(ValueError, match="image families"):
-        layer.regions()
+        layer.output_corners()
 
 
 def test_volume_errors_name_the_problem():

@@ -513,7 +513,7 @@ def _report(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ demo, bench
 def _add_experiments(sub) -> None:
     from stn.experiments.demo import SIZES
-    from stn.experiments.paper import BUDGETS, ENTRIES, VARIANTS
+    from stn.experiments.paper import BUDGETS, ENTRIES, PRECISIONS, VARIANTS
 
     p = sub.add_parser(
         "demo",
@@ -551,9 +551,15 @@ def _add_experiments(sub) -> None:
         "--seed",
         nargs="+",
         type=int,
-        default=[1],
         metavar="N",
-        help="training seeds: each cell is trained once per seed and the table shows the mean ± spread (default 1)",
+        help="training seeds: each cell is trained once per seed and the table shows the mean ± spread (default: "
+        "the budget's, else 1)",
+    )
+    q.add_argument(
+        "--amp",
+        choices=list(PRECISIONS),
+        default="off",
+        help="precision of every run, on any machine: off (fp32, the default) or bf16; the table records it",
     )
     q.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     q.add_argument("--threads", type=_positive_int, help="CPU threads for torch (per run)")
@@ -589,6 +595,7 @@ def _bench_paper(args: argparse.Namespace) -> int:
         threads=args.threads,
         seeds=args.seeds,
         jobs=args.jobs,
+        amp=args.amp,
     )
     print(f"Table: {path} and {path.with_suffix('.json')}")
     return 0

@@ -240,6 +240,14 @@ RECIPES: dict[str, dict[str, Any]] = {
         epochs=18,
         log_interval=200,
     ),
+    # The long recipe at 12 epochs; stn.experiments.paper's `match` budget changes it by cell (epochs,
+    # the CNN's filters, the transformer's rate on R), as chosen by the probes in results/paper/probes.md.
+    "paper-match": dict(
+        **_PAPER_ADAM,
+        dataset_options=dict(fresh_distortions=True),
+        epochs=12,
+        log_interval=200,
+    ),
     # Fresh distortions: at the long budget they beat fixed ones (results/paper/probes.md), and
     # the paper's 640 epochs would show each fixed image 640 times.
     "paper-full": dict(
