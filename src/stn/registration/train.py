@@ -178,8 +178,6 @@ def register(
     run.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     log = RunLog(run / "train.log", stream, progress)
-    n = len(reg.data.train_images)
-    steps = math.ceil(n / cfg.batch_size)
     rows: list[dict[str, Any]] = []
     elapsed = 0.0
     try:
@@ -192,39 +190,14 @@ def register(
         log(f"Before: Dice {start.dice_initial:.4f} (per label {_round(start.dice_before)})")
         for epoch in range(1, cfg.epochs + 1):
             tic = time.perf_counter()
-            moving_order = torch.randperm(n, generator=generator)
-            fixed_order = torch.randperm(n, generator=generator)
-            total = 0.0
-            for step in range(steps):
-                part = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
-                moving, moving_labels = reg.images("train", moving_order[part])
-                fixed, fixed_labels = reg.fixed_for(moving, "train", fixed_order[part])
-                loss, terms = loss_terms(reg, moving, moving_labels, fixed, fixed_labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise RuntimeError(f"the loss is {value} at epoch {epoch}, step {step}")
-                total += value * len(moving)
+            train_loss, terms = _train_epoch(reg, optimizer, generator, epoch)
             seconds = time.perf_counter() - tic
             elapsed += seconds
             result = evaluate(reg)
-            row = dict(
-                epoch=epoch,
-                train_loss=round(total / n, 6),
-                test_similarity=round(result.similarity, 6),
-                dice_before=round(result.dice_initial, 4),
-                dice=round(result.dice, 4),
-                folding_percent=round(result.folding_mean, 4),
-                folding_max_percent=round(result.folding_max, 4),
-                epoch_seconds=round(seconds, 1),
-                seconds=round(elapsed, 1),
-            )
-            rows.append(row)
-            parts = ", ".join(f"{name} {float(value.detach()):.4f}" for name, value in terms.items())
+            rows.append(_epoch_row(epoch, train_loss, result, seconds, elapsed))
+            parts = ", ".join(f"{name} {value:.4f}" for name, value in terms.items())
             log(
-                f"Epoch {epoch}: loss {row['train_loss']:.4f} ({parts}), test Dice {result.dice:.4f} "
+                f"Epoch {epoch}: loss {train_loss:.4f} ({parts}), test Dice {result.dice:.4f} "
                 f"(before {result.dice_initial:.4f}), folding {result.folding_mean:.3f}% "
                 f"(max {result.folding_max:.3f}%), {seconds:.1f} s"
             )
@@ -232,7 +205,60 @@ def register(
             checkpoint.save(_payload(reg, epoch), run / "last.pt")
     finally:
         log.close()
-    summary = dict(
+    summary = _summary(cfg, reg, device, rows, result, elapsed)
+    write_text_atomic(run / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _train_epoch(
+    reg: Registration, optimizer: torch.optim.Optimizer, generator: torch.Generator, epoch: int
+) -> tuple[float, dict[str, float]]:
+    """One pass over the training images, each as moving once; the mean loss and the last step's terms."""
+    cfg = reg.cfg
+    n = len(reg.data.train_images)
+    moving_order = torch.randperm(n, generator=generator)
+    fixed_order = torch.randperm(n, generator=generator)
+    total = 0.0
+    for step in range(math.ceil(n / cfg.batch_size)):
+        part = slice(step * cfg.batch_size, (step + 1) * cfg.batch_size)
+        moving, moving_labels = reg.images("train", moving_order[part])
+        fixed, fixed_labels = reg.fixed_for(moving, "train", fixed_order[part])
+        loss, terms = loss_terms(reg, moving, moving_labels, fixed, fixed_labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise RuntimeError(f"the loss is {value} at epoch {epoch}, step {step}")
+        total += value * len(moving)
+    return round(total / n, 6), {name: float(v.detach()) for name, v in terms.items()}
+
+
+def _epoch_row(epoch: int, train_loss: float, result: Evaluation, seconds: float, elapsed: float) -> dict[str, Any]:
+    """The epoch's line of ``metrics.csv``."""
+    return dict(
+        epoch=epoch,
+        train_loss=train_loss,
+        test_similarity=round(result.similarity, 6),
+        dice_before=round(result.dice_initial, 4),
+        dice=round(result.dice, 4),
+        folding_percent=round(result.folding_mean, 4),
+        folding_max_percent=round(result.folding_max, 4),
+        epoch_seconds=round(seconds, 1),
+        seconds=round(elapsed, 1),
+    )
+
+
+def _summary(
+    cfg: RegisterConfig,
+    reg: Registration,
+    device: torch.device,
+    rows: list[dict[str, Any]],
+    result: Evaluation,
+    elapsed: float,
+) -> dict[str, Any]:
+    """``summary.json``: the run's configuration in short and its last epoch's metrics."""
+    return dict(
         data=cfg.data,
         network=type(reg.net).__name__,
         parameters=sum(p.numel() for p in reg.net.parameters()),
@@ -250,8 +276,6 @@ def register(
         seconds=round(elapsed, 1),
         seconds_per_epoch=round(elapsed / cfg.epochs, 1),
     )
-    write_text_atomic(run / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return summary
 
 
 def _round(values: list[float]) -> list[float]:
