@@ -26,9 +26,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import torch
-
-from stn import models as stn_models
 from stn.engine import (
     RECIPES,
     CheckpointError,
@@ -303,9 +300,6 @@ def run(
     results = [
         _cell(variant, entry, cell, runs, summaries) for (variant, entry), cell in zip(cells, cell_seeds, strict=True)
     ]
-    for (_, entry), result in zip(cells, results, strict=True):
-        if entry.label in NEW_ROWS:
-            result["step_seconds"] = step_seconds(entry, Path(result["run_dir"]))
 
     cpu = [r["cpu_seconds"] for r in results]
     meta = dict(
@@ -519,7 +513,6 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += _against_paper(error, variants, labels)
     lines += _comparison(error, variants, [label for label in labels if label.startswith(("ST-CNN", "IC-STN"))])
-    lines += _step_times([r for r in results if "step_seconds" in r])
     m = meta["machine"]
     precision = f", precision {meta['precision']}" if "precision" in meta else ""
     cpu = meta.get("cpu_seconds")
@@ -625,52 +618,4 @@ def _comparison(error: dict[tuple[str, str], float], variants: list[str], st_lab
         removed = f"{100 * (cnn - best) / cnn:.0f}%" if cnn > 0 else "n/a"
         beats = "yes" if all(e < cnn for e in st.values()) else "**no**"
         lines.append(f"| {v} | {cnn:.2f} | " + " | ".join(cells) + f" | {beats} | {removed} |")
-    return lines
-
-
-def step_seconds(entry: Entry, run_dir: Path, batch_size: int = 128, repeats: int = 10) -> dict[str, float]:
-    """Median seconds of one training step (forward, backward, Adam step on random images of the
-    run's input shape) of ``entry``'s model and of plain affine ST-CNN, steps taken in turn so that
-    both see the same machine load, in this process's threads."""
-    options = dict(Run.open(run_dir).checkpoint("best")["model_options"])
-    plain = {k: v for k, v in options.items() if k not in ("transform_options", "recurrent_steps")}
-    timed = {"model": options, "affine": {**plain, "transform": "affine"}}
-    images = torch.randn(batch_size, *options["input_shape"])
-    labels = torch.randint(0, 10, (batch_size,))
-    steps = {name: _training_step(stn_models.create(entry.model, **o), images, labels) for name, o in timed.items()}
-    seconds: dict[str, list[float]] = {name: [] for name in steps}
-    for i in range(repeats + 2):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            if i >= 2:  # the first steps warm caches up
-                seconds[name].append(time.perf_counter() - start)
-    return {name: sorted(s)[len(s) // 2] for name, s in seconds.items()}
-
-
-def _training_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
-    model(images[:1])  # lazy layers
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.nll_loss(model(images), labels).backward()
-        optimizer.step()
-
-    return step
-
-
-def _step_times(rows: list[dict[str, Any]]) -> list[str]:
-    """Markdown lines: one training step of each new row's model against plain affine ST-CNN."""
-    if not rows:
-        return []
-    lines = ["", "## One training step against ST-CNN Aff", ""]
-    lines += [
-        "Median of 10 steps (batch 128, forward + backward + Adam) of each, taken in turn on the same input shape.",
-        "",
-    ]
-    lines += ["| variant | model | ms / step | ST-CNN Aff ms / step | ratio |", "|---|---|---|---|---|"]
-    for r in rows:
-        ours, affine = r["step_seconds"]["model"], r["step_seconds"]["affine"]
-        lines.append(f"| {r['variant']} | {r['model']} | {1e3 * ours:.1f} | {1e3 * affine:.1f} | {ours / affine:.2f} |")
     return lines
