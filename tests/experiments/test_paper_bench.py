@@ -178,7 +178,7 @@ def test_stn_train_runs_the_paper_models_on_a_variant(mnist_root, tmp_path, mode
     assert options["transform"] == transform and options["dataset"] == "mnist-rts"
 
 
-def test_new_rows_pass_their_model_options_and_time_a_step(mnist_root, tmp_path):
+def test_new_rows_pass_their_model_options(mnist_root, tmp_path):
     ic = next(e for e in paper.ENTRIES if e.label == "IC-STN Aff")
     cfg = paper.config_for("R", ic, paper.BUDGETS["smoke"], None, 1, "cpu", None)
     assert cfg.model_options == {"recurrent_steps": 4} and cfg.transform == "affine"
@@ -188,7 +188,7 @@ def test_new_rows_pass_their_model_options_and_time_a_step(mnist_root, tmp_path)
     against = table.split("## Against the paper")[1].split("##")[0]
     assert "| CNN | " in against and "Polar" not in against  # no paper number, no row
     assert "| ST-CNN Polar | " in table and " / None" not in table
-    assert "## One training step against ST-CNN Aff" in table and "| R | ST-CNN Polar | " in table
+    assert "One training step" not in table  # benchmarks/paper_steps.py times steps
 
 
 SHARED_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
