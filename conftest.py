@@ -9,3 +9,16 @@ collect_ignore = [
     "src/stn/viz/board.py",
     "src/stn/viz/diagnostics.py",
 ]
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _doctest_names(doctest_namespace):
+    """Every example may use ``torch`` and ``stn`` without importing them."""
+    import torch
+
+    import stn
+
+    doctest_namespace.update(torch=torch, stn=stn)

@@ -329,6 +329,8 @@ def test_listings(command):
 NOT_IN_MATRIX = {  # commands that take no family, each with the tests that run it
     "demo": "trains its own affine glyph networks: tests/experiments/test_demo.py",
     "bench": "trains fixed tables on MNIST: tests/experiments/test_paper_bench.py, test_ptn_pstn_bench.py",
+    "register": "trains registration networks (field3d, field, matrix families) on its own data, not a classifier: "
+    "tests/registration/test_registration.py",
 }
 
 

@@ -29,7 +29,7 @@ __all__ = [
 # The other parts load on first use (``stn.models.create(...)`` after ``import stn``), so that
 # ``import stn`` stays light and never imports an optional extra (onnx, tensorboard).
 _LAZY = ("data", "engine", "experiments", "export", "files", "inference", "layers", "models", "normalization")
-_LAZY += ("observe", "predict", "viz")
+_LAZY += ("observe", "predict", "registration", "viz")
 
 
 def __getattr__(name: str):

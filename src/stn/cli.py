@@ -214,7 +214,10 @@ def _launch(args: argparse.Namespace, cfg, run_dir: Path) -> int:
     if cfg.batch_size < args.nproc_per_node:
         raise UsageError(f"--batch-size {cfg.batch_size} is below --nproc-per-node {args.nproc_per_node}")
     argv = _without_nproc(args.argv) + ([] if args.out or args.resume else ["--out", str(run_dir)])
-    return launch(args.nproc_per_node, argv, str(run_dir))
+    code = launch(args.nproc_per_node, argv, str(run_dir))
+    if code == 130:  # interrupted: the ranks stay quiet under the launcher, which says it once
+        print(f"\nstn: {_interrupted(run_dir)}", file=sys.stderr)
+    return code
 
 
 def _train_config(args: argparse.Namespace):
@@ -262,7 +265,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"stn: error: {_one_line(err)}; {_kept(run_dir)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        if main_rank:
+        if _speaks_for_the_run():
             print(f"\nstn: {_interrupted(run_dir)}", file=sys.stderr)
         return 130
     if not main_rank:
@@ -356,7 +359,7 @@ def _add_export(sub) -> None:
     p.add_argument("target", metavar="RUN_DIR|CHECKPOINT", help="a run directory (uses best.pt) or a .pt file")
     p.add_argument("--format", choices=("onnx", "pt2"), help="default: the --out suffix, else onnx")
     p.add_argument("--out", metavar="FILE", help="the file (default: model.onnx or model.pt2 beside the checkpoint)")
-    p.add_argument("--opset", type=_positive_int, default=None, help="ONNX opset, 16 or later (default 18)")
+    p.add_argument("--opset", type=_positive_int, default=None, help="ONNX opset, 16 or later (default 18; volumes 20)")
     p.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
@@ -377,7 +380,7 @@ def _export(args: argparse.Namespace) -> int:
     import torch
 
     from stn.engine import load_model
-    from stn.export import OPSET, check, export
+    from stn.export import check, export
 
     suffix = Path(args.out).suffix if args.out else ""
     fmt = args.format or ("pt2" if suffix == ".pt2" else "onnx")
@@ -390,7 +393,7 @@ def _export(args: argparse.Namespace) -> int:
     metadata = {key: payload[key] for key in ("model", "model_options", "dataset", "classes", "mean", "std")}
     tta = args.tta if args.tta is not None else bool(payload.get("config", {}).get("flip_tta", False))
     out = Path(args.out) if args.out else path.with_name(f"model.{fmt}")
-    export(model, shape, out, format=fmt, metadata=metadata, opset=args.opset or OPSET, tta=tta)
+    export(model, shape, out, format=fmt, metadata=metadata, opset=args.opset, tta=tta)
     what = "log-probabilities" + (" with flip test-time augmentation" if tta else "")
     print(f"Wrote {out} ({out.stat().st_size / 1e6:.1f} MB): input 'images' (N, {', '.join(map(str, shape))}), {what}")
     if not args.no_check:
@@ -511,7 +514,7 @@ def _report(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ demo, bench
 def _add_experiments(sub) -> None:
     from stn.experiments.demo import SIZES
-    from stn.experiments.paper import BUDGETS, ENTRIES, VARIANTS
+    from stn.experiments.paper import BUDGETS, ENTRIES, PRECISIONS, VARIANTS
 
     p = sub.add_parser(
         "demo",
@@ -549,9 +552,15 @@ def _add_experiments(sub) -> None:
         "--seed",
         nargs="+",
         type=int,
-        default=[1],
         metavar="N",
-        help="training seeds: each cell is trained once per seed and the table shows the mean ± spread (default 1)",
+        help="training seeds: each cell is trained once per seed and the table shows the mean ± spread (default: "
+        "the budget's, else 1)",
+    )
+    q.add_argument(
+        "--amp",
+        choices=list(PRECISIONS),
+        default="off",
+        help="precision of every run, on any machine: off (fp32, the default) or bf16; the table records it",
     )
     q.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     q.add_argument("--threads", type=_positive_int, help="CPU threads for torch (per run)")
@@ -654,6 +663,7 @@ def _bench_paper(args: argparse.Namespace) -> int:
         threads=args.threads,
         seeds=args.seeds,
         jobs=args.jobs,
+        amp=args.amp,
     )
     print(f"Table: {path} and {path.with_suffix('.json')}")
     return 0
@@ -735,6 +745,15 @@ COMMANDS: list[Callable] = [_add_train, _add_evaluate, _add_export, _add_lists, 
 COMMANDS.append(_add_predict)
 
 
+def _add_register(sub) -> None:
+    from stn.registration.cli import add_register
+
+    add_register(sub)
+
+
+COMMANDS.append(_add_register)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from stn import __version__
 
@@ -746,6 +765,15 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS:
         add(sub)
     return parser
+
+
+def _speaks_for_the_run() -> bool:
+    """Whether this process reports an interruption: alone, or rank 0 under a torchrun of the user's;
+    under ``stn train --nproc-per-node`` the launcher does (a rank cannot tell a user's Ctrl-C from
+    torchrun stopping it after a peer died)."""
+    from stn.engine.distributed import LAUNCHER_ENV
+
+    return os.environ.get("RANK", "0") == "0" and not os.environ.get(LAUNCHER_ENV)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -800,7 +828,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"stn: training diverged: {_one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+        if _speaks_for_the_run():
             print("stn: interrupted", file=sys.stderr)
         return 130
     except WriteError as err:  # a full disk: what was saved before is kept, and the message says so

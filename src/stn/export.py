@@ -14,7 +14,10 @@ classes, mean, std, model and its options), the ``input_shape``, the ``outputs``
 
 ONNX sampling is ``GridSample`` (opset 16 and later), or two ``MatMul`` for the axis-aligned
 families (translation, attention: see :mod:`stn.sampling`), so the transformer runs wherever the
-model does. Needs the ``export`` extra (``pip install 'torch-stn[export]'``: onnx, onnxscript and, to
+model does. Volume models (input ``(N, C, D, H, W)``, a volume family such as ``affine3d``) need
+opset 20 or later, where ``GridSample`` takes 5-D inputs (:data:`VOLUME_OPSET`, their default);
+ONNX Runtime 1.32 runs them at every opset up to the newest ``onnx`` defines, and ``.pt2`` needs
+no opset at all. Needs the ``export`` extra (``pip install 'torch-stn[export]'``: onnx, onnxscript and, to
 check the file, onnxruntime); ``.pt2`` needs only torch.
 """
 
@@ -40,8 +43,10 @@ __all__ = [
     "FORMATS",
     "OPSET",
     "PT2_METADATA",
+    "VOLUME_OPSET",
     "ExportError",
     "check",
+    "default_opset",
     "export",
     "export_onnx",
     "export_pt2",
@@ -54,6 +59,7 @@ __all__ = [
 
 OPSET = 18
 MIN_OPSET = 16  # GridSample
+VOLUME_OPSET = 20  # GridSample on 5-D inputs
 EXPORTER_OPSET = 18  # what torch.onnx writes natively; others are converted from it
 FORMATS = ("onnx", "pt2")
 PT2_METADATA = "stn-metadata.json"
@@ -72,7 +78,14 @@ def _require(name: str) -> ModuleType:
 
 def newest_opset() -> int:
     """The newest opset the installed ``onnx`` defines, which the exporter converts to (ONNX
-    Runtime's support is checked by the tests, which run every family at this opset)."""
+    Runtime's support is checked by the tests, which run every family at this opset).
+
+    Examples:
+        >>> import pytest
+        >>> _ = pytest.importorskip("onnx")
+        >>> newest_opset() >= MIN_OPSET
+        True
+    """
     return int(_require("onnx").defs.onnx_opset_version())
 
 
@@ -88,16 +101,24 @@ def _on_cpu_in_eval(model: nn.Module) -> Iterator[nn.Module]:
 
 
 @contextmanager
-def _graph(model: nn.Module, input_shape: tuple[int, int, int], tta: bool) -> Iterator[InferenceGraph]:
+def _graph(model: nn.Module, input_shape: tuple[int, ...], tta: bool) -> Iterator[InferenceGraph]:
     """The :class:`InferenceGraph` of ``model`` on the CPU in eval mode; device and mode restored after."""
     _check_shape(input_shape)
     with _on_cpu_in_eval(model):
         yield InferenceGraph(model, input_shape, tta).eval()
 
 
-def _check_shape(input_shape: tuple[int, int, int]) -> None:
-    if len(input_shape) != 3 or any(not isinstance(n, int) or n < 1 for n in input_shape):
-        raise ExportError(f"input_shape must be three positive ints (C, H, W), got {tuple(input_shape)}")
+def _check_shape(input_shape: tuple[int, ...]) -> None:
+    if len(input_shape) not in (3, 4) or any(not isinstance(n, int) or n < 1 for n in input_shape):
+        raise ExportError(
+            f"input_shape must be three positive ints (C, H, W), or four (C, D, H, W) for volumes, got "
+            f"{tuple(input_shape)}"
+        )
+
+
+def default_opset(input_shape: tuple[int, ...]) -> int:
+    """:data:`OPSET` for images ``(C, H, W)``, :data:`VOLUME_OPSET` for volumes ``(C, D, H, W)``."""
+    return VOLUME_OPSET if len(input_shape) == 4 else OPSET
 
 
 def _metadata(graph: InferenceGraph, metadata: dict[str, Any] | None) -> dict[str, Any]:
@@ -106,11 +127,11 @@ def _metadata(graph: InferenceGraph, metadata: dict[str, Any] | None) -> dict[st
 
 def export_onnx(
     model: nn.Module,
-    input_shape: tuple[int, int, int],
+    input_shape: tuple[int, ...],
     path: str | os.PathLike,
     *,
     metadata: dict[str, Any] | None = None,
-    opset: int = OPSET,
+    opset: int | None = None,
     tta: bool = False,
 ) -> Path:
     """Write ``model`` as an ONNX file at ``path`` (atomically) and return the path.
@@ -118,18 +139,35 @@ def export_onnx(
     Args:
         model: takes ``(N, *input_shape)`` float32 images; exported on the CPU in eval mode, its
             device and mode restored.
-        input_shape: ``(C, H, W)`` of one image.
+        input_shape: ``(C, H, W)`` of one image, or ``(C, D, H, W)`` of one volume.
         path: the ``.onnx`` file to write.
         metadata: stored in the file's ``metadata_props`` (strings as they are, others as JSON),
             beside what the module notes list.
-        opset: ONNX opset version (16 or later: ``GridSample``; at most :func:`newest_opset`).
+        opset: ONNX opset version (16 or later: ``GridSample``; 20 or later for volumes; at most
+            :func:`newest_opset`); default :func:`default_opset`.
         tta: flip test-time augmentation inside the graph.
+
+    Examples:
+        >>> import pytest, tempfile
+        >>> onnx = pytest.importorskip("onnx")  # the export extra
+        >>> from torch import nn
+        >>> import stn
+        >>> st = stn.SpatialTransformer(nn.Flatten(), "affine", in_features=64)
+        >>> model = nn.Sequential(st, nn.Flatten(), nn.Linear(64, 3), nn.LogSoftmax(1))
+        >>> path = export_onnx(model, (1, 8, 8), Path(tempfile.mkdtemp()) / "tiny.onnx", opset=16)
+        >>> "GridSample" in {node.op_type for node in onnx.load(str(path)).graph.node}
+        True
+        >>> onnx_difference(path, model, torch.rand(4, 1, 8, 8)) < 1e-5
+        True
     """
     _require("onnxscript")
     onnx = _require("onnx")
     _check_shape(input_shape)
+    opset = default_opset(input_shape) if opset is None else opset
     if opset < MIN_OPSET:
         raise ExportError(f"opset must be {MIN_OPSET} or later (GridSample), got {opset}")
+    if len(input_shape) == 4 and opset < VOLUME_OPSET:
+        raise ExportError(f"volumes need opset {VOLUME_OPSET} or later (GridSample on 5-D inputs), got {opset}")
     if opset > newest_opset():
         raise ExportError(f"opset {opset} is newer than the installed onnx knows (at most {newest_opset()})")
     with _graph(model, input_shape, tta) as graph:
@@ -172,7 +210,7 @@ def _set_onnx_metadata(onnx: ModuleType, proto: Any, metadata: dict[str, Any]) -
 
 def export_pt2(
     model: nn.Module,
-    input_shape: tuple[int, int, int],
+    input_shape: tuple[int, ...],
     path: str | os.PathLike,
     *,
     metadata: dict[str, Any] | None = None,
@@ -180,7 +218,19 @@ def export_pt2(
 ) -> Path:
     """Write ``model`` as a ``torch.export`` program (``torch.export.save``) at ``path``,
     atomically, batch size free; ``metadata`` as for :func:`export_onnx`. Read it back with
-    :func:`load_pt2`."""
+    :func:`load_pt2`.
+
+    Examples:
+        >>> import tempfile
+        >>> import stn
+        >>> model = stn.models.create("tutorial-mnist").eval()
+        >>> path = export_pt2(model, (1, 28, 28), Path(tempfile.mkdtemp()) / "mnist.pt2")
+        >>> program, meta = load_pt2(path)
+        >>> [tuple(out.shape) for out in program.module()(torch.zeros(5, 1, 28, 28))]
+        [(5, 10), (5, 1, 6), (5, 1, 28, 28)]
+        >>> pt2_difference(path, model, torch.rand(3, 1, 28, 28))
+        0.0
+    """
     _check_shape(input_shape)
     with _graph(model, input_shape, tta) as graph:
         batch = torch.export.Dim("batch", min=1)
@@ -292,16 +342,31 @@ def check(path: str | os.PathLike, model: nn.Module, inputs: Tensor) -> dict[str
 
 def export(
     model: nn.Module,
-    input_shape: tuple[int, int, int],
+    input_shape: tuple[int, ...],
     path: str | os.PathLike,
     *,
     format: str | None = None,
     metadata: dict[str, Any] | None = None,
-    opset: int = OPSET,
+    opset: int | None = None,
     tta: bool = False,
 ) -> Path:
     """:func:`export_onnx` or :func:`export_pt2`, by ``format`` (default: the suffix of
-    ``path``, ``.pt2`` or else ONNX)."""
+    ``path``, ``.pt2`` or else ONNX).
+
+    Examples:
+        >>> import tempfile
+        >>> from torch import nn
+        >>> import stn
+        >>> st = stn.SpatialTransformer(nn.Flatten(), "attention", in_features=64)
+        >>> model = nn.Sequential(st, nn.Flatten(), nn.Linear(64, 3), nn.LogSoftmax(1))
+        >>> path = Path(tempfile.mkdtemp()) / "tiny.pt2"
+        >>> path = export(model, (1, 8, 8), path, metadata={"classes": ["a", "b", "c"]})
+        >>> check(path, model, torch.rand(4, 1, 8, 8))["max_abs_difference"] < 1e-5
+        True
+        >>> meta = read_metadata(path)
+        >>> meta["outputs"], meta["transformer"]["transform"], meta["classes"]
+        (['output', 'params', 'transformed'], 'attention', ['a', 'b', 'c'])
+    """
     suffix = Path(path).suffix
     format = format or ("pt2" if suffix == ".pt2" else "onnx")
     if format not in FORMATS:

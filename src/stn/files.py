@@ -64,6 +64,13 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     Raises:
         WriteError: the write failed (for example ``errno.ENOSPC``, a full disk); the temporary
             file is removed and the previous ``path``, if any, is unchanged.
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "data.bin"
+        >>> write_atomic(path, lambda f: f.write(b"stn"))
+        >>> path.read_bytes()
+        b'stn'
     """
     path = Path(path)
     kept = path.exists()
@@ -88,10 +95,26 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save(obj, path)``, atomically (see :func:`write_atomic`)."""
+    """``torch.save(obj, path)``, atomically (see :func:`write_atomic`).
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "weights.pt"
+        >>> save_atomic({"w": torch.ones(2)}, path)
+        >>> torch.load(path, weights_only=True)
+        {'w': tensor([1., 1.])}
+    """
     write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path``, atomically (see :func:`write_atomic`)."""
+    """Write ``text`` (UTF-8) to ``path``, atomically (see :func:`write_atomic`).
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "note.txt"
+        >>> write_text_atomic(path, "θ")
+        >>> path.read_text(encoding="utf-8"), [p.name for p in path.parent.iterdir()]  # no temporary file left
+        ('θ', ['note.txt'])
+    """
     write_atomic(path, lambda f: f.write(text.encode()))

@@ -43,7 +43,7 @@ def flip_tta(model: nn.Module, x: Tensor, output: Tensor | None = None) -> Tenso
         model: returns logits or log-probabilities (normalised here either way).
         output: ``model(x)`` when the caller has it already.
 
-    Example:
+    Examples:
         >>> import stn
         >>> model = stn.models.create("tutorial-mnist").eval()
         >>> log_probs = flip_tta(model, torch.zeros(2, 1, 28, 28))
@@ -65,6 +65,16 @@ class InferenceGraph(nn.Module):
         input_shape: ``(C, H, W)``; one eager call on zeros of this shape finds out whether the
             first transformer reads the image (and lets thin-plate splines cache their systems).
         tta: flip test-time augmentation in the graph.
+
+    Examples:
+        >>> import stn
+        >>> graph = InferenceGraph(stn.models.create("tutorial-mnist"), (1, 28, 28))
+        >>> graph.output_names, graph.k
+        (('output', 'params', 'transformed'), 1)
+        >>> [tuple(out.shape) for out in graph(torch.zeros(3, 1, 28, 28))]
+        [(3, 10), (3, 1, 6), (3, 1, 28, 28)]
+        >>> graph.metadata()["transformer"]["transform"]
+        'affine'
     """
 
     def __init__(self, model: nn.Module, input_shape: tuple[int, int, int], tta: bool = False) -> None:

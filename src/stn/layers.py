@@ -85,13 +85,33 @@ class SpatialTransformer(nn.Module):
         in_features: ``F``; inferred on the first call when omitted (create the optimizer after
             one forward pass, as with any lazy module).
         hidden: widths of hidden ``Linear + ReLU`` layers of ``fc_loc`` before the last layer.
-        mode, padding_mode, fill, align_corners, check_finite: as in :func:`stn.functional.warp`.
+        mode: sampling interpolation, as in :func:`stn.functional.warp`.
+        padding_mode: what is read outside the input, as in :func:`stn.functional.warp`.
+        fill: value read outside the input, as in :func:`stn.functional.warp`.
+        align_corners: as in :func:`stn.functional.warp`.
+        check_finite: as in :func:`stn.functional.warp`.
 
     Shapes: input ``(N, C, H, W)`` (images or feature maps, any ``C``), output
-    ``(N, C, H_out, W_out)``. After each call, :attr:`last_params` holds the detached ``(N, P)``
-    parameters that were predicted and :attr:`last_input_size` the input's ``(H, W)``; from them
+    ``(N, C, H_out, W_out)``; with a volume family (``affine3d``, ``field3d``, ...) input
+    ``(N, C, D, H, W)`` and output ``(N, C, D_out, H_out, W_out)``. After each call,
+    :attr:`last_params` holds the detached ``(N, P)`` parameters that were predicted and
+    :attr:`last_input_size` the input's ``(H, W)`` (or ``(D, H, W)``); from them
     :attr:`last_grid` gives the sampling grid, :meth:`output_corners` and :meth:`region` where each input was read
     (none of them is kept while ``torch.export`` or ``torch.jit.trace`` trace the model).
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> loc, features = conv_localization((1, 28, 28))
+        >>> st = SpatialTransformer(loc, "affine", in_features=features, hidden=(32,))
+        >>> x = torch.rand(4, 1, 28, 28)
+        >>> torch.allclose(st(x), x, atol=1e-5)  # it starts as the identity
+        True
+        >>> st.last_params[0]
+        tensor([1., 0., 0., 0., 1., 0.])
+        >>> crop = SpatialTransformer(nn.Flatten(), "attention", (14, 14), in_features=28 * 28)
+        >>> crop(x).shape, crop.region().shape
+        (torch.Size([4, 1, 14, 14]), torch.Size([4, 4, 2]))
     """
 
     def __init__(
@@ -111,7 +131,8 @@ class SpatialTransformer(nn.Module):
         super().__init__()
         check_sampling(mode, padding_mode, fill)
         self.transform = T.get(transform)
-        self.output_size = None if output_size is None else T.check_size(output_size, "output_size")
+        ndim = self.transform.ndim
+        self.output_size = None if output_size is None else T.check_size(output_size, "output_size", ndim)
         self.localization = localization
         self.mode, self.padding_mode = mode, padding_mode
         self.align_corners, self.check_finite = align_corners, check_finite
@@ -119,7 +140,7 @@ class SpatialTransformer(nn.Module):
         # A buffer follows the module to its device, so sampling never copies the fill from the host.
         self.register_buffer("fill", None if fill is None else torch.as_tensor(fill, dtype=torch.float32), False)
         self.last_params: Tensor | None = None
-        self.last_input_size: tuple[int, int] | None = None
+        self.last_input_size: tuple[int, ...] | None = None
         self._taps: list[Callable[..., None]] = []  # stn.observe.tap's recorders, while one is on
 
     def _initial_params(self) -> Tensor:
@@ -131,15 +152,24 @@ class SpatialTransformer(nn.Module):
         return _params_head(in_features, hidden, self._initial_params())
 
     def predict(self, x: Tensor) -> Tensor:
-        """Parameters θ, ``(N, P)``, for an input ``(N, C, H, W)``."""
+        """Parameters θ, ``(N, P)``, for an input ``(N, C, H, W)`` (volumes: ``(N, C, D, H, W)``):
+        the localisation net and ``fc_loc``, without sampling.
+
+        Examples:
+            >>> st = SpatialTransformer(torch.nn.Flatten(), "translation", in_features=12)
+            >>> st.predict(torch.rand(2, 3, 2, 2))
+            tensor([[0., 0.],
+                    [0., 0.]], grad_fn=<AddmmBackward0>)
+        """
         return self.fc_loc(self.features(x))
 
     def features(self, x: Tensor) -> Tensor:
-        """The localisation net's flattened output ``(N, F)`` for an input ``(N, C, H, W)``: what
-        ``fc_loc`` reads."""
-        if not isinstance(x, Tensor) or x.dim() != 4:
+        """The localisation net's flattened output ``(N, F)`` for an input ``(N, C, H, W)``
+        (volumes: ``(N, C, D, H, W)``): what ``fc_loc`` reads."""
+        if not isinstance(x, Tensor) or x.dim() != self.transform.ndim + 2:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"{type(self).__name__} expects input of shape (N, C, H, W), got {shape}")
+            expected = "(N, C, H, W)" if self.transform.ndim == 2 else "(N, C, D, H, W)"
+            raise ValueError(f"{type(self).__name__} expects input of shape {expected}, got {shape}")
         weight = next(self.fc_loc.parameters())
         if x.device != weight.device:
             raise ValueError(f"input is on {x.device} but {type(self).__name__} is on {weight.device}; move one")
@@ -153,8 +183,15 @@ class SpatialTransformer(nn.Module):
         return features
 
     def sample(self, x: Tensor, params: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
-        """Warp ``x`` by given parameters with this layer's sampling settings (to ``output_size``,
-        default the layer's)."""
+        """Warp ``x`` ``(N, C, H, W)`` by given parameters ``(N, P)`` with this layer's sampling
+        settings, to ``output_size`` (default the layer's); ``(N, C, H_out, W_out)``.
+
+        Examples:
+            >>> import torch
+            >>> st = SpatialTransformer(torch.nn.Flatten(), "attention", (8, 8), in_features=3 * 16 * 16)
+            >>> st.sample(torch.rand(2, 3, 16, 16), torch.tensor([[0.5, 0.0, 0.0]] * 2)).shape
+            torch.Size([2, 3, 8, 8])
+        """
         return warp(
             x,
             self.transform,
@@ -178,14 +215,22 @@ class SpatialTransformer(nn.Module):
         traced, which keeps no Python state) and hand it to the active taps (:func:`stn.observe.tap`)."""
         if not torch.compiler.is_exporting() and not torch.jit.is_tracing():
             self.last_params = params.detach()
-            self.last_input_size = (x.shape[-2], x.shape[-1])
+            self.last_input_size = tuple(x.shape[2:])
         for record in self._taps:
             record(self, x, params, out, steps)
 
     @property
     def last_grid(self) -> Tensor | None:
         """The float32 (or float64) sampling grid of the last call, ``(N, H_out, W_out, 2)``
-        (``(N, k, H_out, W_out, 2)`` for parallel transformers), rebuilt from :attr:`last_params`."""
+        (``(N, k, H_out, W_out, 2)`` for parallel transformers), rebuilt from :attr:`last_params`.
+
+        Examples:
+            >>> import torch
+            >>> st = SpatialTransformer(torch.nn.Flatten(), "affine", (4, 6), in_features=3 * 8 * 8)
+            >>> _ = st(torch.rand(2, 3, 8, 8))
+            >>> st.last_grid.shape
+            torch.Size([2, 4, 6, 2])
+        """
         if self.last_params is None or self.last_input_size is None:
             return None
         params = self.last_params
@@ -199,6 +244,16 @@ class SpatialTransformer(nn.Module):
         the output's top-left, top-right, bottom-right and bottom-left pixels (see
         :func:`stn.pixels.output_corners`). ``input_size`` ``(H, W)`` gives them in the pixels of an
         image of that size (the original of a resized input, say); default: the last input's size.
+
+        Examples:
+            >>> import torch
+            >>> st = SpatialTransformer(torch.nn.Flatten(), "affine", in_features=3 * 8 * 8)
+            >>> _ = st(torch.rand(1, 3, 8, 8))  # the identity: the corner pixels read the corner pixels
+            >>> st.output_corners()
+            tensor([[[0., 0.],
+                     [7., 0.],
+                     [7., 7.],
+                     [0., 7.]]])
         """
         size, params = self._last_call(input_size)
         corners = pixels.output_corners(self.transform, params, size, self._last_output_size(), self.align_corners)
@@ -208,6 +263,16 @@ class SpatialTransformer(nn.Module):
         """Where the last call's outputs read: ``(N, 4, 2)`` corners of the whole region in pixel
         **extents** (the image spans ``[0, W] x [0, H]``; ``(N, k, 4, 2)`` for parallel
         transformers), as ``stn predict --boxes`` reports it (see :func:`stn.pixels.output_region`).
+
+        Examples:
+            >>> import torch
+            >>> st = SpatialTransformer(torch.nn.Flatten(), "affine", in_features=3 * 8 * 8)
+            >>> _ = st(torch.rand(1, 3, 8, 8))  # the identity reads the whole image
+            >>> st.region(input_size=(100, 200))
+            tensor([[[  0.,   0.],
+                     [200.,   0.],
+                     [200., 100.],
+                     [  0., 100.]]])
         """
         size, params = self._last_call(input_size)
         corners = pixels.output_region(self.transform, params, size, self.align_corners)
@@ -227,14 +292,18 @@ class SpatialTransformer(nn.Module):
 
     def _last_call(self, input_size: Sequence[int] | None) -> tuple[tuple[int, int], Tensor]:
         """The input size asked for (default: the last input's) and the last parameters ``(M, P)``."""
+        if self.transform.ndim != 2:
+            raise ValueError(
+                f"output_corners and region are for image families; {self.transform.name} works on volumes"
+            )
         if self.last_params is None or self.last_input_size is None:
             raise ValueError("output_corners and region need a forward pass first")
         size = self.last_input_size if input_size is None else T.check_size(input_size, "input_size")
         params = self.last_params
         return size, params.to(torch.promote_types(params.dtype, torch.float32)).reshape(-1, self.transform.num_params)
 
-    def _last_output_size(self) -> tuple[int, int]:
-        return self.output_size or T.check_size(self.last_input_size)
+    def _last_output_size(self) -> tuple[int, ...]:
+        return self.output_size or T.check_size(self.last_input_size, "input size", self.transform.ndim)
 
     def extra_repr(self) -> str:
         return f"transform={self.transform!r}, output_size={self.output_size}"
@@ -249,6 +318,13 @@ class ParallelSpatialTransformers(SpatialTransformer):
     in channels ``i*C:(i+1)*C``. :attr:`last_params` is ``(N, k, P)``.
 
     Args: ``k``, then those of :class:`SpatialTransformer`.
+
+    Examples:
+        >>> import torch
+        >>> two = ParallelSpatialTransformers(2, torch.nn.Flatten(), "attention", (14, 14), in_features=28 * 28)
+        >>> out = two(torch.rand(3, 1, 28, 28))
+        >>> out.shape, two.last_params.shape
+        (torch.Size([3, 2, 14, 14]), torch.Size([3, 2, 3]))
     """
 
     def __init__(
@@ -277,7 +353,7 @@ class ParallelSpatialTransformers(SpatialTransformer):
         # All k warps in one grid_sample: repeat the input k times along the batch.
         flat = x.unsqueeze(1).expand(n, self.k, *x.shape[1:]).reshape(n * self.k, *x.shape[1:])
         out = super().sample(flat, params.reshape(n * self.k, -1), output_size)
-        return out.view(n, self.k * c, *out.shape[-2:])
+        return out.view(n, self.k * c, *out.shape[2:])
 
     def extra_repr(self) -> str:
         return f"k={self.k}, {super().extra_repr()}"
@@ -301,6 +377,13 @@ class RecurrentSpatialTransformer(SpatialTransformer):
     After each call, :attr:`last_params` holds the final ``(N, P)`` parameters and
     :attr:`last_step_params` the list of each step's composed parameters (the last is
     :attr:`last_params`), detached.
+
+    Examples:
+        >>> import torch
+        >>> ic = RecurrentSpatialTransformer(torch.nn.Flatten(), "affine", steps=3, in_features=28 * 28)
+        >>> x = torch.rand(2, 1, 28, 28)
+        >>> torch.allclose(ic(x), x, atol=1e-5), len(ic.last_step_params)  # starts as the identity
+        (True, 3)
     """
 
     def __init__(
@@ -328,7 +411,7 @@ class RecurrentSpatialTransformer(SpatialTransformer):
         matrix: Tensor | None = None
         out: list[Tensor] = []
         for _ in range(self.steps):
-            seen = x if matrix is None else self.sample(x, out[-1], x.shape[-2:])
+            seen = x if matrix is None else self.sample(x, out[-1], x.shape[2:])
             matrix, params = self._compose(matrix, super().predict(seen))
             out.append(params)
         return out
@@ -372,6 +455,12 @@ def conv_localization(
 
     Returns:
         The net and its flattened output size ``F``, to pass as ``in_features``.
+
+    Examples:
+        >>> import torch
+        >>> loc, features = conv_localization((3, 32, 32))
+        >>> features, loc(torch.zeros(1, 3, 32, 32)).flatten(1).shape[1]
+        (160, 160)
     """
     if len(input_shape) != 3 or any(int(v) <= 0 for v in input_shape):
         raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)}")

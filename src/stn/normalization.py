@@ -15,10 +15,21 @@ __all__ = ["Normalizer"]
 
 
 class Normalizer:
-    """``(x / 255 - mean) / std`` for uint8 ``(N, C, H, W)`` images, and its inverse.
+    """``(x / 255 - mean) / std`` for uint8 ``(N, C, H, W)`` images (or ``(N, C, D, H, W)``
+    volumes), and its inverse.
 
     The forward map is one multiply-add (``torch.addcmul``) with per-channel coefficients kept
     on each device it is used on.
+
+    Examples:
+        >>> normalizer = Normalizer([0.5], [0.25])
+        >>> images = torch.tensor([0, 128, 255], dtype=torch.uint8).view(1, 1, 1, 3)
+        >>> normalizer(images)
+        tensor([[[[-2.0000,  0.0078,  2.0000]]]])
+        >>> torch.equal(normalizer.invert(normalizer(images)), images)
+        True
+        >>> normalizer.fill()  # black, normalised
+        [-2.0]
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
@@ -42,23 +53,26 @@ class Normalizer:
             self._coefficients[device] = 1.0 / (255.0 * std), -mean / std
         return self._coefficients[device]
 
-    def _check(self, x: Tensor) -> None:
-        if x.dim() != 4 or x.shape[1] != self.channels:
+    def _check(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(scale, shift)`` shaped for ``x``, after checking it."""
+        if x.dim() not in (4, 5) or x.shape[1] != self.channels:
             raise ValueError(
                 f"images (N, C, H, W) need one mean and std per channel: got shape {tuple(x.shape)} "
                 f"for {self.channels} channel statistics"
             )
+        scale, shift = self.coefficients(x.device)
+        if x.dim() == 5:
+            scale, shift = scale.unsqueeze(-1), shift.unsqueeze(-1)
+        return scale, shift
 
     def __call__(self, images: Tensor) -> Tensor:
         """uint8 ``(N, C, H, W)`` -> normalised float32 on the same device."""
-        self._check(images)
-        scale, shift = self.coefficients(images.device)
+        scale, shift = self._check(images)
         return torch.addcmul(shift, images.float(), scale)
 
     def invert(self, x: Tensor) -> Tensor:
         """Normalised float ``(N, C, H, W)`` -> uint8 on the CPU, rounded and clamped to ``[0, 255]``."""
-        self._check(x)
-        scale, shift = self.coefficients(x.device)
+        scale, shift = self._check(x)
         return ((x.float() - shift) / scale).round().clamp(0, 255).to(torch.uint8).cpu().contiguous()
 
     def fill(self, value: float = 0.0) -> list[float]:

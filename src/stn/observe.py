@@ -51,6 +51,15 @@ class TransformerCall:
         output: what it made, ``(N, k*C, H_out, W_out)``.
         steps: a recurrent transformer's composed parameters after each step (the last is
             ``params``); ``None`` for the others.
+
+    Examples:
+        >>> import stn
+        >>> model = stn.models.create("paper-cnn", recurrent_steps=2)
+        >>> with tap(model) as seen:
+        ...     _ = model(torch.zeros(1, 1, 42, 42))
+        >>> call = seen.calls[0]
+        >>> call.input_size, len(call.steps), tuple(call.steps[-1].shape)
+        ((42, 42), 2, (1, 6))
     """
 
     module: SpatialTransformer
@@ -69,7 +78,17 @@ class TransformerCall:
 
 
 class Tap:
-    """What the tapped transformers did while :func:`tap` was on: :attr:`calls`, in order."""
+    """What the tapped transformers did while :func:`tap` was on: :attr:`calls`, in order
+    (:class:`TransformerCall`); made by :func:`tap`.
+
+    Examples:
+        >>> import stn
+        >>> model = stn.models.create("tutorial-mnist")
+        >>> with tap(model, stop=True) as seen:
+        ...     seen.run(model, torch.zeros(3, 1, 28, 28))  # stops once the transformer has run
+        >>> [tuple(call.output.shape) for call in seen.of(model.stn)]
+        [(3, 1, 28, 28)]
+    """
 
     class Done(Exception):
         """Raised by a tap with ``stop=True`` once every tapped transformer has run."""
@@ -89,12 +108,31 @@ class Tap:
             raise Tap.Done
 
     def of(self, module: SpatialTransformer) -> list[TransformerCall]:
-        """The calls of ``module``, in order."""
+        """The calls of ``module``, in order.
+
+        Examples:
+            >>> import stn
+            >>> model = stn.models.create("tutorial-mnist")
+            >>> with tap(model) as seen:
+            ...     _ = model(torch.zeros(1, 1, 28, 28))
+            ...     _ = model(torch.zeros(2, 1, 28, 28))
+            >>> [call.params.shape[0] for call in seen.of(model.stn)]
+            [1, 2]
+        """
         return [call for call in self.calls if call.module is module]
 
     def run(self, model: nn.Module, x: Tensor) -> None:
         """``model(x)``; with ``stop``, cut short once every tapped transformer has run (the rest
-        of the model is not computed)."""
+        of the model is not computed).
+
+        Examples:
+            >>> import stn
+            >>> model = stn.models.create("tutorial-mnist")
+            >>> with tap(model, stop=True) as seen:
+            ...     seen.run(model, torch.zeros(2, 1, 28, 28))
+            >>> len(seen.calls)
+            1
+        """
         self._ran.clear()
         with contextlib.suppress(Tap.Done):
             model(x)
@@ -102,7 +140,15 @@ class Tap:
 
 def transformers(model: nn.Module) -> list[SpatialTransformer]:
     """The spatial transformers of ``model``: what its ``spatial_transformers()`` returns, else its
-    :class:`~stn.layers.SpatialTransformer` submodules in module order (nested ones not twice)."""
+    :class:`~stn.layers.SpatialTransformer` submodules in module order (nested ones not twice).
+
+    Examples:
+        >>> import stn
+        >>> [type(st).__name__ for st in transformers(stn.models.create("paper-cnn", parallel=2))]
+        ['ParallelSpatialTransformers']
+        >>> transformers(stn.models.create("paper-cnn", stn=False))
+        []
+    """
     named = getattr(model, "spatial_transformers", None)
     if callable(named):
         return list(named())
@@ -116,7 +162,14 @@ def transformers(model: nn.Module) -> list[SpatialTransformer]:
 
 
 def first_transformer(model: nn.Module) -> SpatialTransformer | None:
-    """The first of :func:`transformers` (``None`` if ``model`` has none)."""
+    """The first of :func:`transformers` (``None`` if ``model`` has none).
+
+    Examples:
+        >>> import stn
+        >>> model = stn.models.create("tutorial-mnist")
+        >>> first_transformer(model) is model.stn, first_transformer(torch.nn.Linear(2, 2))
+        (True, None)
+    """
     found = transformers(model)
     return found[0] if found else None
 
@@ -130,7 +183,7 @@ def tap(model: nn.Module, *, stop: bool = False) -> Iterator[Tap]:
         model: any module holding spatial transformers.
         stop: :meth:`Tap.run` cuts a forward pass short once every transformer has run.
 
-    Example:
+    Examples:
         >>> import torch, stn
         >>> model = stn.models.create("tutorial-mnist")
         >>> with tap(model) as seen:
@@ -175,6 +228,13 @@ class TransformerView:
         outputs: what it made of them, uint8 ``(N, k, C, h, w)``, de-normalised; ``None`` when it
             works on a feature map rather than on the image.
         align_corners: the transformer's sampling convention (see :mod:`stn.transforms`).
+
+    Examples:
+        >>> from stn import transforms as T
+        >>> images = torch.zeros(4, 1, 28, 28, dtype=torch.uint8)
+        >>> view = TransformerView(images, T.get("affine"), T.get("affine").identity(4))
+        >>> view.k, tuple(view.params.shape)  # (N, P) is taken as one transformer
+        (1, (4, 1, 6))
     """
 
     images: Tensor
@@ -207,7 +267,7 @@ def fixed_batch(labels: Tensor, count: int) -> Tensor:
     """Indices of ``count`` images taking the classes in turn: class 0's first image, class 1's
     first, ..., then each class's second image, ...
 
-    Example:
+    Examples:
         >>> fixed_batch(torch.tensor([0, 0, 1, 1, 2]), 4).tolist()
         [0, 2, 4, 1]
     """
@@ -230,7 +290,8 @@ def reads_image(call: TransformerCall, x: Tensor) -> bool:
 
 def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequence[float]) -> TransformerView | None:
     """Run uint8 ``images`` ``(N, C, H, W)`` through ``model`` in eval mode, normalised with
-    ``mean`` and ``std``, and keep what its first spatial transformer did; ``None`` if it has none.
+    ``mean`` and ``std``, and keep what its first spatial transformer did; ``None`` if it has none
+    (or for volumes ``(N, C, D, H, W)``, which are not drawn).
 
     The model's mode (train or eval) is restored. The outputs are pictures only when the
     transformer read the images themselves (not a feature map) and gave as many channels per
@@ -240,7 +301,7 @@ def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequen
     sampling transformer (:class:`~stn.probabilistic.ProbabilisticSpatialTransformer`) is shown by
     what it reports to the tap: its mean parameters and, in eval mode, the mean warp.
 
-    Example:
+    Examples:
         >>> import stn
         >>> model = stn.models.create("tutorial-mnist")
         >>> view = observe(model, torch.zeros(4, 1, 28, 28, dtype=torch.uint8), [0.13], [0.31])
@@ -248,7 +309,7 @@ def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequen
         ((4, 1, 6), (4, 1, 1, 28, 28))
     """
     st = first_transformer(model)
-    if st is None:
+    if st is None or images.dim() == 5:  # volumes are not drawn
         return None
     normalizer = Normalizer(mean, std)
     device = next(model.parameters(), torch.empty(0)).device

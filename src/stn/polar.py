@@ -107,11 +107,15 @@ class PolarTransformer(SpatialTransformer):
     Args:
         localization: the origin predictor: ``(N, C, H, W)`` -> ``(N, 1, h, w)``.
         output_size: ``(angles, radii)``, the polar image's ``(H_out, W_out)``.
-        max_radius, min_radius: options of the ``polar`` family, normalised units (1: half the
-            width); ``min_radius`` defaults to ``max_radius / 32``.
+        max_radius: the ``polar`` family's largest radius, normalised units (1: half the width).
+        min_radius: its smallest radius, normalised units; defaults to ``max_radius / 32``.
         origin_jitter: in training mode, the origin moves by up to this much (uniform, each
             axis, normalised units): the authors' origin augmentation. ``0`` switches it off.
-        mode, padding_mode, fill, align_corners, check_finite: as in :func:`stn.warp`.
+        mode: sampling interpolation, as in :func:`stn.warp`.
+        padding_mode: what is read outside the input, as in :func:`stn.warp`.
+        fill: value read outside the input, as in :func:`stn.warp`.
+        align_corners: as in :func:`stn.warp`.
+        check_finite: as in :func:`stn.warp`.
 
     Example:
         >>> import torch

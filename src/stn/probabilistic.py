@@ -68,11 +68,16 @@ class ProbabilisticSpatialTransformer(SpatialTransformer):
     eval mode. Each training-mode call stores the KL term, returned (once) by :meth:`extra_loss`.
 
     Args:
-        localization, transform, output_size, in_features, hidden: as for
+        localization: the localisation net, as for :class:`~stn.layers.SpatialTransformer`.
+        transform: the family, as for :class:`~stn.layers.SpatialTransformer`.
+        output_size: ``(H_out, W_out)``, as for :class:`~stn.layers.SpatialTransformer`.
+        in_features: ``F``, as for :class:`~stn.layers.SpatialTransformer`.
+        hidden: hidden widths of ``fc_loc`` (and ``fc_scale``), as for
             :class:`~stn.layers.SpatialTransformer`.
         samples: ``S``, warps per image.
         prior_scale: ``σ_p`` of the prior ``N(identity, σ_p² I)`` (normalised units, as θ).
-        init_scale: ``σ`` before training, every parameter (``0``: deterministic).
+        init_scale: ``σ`` before training, every parameter (``0``: deterministic; ``None``:
+            ``prior_scale``).
         kl_weight: the weight ``β`` of the KL term (per image, summed over the ``P`` parameters).
         kl_anneal_steps: ``β`` ramps up linearly over this many training steps (forward calls
             in training mode, counted in the buffer ``steps``); ``0``: full weight at once.

@@ -33,7 +33,12 @@ SEPARABLE_FAMILIES = (T.Translation, T.Attention)
 
 def separable(transform: T.Transform, mode: str = "bilinear") -> bool:
     """Whether :func:`warp_separable` computes ``warp(..., transform, mode=mode)``: bilinear
-    sampling by a family whose maps are always axis-aligned (``translation``, ``attention``)."""
+    sampling by a family whose maps are always axis-aligned (``translation``, ``attention``).
+
+    Examples:
+        >>> separable(T.get("attention")), separable(T.get("attention"), "nearest"), separable(T.get("affine"))
+        (True, False, False)
+    """
     return mode == "bilinear" and isinstance(transform, SEPARABLE_FAMILIES)
 
 
@@ -42,7 +47,13 @@ def prefer_separable(x: Tensor, transform: T.Transform, mode: str = "bilinear") 
     (:func:`separable`) and either the input is on an accelerator (its backward is deterministic
     there, ``grid_sample``'s is not), a graph is being exported (no ``GridSample`` in it), or
     deterministic algorithms are asked for. On the CPU ``grid_sample`` is vectorised, deterministic
-    and measured faster (``benchmarks/warp_throughput.py``), so it stays."""
+    and measured faster (``benchmarks/warp_throughput.py``), so it stays.
+
+    Examples:
+        >>> x = torch.zeros(1, 1, 8, 8)
+        >>> prefer_separable(x, T.get("attention")), prefer_separable(x.to("meta"), T.get("attention"))
+        (False, True)
+    """
     if not separable(transform, mode):
         return False
     return x.device.type != "cpu" or torch.compiler.is_exporting() or torch.are_deterministic_algorithms_enabled()
@@ -51,7 +62,13 @@ def prefer_separable(x: Tensor, transform: T.Transform, mode: str = "bilinear") 
 def source_index(coords: Tensor, size: int, padding_mode: str = "zeros", align_corners: bool = False) -> Tensor:
     """Normalised coordinates along an axis of ``size`` pixels -> the pixel coordinates bilinear
     ``grid_sample`` reads: un-normalised, then clipped to ``[0, size - 1]`` (``border``) or
-    reflected at the image's edges and clipped (``reflection``); unchanged for ``zeros``."""
+    reflected at the image's edges and clipped (``reflection``); unchanged for ``zeros``.
+
+    Examples:
+        >>> coords = torch.tensor([-1.0, 0.0, 1.2])
+        >>> source_index(coords, 4), source_index(coords, 4, "border")
+        (tensor([-0.5000,  1.5000,  3.9000]), tensor([0.0000, 1.5000, 3.0000]))
+    """
     index = (coords + 1) / 2 * (size - 1) if align_corners else ((coords + 1) * size - 1) / 2
     if padding_mode == "border":
         return index.clamp(0, size - 1)
@@ -84,6 +101,10 @@ def axis_weights(coords: Tensor, size: int, padding_mode: str = "zeros", align_c
         ``(N, n_out, size)``: row ``j`` holds ``1 - f`` at ``floor(p)`` and ``f`` at
         ``floor(p) + 1`` for the pixel coordinate ``p = floor(p) + f`` of ``coords[:, j]``; taps
         outside the image are left out (zero padding reads zero there).
+
+    Examples:
+        >>> axis_weights(torch.tensor([[0.0]]), 4)  # the middle of 4 pixels: half of pixel 1, half of 2
+        tensor([[[0.0000, 0.5000, 0.5000, 0.0000]]])
     """
     index = source_index(coords, size, padding_mode, align_corners)
     left = index.floor()
@@ -111,13 +132,25 @@ def sample_axis_aligned(
 
     Args:
         x: ``(N, C, H, W)`` floating images or feature maps.
-        scale: ``(N, 2)`` ``(s_x, s_y)``; offset: ``(N, 2)`` ``(t_x, t_y)``, both in normalised units.
+        scale: ``(N, 2)`` ``(s_x, s_y)``, in normalised units.
+        offset: ``(N, 2)`` ``(t_x, t_y)``, in normalised units.
         output_size: ``(H_out, W_out)``; defaults to ``(H, W)``.
-        padding_mode, align_corners: as in ``grid_sample``.
+        padding_mode: as in ``grid_sample``.
+        align_corners: as in ``grid_sample``.
 
     Returns:
         ``(N, C, H_out, W_out)`` in ``x``'s dtype (computed in it, also under autocast, as
         ``grid_sample`` is) and memory format (channels_last in, channels_last out).
+
+    Examples:
+        >>> import torch.nn.functional as F
+        >>> x = torch.rand(2, 3, 16, 20, dtype=torch.float64)
+        >>> scale = torch.tensor([[0.5, 0.7]] * 2, dtype=torch.float64)
+        >>> offset = torch.zeros(2, 2, dtype=torch.float64)
+        >>> theta = torch.tensor([[[0.5, 0.0, 0.0], [0.0, 0.7, 0.0]]] * 2, dtype=torch.float64)
+        >>> grid = F.affine_grid(theta, [2, 3, 8, 8], align_corners=False)
+        >>> torch.allclose(sample_axis_aligned(x, scale, offset, (8, 8)), F.grid_sample(x, grid, align_corners=False))
+        True
     """
     if not isinstance(x, Tensor) or x.dim() != 4 or not x.is_floating_point():
         raise ValueError(f"expected floating images (N, C, H, W), got {getattr(x, 'shape', type(x).__name__)}")
@@ -155,7 +188,16 @@ def warp_separable(
     align_corners: bool = False,
 ) -> Tensor:
     """``warp(x, transform, params, output_size, "bilinear", padding_mode, align_corners=...)``
-    for a :func:`separable` ``transform``, by :func:`sample_axis_aligned` (no grid is built)."""
+    for a :func:`separable` ``transform``, by :func:`sample_axis_aligned` (no grid is built).
+
+    Examples:
+        >>> import stn
+        >>> x = torch.rand(1, 1, 12, 12, dtype=torch.float64)
+        >>> params = torch.tensor([[0.6, 0.1, -0.2]], dtype=torch.float64)
+        >>> ours = warp_separable(x, T.get("attention"), params, (6, 6))
+        >>> torch.allclose(ours, stn.warp(x, "attention", params, (6, 6)))
+        True
+    """
     if not separable(transform):
         raise ValueError(f"{transform.name} maps are not axis-aligned; use warp")
     matrix = transform.matrix(params.to(x.dtype))

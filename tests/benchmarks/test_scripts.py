@@ -19,6 +19,7 @@ SCRIPTS = {
     "ddp_throughput.py": (["--synthetic"], "ddp_throughput", ["rows"]),
     "flops.py": ([], "flops", ["mflop_per_image", "peak_tflops", "floor_seconds_per_epoch"]),
     "warp_throughput.py": ([], "warp_throughput", ["rows"]),
+    "paper_steps.py": ([], "paper_steps", ["rows"]),
     "step_profile.py": (["--synthetic"], "step_profile", ["results", "convolutions"]),
     "scaling.py": ([], "scaling", ["training", "inference"]),
     "train_throughput.py": (["--synthetic"], "train_throughput", ["rows"]),
@@ -27,6 +28,7 @@ SCRIPTS = {
         "recipe_time",
         ["rows"],
     ),
+    "volumes.py": (["--synthetic"], "volumes", ["warp", "registration", "classification"]),
 }
 
 

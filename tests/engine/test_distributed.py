@@ -215,3 +215,26 @@ def test_a_killed_rank_stops_the_run_and_leaves_it_resumable(bars, tmp_path):
     cfg = _config(bars, epochs=done + 2, log_interval=100)
     train(cfg, run_dir, resume=True, stream=open(os.devnull, "w"))  # noqa: SIM115
     assert Run.open(run_dir).epochs_done == done + 2
+
+
+def test_an_interrupted_launcher_says_so_once_and_the_run_resumes(bars, tmp_path):
+    proc = _stn(
+        "--nproc-per-node", "2", *_flags(bars, epochs=1000, log_interval=100), "--out", "run", "--no-report",
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        run_dir = tmp_path / "run"
+        deadline = time.monotonic() + 120
+        while not (run_dir / "metrics.csv").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert (run_dir / "last.pt").exists(), "training did not start"
+        proc.send_signal(signal.SIGINT)  # Ctrl-C at the launcher: torchrun passes it on to the ranks
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "interrupted; the last finished epoch is saved" in lines[0], err
+    assert Run.open(tmp_path / "run").can_resume

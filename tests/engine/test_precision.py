@@ -110,3 +110,15 @@ def test_vendor_from_proc_cpuinfo(monkeypatch, tmp_path):
     assert precision.cpu_vendor() == "AuthenticAMD"
     info.unlink()
     assert precision.cpu_vendor() == ""
+
+
+@pytest.mark.parametrize("supported", [True, False])
+def test_auto_on_a_gpu_follows_its_bf16_support(monkeypatch, supported):
+    """The CUDA branch, exercised without a GPU: only the device's kind and its bf16 support count."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: supported)
+    assert precision.resolve_amp("auto", "cuda") == ("bf16" if supported else "off")
+    assert precision.autocast_dtype("auto", "cuda:1") == (torch.bfloat16 if supported else None)
+    want = (
+        "bf16 autocast (--amp auto: this GPU supports bf16)" if supported else "fp32 (--amp auto: this GPU has no bf16)"
+    )
+    assert precision.describe_amp("auto", "cuda") == f"precision: {want}"

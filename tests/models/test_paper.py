@@ -7,6 +7,7 @@ import torch
 
 from stn import models
 from stn.layers import SpatialTransformer
+from stn.models import paper
 from stn.models.paper import classifier_size
 
 TRANSFORMS = ["affine", "projective", "tps"]
@@ -77,3 +78,57 @@ def test_bad_options_are_value_errors():
         models.create("paper-cnn", input_shape=(1, 12, 12), num_classes=10, stn=False)
     with pytest.raises(ValueError, match="unknown transform"):
         models.create("paper-fcn", input_shape=(1, 28, 28), num_classes=10, stn=True, transform="swirl")
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_input_gradient_convolution_gives_nn_conv2ds_gradients(channels_last):
+    torch.manual_seed(0)
+    fast = paper.InputGradConv2d(1, 4, 5)
+    plain = torch.nn.Conv2d(1, 4, 5)
+    plain.load_state_dict(fast.state_dict())
+    image = torch.randn(3, 1, 11, 9)
+    if channels_last:
+        image = image.contiguous(memory_format=torch.channels_last)
+    results = []
+    for conv in (fast, plain):
+        conv.zero_grad()
+        x = image.clone().requires_grad_(True)
+        out = conv(x)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append((out.detach(), x.grad, conv.weight.grad, conv.bias.grad))
+    for ours, theirs in zip(*results, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(paper._InputGradConv.apply, (x, weight, None))
+
+
+def test_the_classifier_behind_a_transformer_takes_the_fast_input_gradient():
+    st_cnn = paper.paper_cnn((1, 28, 28), stn=True)
+    assert isinstance(st_cnn.classifier[0], paper.InputGradConv2d)
+    assert type(paper.paper_cnn((3, 28, 28), stn=True).classifier[0]) is torch.nn.Conv2d
+    state = paper.paper_cnn((1, 28, 28), stn=True).state_dict()
+    st_cnn.load_state_dict(state)  # the same keys as nn.Conv2d's
+    with torch.no_grad():  # no input gradient: nn.Conv2d's own path
+        assert st_cnn(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    with torch.autocast("cpu", torch.bfloat16):  # nn.Conv2d's path too
+        output = st_cnn(torch.zeros(2, 1, 28, 28))
+    torch.nn.functional.nll_loss(output.float(), torch.tensor([0, 1])).backward()
+    assert st_cnn.classifier[0].weight.grad.dtype == torch.float32
+
+
+def test_the_cnn_takes_its_filters_and_then_has_about_the_fcns_parameters():
+    def count(model):
+        return sum(p.numel() for p in model.parameters())
+
+    fcn = count(models.create("paper-fcn", input_shape=(1, 28, 28), stn=False))
+    wide = models.create("paper-cnn", input_shape=(1, 28, 28), stn=False, channels=[32, 64])
+    convs = [m for m in wide.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 64]
+    assert 0.85 < count(wide) / fcn < 1.0  # the paper: every network has about the same number
+    assert count(models.create("paper-cnn", input_shape=(1, 28, 28), stn=False)) < fcn / 2  # the default's half
+    for bad in ([32], [32, 0], [32, 6.5]):
+        with pytest.raises(ValueError, match="channels must be 2 positive integers"):
+            models.create("paper-cnn", input_shape=(1, 28, 28), channels=bad)
+    with pytest.raises(ValueError, match="the FCN has none"):
+        models.create("paper-fcn", input_shape=(1, 28, 28), channels=[32, 64])

@@ -165,3 +165,17 @@ def test_registry():
         assert models.list() == names
     with pytest.raises(ValueError, match="unknown transform"):
         models.create("seed-cifar", transform="twirl")
+
+
+def test_the_transformer_can_be_replaced_or_removed():
+    model = models.create("seed-cifar").eval()
+    x = torch.randn(2, 3, 32, 32)
+    model.stn = None
+    assert model.spatial_transformers() == [] and "stn" not in dict(model.named_children())
+    plain = models.create("seed-cifar", stn=False).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if k in plain.state_dict()})
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), plain(x))
+    other = models.create("seed-cifar")
+    model.stn = other.stn  # other weights: a child of its own, moved and saved with the model
+    assert model.spatial_transformers() == [other.stn] and any(k.startswith("stn.") for k in model.state_dict())

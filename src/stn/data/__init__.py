@@ -2,10 +2,11 @@
 
 Registered: ``cifar10``, ``mnist``, ``fashion-mnist``, ``folder`` (your own ``train/<class>/``
 and ``test/<class>/`` images), the distorted MNIST variants of the paper, rotated MNIST
-(``mnist-rot``) and MNIST with few training images (``mnist-subset``).
+(``mnist-rot``), MNIST with few training images (``mnist-subset``) and ``mnist3d-rts`` (volumes
+made from MNIST: :mod:`stn.data.volumes`).
 """
 
-from stn.data import builtin, distorted, glyphs, registry, rotated, subsets  # noqa: F401  (they register their data sets)
+from stn.data import builtin, distorted, glyphs, registry, rotated, subsets, volumes  # noqa: F401  (they register their data sets)
 from stn.data.dataset import Dataset, channel_stats
 from stn.data.formats import DataError
 from stn.data.registry import *  # noqa: F403  (the registry's public names are the package's)

@@ -17,7 +17,7 @@ class Dataset:
     """A decoded data set.
 
     Attributes:
-        train_images, test_images: ``(N, C, H, W)`` uint8.
+        train_images, test_images: ``(N, C, H, W)`` uint8 images, or ``(N, C, D, H, W)`` volumes.
         train_labels, test_labels: ``(N,)`` int64 in ``[0, len(classes))``.
         classes: class names, index = label.
         mean, std: per-channel statistics of the training images on ``[0, 1]``, used to normalise.
@@ -26,6 +26,12 @@ class Dataset:
         draw_train: for a data set that draws its training images anew for every batch (distorted
             MNIST with ``fresh_distortions=True``), the hook that draws them (:class:`TrainDraw`);
             ``None``: the training images are the fixed ``train_images``. Never cached.
+
+    Examples:
+        >>> zeros = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
+        >>> data = Dataset("tiny", zeros, torch.tensor([0, 1, 0, 1]), zeros[:2], torch.tensor([0, 1]), ["a", "b"])
+        >>> data.input_shape, data.num_classes, data.mean
+        ((1, 8, 8), 2, (0.0,))
     """
 
     name: str
@@ -43,9 +49,10 @@ class Dataset:
     def __post_init__(self) -> None:
         for split in ("train", "test"):
             images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
-            if images.dtype != torch.uint8 or images.dim() != 4:
+            if images.dtype != torch.uint8 or images.dim() not in (4, 5):
                 raise ValueError(
-                    f"{self.name}: {split} images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+                    f"{self.name}: {split} images must be uint8 (N, C, H, W) or volumes (N, C, D, H, W), "
+                    f"got {images.dtype} {tuple(images.shape)}"
                 )
             if labels.shape != (images.shape[0],):
                 raise ValueError(f"{self.name}: {len(labels)} {split} labels for {images.shape[0]} images")
@@ -60,10 +67,9 @@ class Dataset:
             self.mean, self.std = channel_stats(self.train_images)
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)`` of one image."""
-        c, h, w = self.train_images.shape[1:]
-        return int(c), int(h), int(w)
+    def input_shape(self) -> tuple[int, ...]:
+        """``(C, H, W)`` of one image (volumes: ``(C, D, H, W)``)."""
+        return tuple(int(n) for n in self.train_images.shape[1:])
 
     @property
     def num_classes(self) -> int:
@@ -121,7 +127,13 @@ class FreshDistortion:
 
 
 def channel_stats(images: Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std on ``[0, 1]`` of uint8 images ``(N, C, H, W)``."""
+    """Per-channel mean and std on ``[0, 1]`` of uint8 images ``(N, C, H, W)`` or volumes ``(N, C, D, H, W)``.
+
+    Examples:
+        >>> images = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1)
+        >>> channel_stats(images)
+        ((0.5,), (0.5,))
+    """
     c = images.shape[1]
     total = torch.zeros(c, dtype=torch.float64)
     squares = torch.zeros(c, dtype=torch.float64)

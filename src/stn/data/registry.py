@@ -68,6 +68,14 @@ def register(name: str, description: str) -> Callable:
 
     Raises:
         ValueError: ``name`` is already registered.
+
+    Examples:
+        Not run: it would register the name for the whole process.
+
+        >>> @register("my-set", "my own images")  # doctest: +SKIP
+        ... def my_set(root, size: int = 32):
+        ...     return Builder(f"my-set-{size}", lambda: read_my_files(root, size))
+        >>> load("my-set", "/data/mine", size=64)  # doctest: +SKIP
     """
 
     def wrap(fn: Callable[..., Builder]) -> Callable[..., Builder]:
@@ -80,12 +88,22 @@ def register(name: str, description: str) -> Callable:
 
 
 def names() -> list[str]:
-    """Registered data set names."""
+    """Registered data set names.
+
+    Examples:
+        >>> "glyphs" in names() and "cifar10" in names()
+        True
+    """
     return list(_ENTRIES)
 
 
 def description(name: str) -> str:
-    """One line about data set ``name``."""
+    """One line about data set ``name``.
+
+    Examples:
+        >>> description("mnist")
+        'MNIST: 60,000 + 10,000 grayscale 28x28 digits'
+    """
     return _entry(name)[0]
 
 
@@ -96,7 +114,12 @@ def _entry(name: str) -> tuple[str, Callable[..., Builder]]:
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root`` if given, else ``$STN_DATA``, else ``~/.cache/stn``."""
+    """The data root: ``root`` if given, else ``$STN_DATA``, else ``~/.cache/stn``.
+
+    Examples:
+        >>> data_root("/data/mnist").as_posix()
+        '/data/mnist'
+    """
     if root is not None:
         return Path(root).expanduser()
     if env := os.environ.get("STN_DATA"):
@@ -105,14 +128,24 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def cache_dir() -> Path:
-    """Where decoded tensors are kept: ``$STN_CACHE``, else ``~/.cache/stn/tensors``."""
+    """Where decoded tensors are kept: ``$STN_CACHE``, else ``~/.cache/stn/tensors``.
+
+    Examples:
+        >>> cache_dir().name in ("tensors", Path(os.environ.get("STN_CACHE", "tensors")).name)
+        True
+    """
     if env := os.environ.get("STN_CACHE"):
         return Path(env).expanduser()
     return Path.home() / ".cache" / "stn" / "tensors"
 
 
 def options(name: str) -> list[str]:
-    """The options data set ``name`` takes (keyword arguments of :func:`load`)."""
+    """The options data set ``name`` takes (keyword arguments of :func:`load`).
+
+    Examples:
+        >>> options("glyphs")
+        ['train_size', 'test_size', 'canvas', 'pieces', 'seed']
+    """
     _, fn = _entry(name)
     parameters = list(inspect.signature(fn).parameters.values())[1:]
     return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
@@ -120,7 +153,15 @@ def options(name: str) -> list[str]:
 
 def check_options(name: str, given: dict[str, object] | list[str]) -> None:
     """Raise ``ValueError`` (one line, listing the accepted options) if data set ``name`` does not
-    take every option in ``given``."""
+    take every option in ``given``.
+
+    Examples:
+        >>> check_options("glyphs", {"seed": 3})
+        >>> check_options("mnist", ["seed"])
+        Traceback (most recent call last):
+        ...
+        ValueError: data set 'mnist' does not take seed; it takes no options
+    """
     accepted = options(name)
     unknown = [key for key in given if key not in accepted]
     if not unknown:
@@ -138,6 +179,11 @@ def builder(name: str, root: str | os.PathLike | None = None, **options: object)
 
     Raises:
         ValueError: an option the data set does not take (the message lists those it takes).
+
+    Examples:
+        >>> plan = builder("glyphs", train_size=100, test_size=20)
+        >>> plan.key.startswith("glyphs"), callable(plan.build)
+        (True, True)
     """
     _, fn = _entry(name)
     check_options(name, options)
@@ -156,6 +202,13 @@ def load(name: str, root: str | os.PathLike | None = None, cache: bool = True, *
             provide them), a corrupt file or files that are not the data set's (the message names
             them).
         ValueError: an option the data set does not take, or a bad option value.
+
+    Examples:
+        >>> data = load("glyphs", train_size=100, test_size=20, cache=False)  # drawn, not read: no files
+        >>> data.train_images.shape, data.train_images.dtype, data.test_labels.shape
+        (torch.Size([100, 1, 56, 56]), torch.uint8, torch.Size([20]))
+        >>> data.classes[:3], len(data.mean)
+        (['0', '1', '2'], 1)
     """
     plan = builder(name, root, **options)
     data = build(plan, cache)

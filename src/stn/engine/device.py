@@ -16,7 +16,17 @@ __all__ = ["DeviceData", "resolve_device"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then the CPU; otherwise the named device, checked."""
+    """``auto`` picks CUDA, then MPS, then the CPU; otherwise the named device, checked
+    (``ValueError`` naming what is missing).
+
+    Examples:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+        >>> resolve_device("tpu")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps
+    """
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -45,6 +55,13 @@ class DeviceData:
     normalisation with the data set's own statistics happen batched on the device. A data set
     that draws its training images anew (:attr:`~stn.data.Dataset.draw_train`) draws every batch
     on the device from ``generator``, in place of the fixed training images.
+
+    Examples:
+        >>> import stn
+        >>> data = DeviceData(stn.data.load("glyphs", train_size=40, test_size=10, cache=False), torch.device("cpu"))
+        >>> images, labels = next(data.test_batches(4))
+        >>> images.dtype, tuple(images.shape), tuple(labels.shape)
+        (torch.float32, (4, 1, 56, 56), (4,))
     """
 
     def __init__(self, dataset: stn_data.Dataset, device: torch.device, channels_last: bool = False) -> None:
@@ -61,7 +78,9 @@ class DeviceData:
     def normalize(self, images: Tensor) -> Tensor:
         """uint8 ``(N, C, H, W)`` -> normalised float32, in the configured memory format."""
         x = self.normalizer(images)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+        if not self.channels_last:
+            return x
+        return x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
 
     def denormalize(self, x: Tensor) -> Tensor:
         """Normalised float ``(N, C, H, W)`` -> uint8 on the CPU (clamped to ``[0, 255]``)."""

@@ -16,6 +16,7 @@ from stn import inference as stn_inference
 from stn.engine.config import TrainConfig
 from stn.engine.device import DeviceData, resolve_device
 from stn.engine.log import test_line
+from stn.engine.model import channels_last_format
 from stn.engine.precision import autocast, autocast_dtype
 from stn.engine.run import RunError, load_model, per_class_accuracy
 
@@ -27,7 +28,15 @@ __all__ = ["EvalResult", "evaluate", "evaluate_checkpoint"]
 
 @dataclass
 class EvalResult:
-    """Sum-reduced loss averaged over the test set, correct count, and per-class counts."""
+    """Sum-reduced loss averaged over the test set, correct count, and per-class counts.
+
+    Examples:
+        >>> result = EvalResult(0.25, 3, 4, [1, 2], [2, 2], ["cat", "dog"])
+        >>> result.accuracy, result.per_class()
+        (75.0, {'cat': 50.0, 'dog': 100.0})
+        >>> result.line()
+        'Test set: Average loss: 0.2500, Accuracy: 3/4 (75%)'
+    """
 
     loss: float
     correct: int
@@ -64,6 +73,15 @@ def evaluate(
     With an active ``group`` each rank tests its slice of the test set and the sums are
     all-reduced: every rank gets the whole set's result. ``model`` must then be the unwrapped one
     (not ``DistributedDataParallel``, whose forward is a collective).
+
+    Examples:
+        >>> import stn
+        >>> from stn.engine import DeviceData
+        >>> data = DeviceData(stn.data.load("glyphs", train_size=32, test_size=32, cache=False), torch.device("cpu"))
+        >>> model = stn.models.create("paper-cnn", input_shape=(1, 56, 56), num_classes=10)
+        >>> result = evaluate(model, data, batch_size=16)
+        >>> result.total, len(result.per_class())
+        (32, 10)
     """
     model.eval()
     num_classes = data.dataset.num_classes
@@ -107,6 +125,19 @@ def evaluate_checkpoint(
     With ``model``, ``target`` is a plain ``state_dict`` file of that registered model, from stn
     or another program (see :func:`~stn.engine.run.load_model`). Returns the result, the
     checkpoint's payload and its path.
+
+    Examples:
+        >>> import io, os, tempfile
+        >>> from unittest import mock
+        >>> from stn.engine import from_recipe, train
+        >>> cfg = from_recipe("demo", model="paper-cnn", dataset="glyphs", epochs=1, device="cpu", amp="off",
+        ...                   dataset_options=dict(train_size=128, test_size=64))
+        >>> folder = tempfile.mkdtemp()
+        >>> with mock.patch.dict(os.environ, {"STN_CACHE": folder}):
+        ...     _ = train(cfg, os.path.join(folder, "run"), stream=io.StringIO(), progress=False)
+        ...     result, payload, path = evaluate_checkpoint(os.path.join(folder, "run"), "last", device="cpu")
+        >>> path.name, payload["dataset"], result.total
+        ('last.pt', 'glyphs', 64)
     """
     net, payload, path = load_model(target, which, model, dataset, data_root)
     model = net
@@ -128,7 +159,7 @@ def evaluate_checkpoint(
     dev = resolve_device(device)
     model = model.to(dev)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=channels_last_format(data))
     result = evaluate(
         model,
         DeviceData(data, dev, cfg.channels_last),

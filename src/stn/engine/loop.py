@@ -211,7 +211,7 @@ def configure_process(cfg: TrainConfig, device: torch.device | str | None = None
     (``cfg.keep_freed_memory``). ``stn train``, ``stn demo`` and the benchmarks call it before
     :func:`train`, which itself sets nothing process-wide; a library caller decides.
 
-    Example:
+    Examples:
         >>> from stn.engine import from_recipe
         >>> configure_process(from_recipe("seed", threads=1), "cpu")
         >>> torch.get_num_threads()
@@ -239,6 +239,8 @@ def prepare(cfg: TrainConfig, group: Group | None = None) -> Setup:
 
     # Data: decoded once (cached), moved to the device as uint8.
     dataset = stn_data.load(cfg.dataset, cfg.data_root, **cfg.dataset_options)
+    if dataset.train_images.dim() == 5 and cfg.augment != "none":
+        raise ValueError(f"--augment {cfg.augment} crops and flips images; volumes take --augment none")
     if cfg.drop_last and len(dataset.train_labels) < cfg.batch_size:
         raise ValueError(
             f"--drop-last leaves no batch: {len(dataset.train_labels)} training images, batch size {cfg.batch_size}; "
@@ -292,6 +294,33 @@ def train(
     Nothing process-wide is changed: the run seeds and uses its own fork of torch's random state
     (the caller's is as it was afterwards), and threads, cuDNN and the allocator are left to
     :func:`configure_process`.
+
+    Args:
+        cfg: the run's configuration (see :func:`~stn.engine.config.from_recipe`).
+        run_dir: the run directory to create (or, with ``resume``, to continue).
+        resume: continue the run in ``run_dir``.
+        stream: where the log goes (default standard output).
+        progress: a progress bar (default: when ``stream`` is a terminal).
+        callbacks: objects with ``on_epoch(EpochEnd)`` and ``on_end(cfg, summary)``.
+
+    Returns:
+        The run's summary (``summary.json``): final and best accuracy, best epoch, per-class
+        accuracy, seconds, the transformer's last statistics and the warnings raised.
+
+    Examples:
+        >>> import io, os, tempfile
+        >>> from unittest import mock
+        >>> from stn.engine import Run, evaluate_checkpoint, from_recipe
+        >>> cfg = from_recipe("demo", model="paper-cnn", dataset="glyphs", epochs=1, device="cpu", amp="off",
+        ...                   dataset_options=dict(train_size=128, test_size=64))
+        >>> folder = tempfile.mkdtemp()
+        >>> with mock.patch.dict(os.environ, {"STN_CACHE": folder}):  # the drawn glyphs are cached there
+        ...     summary = train(cfg, os.path.join(folder, "run"), stream=io.StringIO(), progress=False)
+        ...     result, _, path = evaluate_checkpoint(os.path.join(folder, "run"), device="cpu")
+        >>> summary["epochs"], Run.open(os.path.join(folder, "run")).is_finished
+        (1, True)
+        >>> path.name, result.total, round(result.accuracy, 2) == summary["best_accuracy"]
+        ('best.pt', 64, True)
     """
     group = Group.from_env()  # several processes only under torchrun (stn.engine.distributed)
     device = group.start(resolve_device(cfg.device)) if group.active else resolve_device(cfg.device)

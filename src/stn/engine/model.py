@@ -13,7 +13,7 @@ from stn.engine.config import TrainConfig
 from stn.functional import normalized_fill
 from stn.observe import transformers
 
-__all__ = ["build_model", "compile_model", "model_options"]
+__all__ = ["build_model", "channels_last_format", "compile_model", "model_options"]
 
 
 def model_options(cfg: TrainConfig, dataset: Dataset) -> dict[str, Any]:
@@ -33,10 +33,15 @@ def build_model(cfg: TrainConfig, dataset: Dataset, device: torch.device) -> nn.
     transformers' finiteness check off (it syncs every step; the loss is checked at log points)."""
     model = models.create(cfg.model, **model_options(cfg, dataset)).to(device)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=channels_last_format(dataset))
     for module in transformers(model):
         module.check_finite = False
     return model
+
+
+def channels_last_format(dataset: Dataset) -> torch.memory_format:
+    """``channels_last`` for images, ``channels_last_3d`` for volumes."""
+    return torch.channels_last if dataset.train_images.dim() == 4 else torch.channels_last_3d
 
 
 def compile_model(model: nn.Module, mode: str = "off") -> nn.Module:

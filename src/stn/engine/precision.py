@@ -90,7 +90,7 @@ def _detected() -> CpuKind:
 def cpu_kind() -> CpuKind:
     """This CPU as the precision rule sees it: detected once, or the kind named by ``$STN_CPU_AS``.
 
-    Example:
+    Examples:
         >>> import os
         >>> os.environ["STN_CPU_AS"] = "amx"
         >>> cpu_kind().bf16
@@ -123,7 +123,7 @@ def resolve_amp(amp: str, device: torch.device | str) -> str:
     ``auto`` is ``bf16`` on CUDA devices that support it, on CPUs with AMX and on AMD CPUs with
     AVX512-BF16 (see the module's notes), ``off`` elsewhere (MPS included).
 
-    Example:
+    Examples:
         >>> resolve_amp("off", "cpu"), resolve_amp("bf16", "cpu")
         ('off', 'bf16')
     """
@@ -142,7 +142,7 @@ def resolve_amp(amp: str, device: torch.device | str) -> str:
 def autocast_dtype(amp: str, device: torch.device | str) -> torch.dtype | None:
     """The autocast dtype ``amp`` means on ``device``: ``torch.bfloat16``, or ``None`` for fp32.
 
-    Example:
+    Examples:
         >>> autocast_dtype("bf16", "cpu"), autocast_dtype("off", "cpu")
         (torch.bfloat16, None)
     """
@@ -167,7 +167,7 @@ def describe_amp(amp: str, device: torch.device | str) -> str:
 def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
     """Autocast to ``dtype`` on ``device`` (from :func:`autocast_dtype`); nothing for ``None``.
 
-    Example:
+    Examples:
         >>> with autocast(torch.device("cpu"), torch.bfloat16):
         ...     torch.ones(2, 2) @ torch.ones(2, 2)
         tensor([[2., 2.],

@@ -61,12 +61,29 @@ class RunError(ValueError):
 
 
 def per_class_accuracy(classes: Sequence[str], correct: Sequence[int], total: Sequence[int]) -> dict[str, float]:
-    """``{class: accuracy in %}``, rounded to 2 digits."""
+    """``{class: accuracy in %}``, rounded to 2 digits.
+
+    Examples:
+        >>> per_class_accuracy(["cat", "dog"], [1, 2], [3, 2])
+        {'cat': 33.33, 'dog': 100.0}
+    """
     return {name: round(100.0 * c / max(1, t), 2) for name, c, t in zip(classes, correct, total, strict=True)}
 
 
 class Run:
-    """A run directory. Make one with :meth:`create`, open one with :meth:`open`."""
+    """A run directory. Make one with :meth:`create`, open one with :meth:`open`.
+
+    Examples:
+        >>> import tempfile
+        >>> from stn.engine import TrainConfig
+        >>> folder = Path(tempfile.mkdtemp()) / "run"
+        >>> run = Run.create(folder, TrainConfig(epochs=3))
+        >>> sorted(p.name for p in folder.iterdir())
+        ['config.json']
+        >>> again = Run.open(folder)
+        >>> again.config.epochs, again.metrics(), again.is_finished, again.can_resume
+        (3, [], False, False)
+    """
 
     def __init__(self, path: Path, config: TrainConfig, format: int = FORMAT) -> None:
         self.dir = path

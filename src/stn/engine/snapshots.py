@@ -49,8 +49,9 @@ class Snapshots:
 
     @classmethod
     def for_run(cls, path: Path, dataset: Dataset, count: int, keep_epochs: int = 0) -> Snapshots:
-        """Open (on resume: keep the first ``keep_epochs`` epochs of) or start the file at ``path``."""
-        if count == 0:
+        """Open (on resume: keep the first ``keep_epochs`` epochs of) or start the file at ``path``
+        (none for volumes: snapshots are pictures of images)."""
+        if count == 0 or dataset.test_images.dim() != 4:
             return cls(path, None)
         if keep_epochs and path.is_file():
             state = load_snapshots(path)

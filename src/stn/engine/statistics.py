@@ -10,10 +10,10 @@ Conventions are those of :mod:`stn.transforms`: parameters map an **output** loc
 **input** location it reads, coordinates are normalised to ``[-1, 1]``, ``(x, y)`` order. So a
 scale above 1 reads more than the image (zooms out) and a scale below 1 zooms in.
 
-Statistics (``P`` is the transformer's prefix: ``stn``, or ``stn1``, ``stn2``, ... when a model
-holds several transformers or a :class:`~stn.layers.ParallelSpatialTransformers`)
-----------------------------------------------------------------------------------------------
-Every family:
+Statistics
+----------
+``P`` is the transformer's prefix: ``stn``, or ``stn1``, ``stn2``, ... when a model holds several
+transformers or a :class:`~stn.layers.ParallelSpatialTransformers`. Every family:
 
 * ``P_outside_share``: the share of all sampling-grid points that read outside the input
   (``|x| > 1`` or ``|y| > 1`` with ``align_corners=False``; beyond the corner pixels' outer edges
@@ -36,6 +36,7 @@ Matrix families (for ``projective``, of the linear map that approximates it at t
 * ``P_translation``: the length of ``t``, the input location read by the output's centre;
 
   each as ``_mean`` and ``_std`` (population standard deviation over the samples);
+
 * ``P_reflection_share``: samples with ``det A <= 0`` (mirror images);
 * ``P_collapse_share``: samples with ``|det A| <`` :data:`COLLAPSE_DET`: the whole output reads
   less than 5 % of the input's area (a few pixels blown up).
@@ -130,7 +131,12 @@ _MATRIX_KEYS = ("scale", "anisotropy", "rotation", "shear", "translation")
 def family_keys(transform: str | T.Transform) -> tuple[str, ...]:
     """The keys of :func:`per_sample` that belong to ``transform``'s family, in the order they are
     shown; every family also has ``outside`` and ``displacement`` (and, when bounded, ``pinned``).
-    Empty for a family without statistics of its own."""
+    Empty for a family without statistics of its own.
+
+    Examples:
+        >>> family_keys("tps"), family_keys("polar")
+        (('offset_max', 'offset_mean', 'bending'), ('origin',))
+    """
     transform = T.get(transform)
     if isinstance(transform, T.MatrixTransform):
         return ("det", *_MATRIX_KEYS)
@@ -203,6 +209,12 @@ def per_sample(
     ``bending``; ``field``: ``field_max`` (longest displacement), ``folding`` (share of folded
     grid cells); ``polar``: ``origin`` (distance of the origin from the centre). :func:`family_keys`
     names a family's keys.
+
+    Examples:
+        >>> zoom_out = torch.tensor([[1.5, 0.0, 0.0, 0.0, 1.5, 0.0]])
+        >>> stats = per_sample("affine", zoom_out, (28, 28), (28, 28))
+        >>> stats["scale"], stats["outside"] > 0.5
+        (tensor([1.5000], dtype=torch.float64), tensor([True]))
     """
     transform = T.get(transform)
     params = transform.check_params(params).detach().to("cpu", torch.float64)
@@ -265,6 +277,12 @@ def transformer_stats(
         input_size: ``(H, W)`` of its input (where "outside" begins with ``align_corners=True``).
         align_corners: the transformer's setting.
         prefix: column prefix, e.g. ``stn`` or ``stn2``.
+
+    Examples:
+        >>> params = torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0], [-1.0, 0.0, 0.0, 0.0, 1.0, 0.0]])  # one mirrored
+        >>> stats = transformer_stats("affine", params, (28, 28), (28, 28), prefix="stn2")
+        >>> stats["stn2_scale_mean"], stats["stn2_reflection_share"]
+        (1.0, 0.5)
     """
     transform = T.get(transform)
     params = transform.check_params(params)
@@ -324,7 +342,10 @@ def measure(model: nn.Module, images: Tensor, batch_size: int = 500) -> dict[str
         ``{column: value}`` from :func:`transformer_stats` for each transformer that ran (prefix
         ``stn`` for a model with one, else ``stn1``, ``stn2``, ... in order, one per parameter
         set of a parallel layer); empty for a model without transformers.
+    Volumes ``(N, C, D, H, W)`` have no statistics yet: ``{}``.
     """
+    if isinstance(images, Tensor) and images.dim() == 5 and images.shape[0]:
+        return {}
     if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[0] == 0:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"measure expects a non-empty batch of images (N, C, H, W), got {shape}")
@@ -374,7 +395,12 @@ def spread_stats(scale: Tensor, prefix: str = "stn") -> dict[str, float]:
 
 
 def prefixes(stats: Mapping[str, object]) -> list[str]:
-    """The transformer prefixes (``stn``, ``stn1``, ...) present in a row of statistics."""
+    """The transformer prefixes (``stn``, ``stn1``, ...) present in a row of statistics.
+
+    Examples:
+        >>> prefixes({"stn1_outside_share": 0.1, "stn2_outside_share": 0.0, "epoch": 3})
+        ['stn1', 'stn2']
+    """
     suffix = "_outside_share"
     return [key[: -len(suffix)] for key in stats if key.endswith(suffix)]
 
@@ -471,6 +497,14 @@ class Monitor:
     Args:
         fill: the run's ``stn_fill``; with ``black`` the hints do not suggest it again.
         lr_scale: the run's ``stn_lr_scale``, to suggest a value below it.
+
+    Examples:
+        >>> monitor = Monitor(fill="black")
+        >>> row = {"stn_outside_share": 0.01, "stn_outside_samples": 0.0, "stn_reflection_share": 0.3}
+        >>> monitor.update({"epoch": 1, **row})
+        ['epoch 1: stn mirrors the image: 30% of the samples have det <= 0; try a lower --stn-lr-scale ...']
+        >>> monitor.update({"epoch": 2, **row})  # once per condition
+        []
     """
 
     def __init__(self, fill: str | None = None, lr_scale: float | None = None) -> None:
@@ -498,7 +532,13 @@ def warnings_for(
     rows: Iterable[Mapping[str, float]], fill: str | None = None, lr_scale: float | None = None
 ) -> list[str]:
     """All warnings a :class:`Monitor` raises over a run's per-epoch rows, in order (``fill``
-    and ``lr_scale`` as for :class:`Monitor`, e.g. from the run's config)."""
+    and ``lr_scale`` as for :class:`Monitor`, e.g. from the run's config).
+
+    Examples:
+        >>> rows = [{"epoch": e, "stn_outside_share": 0.0, "stn_displacement_mean": 0.0} for e in (1, 2, 3)]
+        >>> warnings_for(rows)
+        ['epoch 3: stn has not moved from the identity after 3 epochs (mean grid displacement 0.0000 < 0.01): ...']
+    """
     monitor = Monitor(fill, lr_scale)
     for row in rows:
         monitor.update(row)
@@ -529,7 +569,14 @@ _COLUMNS = (  # (heading, statistic, with its _std, format)
 def format_table(rows: Sequence[Mapping[str, float]]) -> str:
     """The statistics of a run as text: one block per transformer, one line per epoch (the
     row's ``epoch`` key, else its position from 1); ``mean±std`` where a spread is kept, ``-``
-    where a row lacks a value. Columns that no row holds are left out."""
+    where a row lacks a value. Columns that no row holds are left out.
+
+    Examples:
+        >>> print(format_table([{"epoch": 1, "stn_scale_mean": 1.2, "stn_scale_std": 0.1, "stn_outside_share": 0.25}]))
+        stn
+        epoch  scale      outside
+            1  1.20±0.10  25.0%
+    """
     rows = list(rows)
     names: list[str] = []
     for row in rows:

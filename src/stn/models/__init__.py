@@ -12,7 +12,7 @@ import warnings
 from stn.models.registry import check_options, create, describe, list_models, load_weights, options, register
 
 # Importing the families registers their models.
-from stn.models import paper, pstn, ptn, tutorial  # noqa: F401  isort: skip
+from stn.models import paper, pstn, ptn, tutorial, volume  # noqa: F401  isort: skip
 
 __all__ = ["check_options", "create", "describe", "list_models", "load_weights", "options", "register"]
 

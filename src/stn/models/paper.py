@@ -6,12 +6,16 @@ Every network returns log-probabilities ``(N, num_classes)``.
 
 What the paper states: ReLU networks with a softmax classifier; the CNN has a 9x9 and a 7x7
 convolution of 32 filters, each followed by 2x2 max pooling; the TPS transformer has 16 control
-points on a 4x4 grid; the transformer sits at the input and starts at the identity.
+points on a 4x4 grid; the transformer sits at the input and starts at the identity; "all
+networks have approximately the same number of parameters" (section 4.1).
 Our guesses, where its text gives no number:
 
 * FCN classifier: two hidden layers of 128 units (``Linear -> ReLU`` twice, then ``Linear``).
 * CNN classifier: valid (unpadded) convolutions; pooling in ``ceil_mode`` so small inputs still fit;
-  then one linear layer to the classes.
+  then one linear layer to the classes. Its filters are the option ``channels``, (32, 32) by
+  default: then CNN has 54k parameters on 28x28 inputs, half the FCN's 118k. ``channels=(32, 64)``
+  gives it 106k (ST-CNN 118k, ST-FCN 145k), closer to the paper's equal counts; ``stn bench paper
+  --budget match`` trains it so.
 * ST-FCN localisation network: two hidden layers of 32 units, then the parameter layer.
 * ST-CNN localisation network: 2x2 max pool, two 5x5 convolutions of 20 filters (with a 2x2 max
   pool and ReLUs between them), a hidden layer of 50 units, then the parameter layer.
@@ -25,7 +29,9 @@ Our guesses, where its text gives no number:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -34,7 +40,7 @@ from stn.models.registry import register
 from stn.models.transformer import spatial_transformer
 from stn.transforms import Transform
 
-__all__ = ["PaperNet", "classifier_size", "paper_cnn", "paper_fcn"]
+__all__ = ["InputGradConv2d", "PaperNet", "classifier_size", "paper_cnn", "paper_fcn"]
 
 FCN_HIDDEN = (128, 128)
 CNN_CHANNELS = (32, 32)
@@ -82,15 +88,65 @@ def fcn(in_features: int, hidden: Sequence[int], out_features: int | None = None
     return nn.Sequential(*layers)
 
 
-def cnn(input_shape: Sequence[int], num_classes: int) -> nn.Sequential:
-    """The paper's CNN classifier: ``[Conv(k) -> ReLU -> MaxPool(2)]`` for k = 9, 7, then ``Linear``."""
+class _InputGradConv(torch.autograd.Function):
+    """``F.conv2d(x, weight, bias)`` (stride 1, no padding) whose input gradient comes from
+    ATen's reference CPU kernel (im2col and a matrix product) rather than from oneDNN; the
+    weight and bias gradients are the convolution's own."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.conv2d(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        x, weight = ctx.saved_tensors
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten._slow_conv2d_backward.output_mask(
+                grad.contiguous(), x.contiguous(), weight, weight.shape[-2:], (1, 1), (0, 0), (True, False, False)
+            )[0]
+        mask = (False, ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2])
+        if mask[1] or mask[2]:
+            bias_sizes = [weight.shape[0]] if ctx.has_bias else None
+            _, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+                grad, x, weight, bias_sizes, (1, 1), (0, 0), (1, 1), False, (0, 0), 1, mask
+            )
+        return grad_x, grad_weight, grad_bias
+
+
+class InputGradConv2d(nn.Conv2d):
+    """A stride-1, unpadded :class:`~torch.nn.Conv2d` whose input gradient on the CPU comes from
+    ATen's reference kernel: the same gradient as ``nn.Conv2d``'s (to float rounding), several
+    times faster than oneDNN's for an input of one channel, the case of a classifier behind a
+    spatial transformer on grey images (see results/paper/probes.md). Elsewhere (no input
+    gradient, autocast, another device) it is ``nn.Conv2d``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        super().__init__(in_channels, out_channels, kernel_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        cpu = x.device.type == "cpu"
+        if cpu and x.requires_grad and torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu"):
+            return _InputGradConv.apply(x, self.weight, self.bias)
+        return super().forward(x)
+
+
+def cnn(input_shape: Sequence[int], num_classes: int, channels: Sequence[int] = CNN_CHANNELS) -> nn.Sequential:
+    """The paper's CNN classifier: ``[Conv(k) -> ReLU -> MaxPool(2)]`` for k = 9, 7 with
+    ``channels`` filters, then ``Linear``. The first convolution of a one-channel input is an
+    :class:`InputGradConv2d`."""
+    if len(channels) != len(CNN_KERNELS) or not all(isinstance(n, int) and n > 0 for n in channels):
+        raise ValueError(f"channels must be {len(CNN_KERNELS)} positive integers, got {channels!r}")
     c, h, w = input_shape
     layers: list[nn.Module] = []
-    for channels, k in zip(CNN_CHANNELS, CNN_KERNELS, strict=True):
+    for i, (filters, k) in enumerate(zip(channels, CNN_KERNELS, strict=True)):
         if min(h, w) < k:
             raise ValueError(f"input {tuple(input_shape)} is too small for the paper's CNN")
-        layers += [nn.Conv2d(c, channels, k), nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
-        c, h, w = channels, -(-(h - k + 1) // 2), -(-(w - k + 1) // 2)
+        conv = InputGradConv2d(c, filters, k) if i == 0 and c == 1 else nn.Conv2d(c, filters, k)
+        layers += [conv, nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
+        c, h, w = filters, -(-(h - k + 1) // 2), -(-(w - k + 1) // 2)
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * h * w, num_classes))
 
 
@@ -121,8 +177,8 @@ class PaperNet(nn.Module):
         num_classes: outputs.
         kind: ``"fcn"`` or ``"cnn"``: the classifier (and by default the localisation network).
         stn: ``False`` gives the baseline (a fixed :class:`Resample` where the transformer would be).
-        transform, **st_options: the transformer's family and the other arguments of
-            :class:`~stn.layers.SpatialTransformer` (``fill``, ``padding_mode``, ...).
+        transform: the transformer's family (see :mod:`stn.transforms`).
+        **st_options: the other arguments of :class:`~stn.layers.SpatialTransformer` (``fill``, ``padding_mode``, ...).
         size: ``(H, W)`` the classifier sees; default :func:`classifier_size`.
         localization: ``"fcn"`` or ``"cnn"``: the localisation network, when it is not ``kind``'s.
         transform_options: options of the family (``stn.transforms.get(transform, **options)``).
@@ -132,6 +188,8 @@ class PaperNet(nn.Module):
             transformers on the one localisation net (the paper's 2xST, 4xST), their outputs
             concatenated on channels, so the classifier reads ``k*C`` channels. Neither option
             applies without a transformer (``stn=False``).
+        channels: the CNN classifier's filters in its two convolutions (default
+            :data:`CNN_CHANNELS`); ``kind="cnn"`` only.
 
     Shapes: ``(N, C, H, W)`` in, log-probabilities ``(N, num_classes)`` out.
     """
@@ -148,6 +206,7 @@ class PaperNet(nn.Module):
         transform_options: dict[str, object] | None = None,
         recurrent_steps: int = 0,
         parallel: int = 1,
+        channels: Sequence[int] | None = None,
         **st_options: object,
     ) -> None:
         super().__init__()
@@ -155,6 +214,8 @@ class PaperNet(nn.Module):
         for what, value in (("kind", kind), ("localization", localization)):
             if value not in ("fcn", "cnn"):
                 raise ValueError(f"{what} must be 'fcn' or 'cnn', got {value!r}")
+        if channels is not None and kind != "cnn":
+            raise ValueError("channels are the CNN classifier's; the FCN has none")
         if len(input_shape) != 3 or min(int(v) for v in input_shape) < 1:
             raise ValueError(f"input_shape must be (C, H, W) with positive sizes, got {tuple(input_shape)}")
         c, h, w = (int(v) for v in input_shape)
@@ -183,7 +244,9 @@ class PaperNet(nn.Module):
             self.resample = Resample(size)
         in_shape = (c, *size)
         self.classifier = (
-            fcn(c * size[0] * size[1], FCN_HIDDEN, num_classes) if kind == "fcn" else cnn(in_shape, num_classes)
+            fcn(c * size[0] * size[1], FCN_HIDDEN, num_classes)
+            if kind == "fcn"
+            else cnn(in_shape, num_classes, tuple(channels) if channels is not None else CNN_CHANNELS)
         )
 
     def forward(self, x: Tensor) -> Tensor:

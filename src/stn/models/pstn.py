@@ -32,8 +32,11 @@ class ProbabilisticNet(nn.Module):
         num_classes: outputs.
         stn: ``False``: the CNN alone (a fixed :class:`~stn.models.paper.Resample` in front).
         transform: the family (default ``affine``); ``transform_options`` its options.
-        samples, prior_scale, init_scale, kl_weight, kl_anneal_steps: those of
-            :class:`~stn.probabilistic.ProbabilisticSpatialTransformer`.
+        samples: warps per image (see :class:`~stn.probabilistic.ProbabilisticSpatialTransformer`).
+        prior_scale: the prior's scale ``σ_p`` (as the layer's).
+        init_scale: ``σ`` before training (as the layer's; ``None``: ``prior_scale``).
+        kl_weight: the weight ``β`` of the KL term (as the layer's).
+        kl_anneal_steps: training steps over which ``β`` ramps up (as the layer's).
         **st_options: its sampling options (``fill``, ``padding_mode``, ...).
 
     Shapes: ``(N, C, H, W)`` in; log-probabilities ``(N, num_classes)`` out in eval mode,

@@ -123,11 +123,14 @@ class PolarNet(nn.Module):
         stn: ``False``: resample about the image centre (no origin predictor).
         transform: must be ``"polar"`` (the engine passes the run's ``--transform``).
         polar_size: ``(angles, radii)`` of the polar image.
-        max_radius, min_radius: the ``polar`` family's options (normalised units; ``None`` for
-            ``min_radius``: ``max_radius / 10``, about 1.4 pixels of a 28-pixel image).
+        max_radius: the ``polar`` family's largest radius (normalised units).
+        min_radius: its smallest radius (normalised units); ``None``: ``max_radius / 10``, about
+            1.4 pixels of a 28-pixel image.
         origin_jitter: origin augmentation while training (normalised units; see
             :class:`~stn.polar.PolarTransformer`).
-        channels, strides, pool: the classifier's (see :class:`PolarClassifier`).
+        channels: the classifier's widths (see :class:`PolarClassifier`).
+        strides: the classifier's strides on the radius axis (see :class:`PolarClassifier`).
+        pool: the classifier's pooling, ``"angle"`` or ``"all"`` (see :class:`PolarClassifier`).
         transform_options: ``max_radius`` and ``min_radius`` may come here too (as the engine's
             ``transform_options`` of other models).
         **st_options: other arguments of :class:`~stn.polar.PolarTransformer` (``fill``,

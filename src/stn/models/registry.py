@@ -25,7 +25,13 @@ _FROM_DATA = ("input_shape", "num_classes")
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: its factory, the data set it was made for, and one line about it."""
+    """A registered model: its factory, the data set it was made for, and one line about it.
+
+    Examples:
+        >>> entry = describe("seed-cifar")
+        >>> entry.name, entry.default_dataset
+        ('seed-cifar', 'cifar10')
+    """
 
     name: str
     factory: Callable[..., nn.Module]
@@ -41,6 +47,16 @@ def register(name: str, default_dataset: str, description: str) -> Callable:
 
     Raises:
         ValueError: ``name`` is already registered.
+
+    Examples:
+        Not run: it would register the name for the whole process.
+
+        >>> from torch import nn
+        >>> @register("linear", "mnist", "a linear classifier")  # doctest: +SKIP
+        ... def linear(input_shape=(1, 28, 28), num_classes=10, **options):
+        ...     c, h, w = input_shape
+        ...     return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, num_classes))
+        >>> create("linear")  # doctest: +SKIP
     """
 
     def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -55,7 +71,7 @@ def register(name: str, default_dataset: str, description: str) -> Callable:
 def list_models() -> list[str]:
     """Names of the registered models, sorted.
 
-    Example:
+    Examples:
         >>> "seed-cifar" in list_models()
         True
     """
@@ -63,7 +79,12 @@ def list_models() -> list[str]:
 
 
 def describe(name: str) -> ModelEntry:
-    """The registry entry of ``name``; ``ValueError`` if unknown."""
+    """The registry entry of ``name``; ``ValueError`` if unknown.
+
+    Examples:
+        >>> describe("paper-cnn").description.startswith("the paper's distorted-MNIST CNN")
+        True
+    """
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
     return _REGISTRY[name]
@@ -82,7 +103,7 @@ def options(name: str) -> list[str]:
     spatial transformer, the transformer's sampling options. ``input_shape`` and ``num_classes``
     come from the data and are not listed.
 
-    Example:
+    Examples:
         >>> {"stn", "transform", "recurrent_steps", "padding_mode"} <= set(options("paper-cnn"))
         True
     """
@@ -100,7 +121,15 @@ def options(name: str) -> list[str]:
 
 
 def check_options(name: str, given: typing.Iterable[str]) -> None:
-    """``ValueError`` (one line, listing what model ``name`` takes) for an option it does not take."""
+    """``ValueError`` (one line, listing what model ``name`` takes) for an option it does not take.
+
+    Examples:
+        >>> check_options("tutorial-mnist", ["transform"])
+        >>> check_options("tutorial-mnist", ["depth"])
+        Traceback (most recent call last):
+        ...
+        ValueError: model 'tutorial-mnist' does not take depth; it takes stn, transform, ...
+    """
     accepted = options(name)
     unknown = [key for key in given if key not in accepted and key not in _FROM_DATA]
     if unknown:
@@ -115,7 +144,7 @@ def create(name: str, weights: str | os.PathLike | None = None, **options: objec
     path)``, from stn or from the seed's or the PyTorch tutorial's own code for ``seed-cifar`` and
     ``tutorial-mnist``), loaded with ``weights_only=True``; ``ValueError`` naming what does not fit.
 
-    Example:
+    Examples:
         >>> import torch
         >>> model = create("tutorial-mnist")
         >>> model(torch.zeros(2, 1, 28, 28)).shape

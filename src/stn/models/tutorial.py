@@ -41,8 +41,8 @@ class Net(nn.Module):
         loc_hidden: width of the hidden layer of ``fc_loc``.
         stn: ``False`` gives the same network without the transformer (no ``localization`` and
             ``fc_loc``).
-        transform, **st_options: the transformer's family and the other arguments of
-            :class:`~stn.layers.SpatialTransformer` (``padding_mode``, ``fill``, ...).
+        transform: the transformer's family (see :mod:`stn.transforms`).
+        **st_options: the other arguments of :class:`~stn.layers.SpatialTransformer` (``padding_mode``, ``fill``, ...).
         transform_options: options of the family (``stn.transforms.get(transform, **options)``).
         recurrent_steps: above 0, an inverse-compositional
             :class:`~stn.layers.RecurrentSpatialTransformer` with that many steps (IC-STN).
@@ -102,13 +102,29 @@ class Net(nn.Module):
         """The spatial transformer over :attr:`localization` and :attr:`fc_loc` (``None`` without one)."""
         return self._stn
 
+    @stn.setter
+    def stn(self, value: nn.Module | None) -> None:
+        """Replace the transformer: ``None`` reads the input as is; a module made of other weights
+        than :attr:`localization` and :attr:`fc_loc` becomes the child ``stn``."""
+        self._modules.pop("stn", None)
+        ours = {id(p) for p in self.parameters()}
+        if value is not None and not all(id(p) in ours for p in value.parameters()):
+            self._modules["stn"] = value
+        object.__setattr__(self, "_stn", value)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "stn":  # nn.Module would register a module itself, never calling the setter
+            type(self).stn.fset(self, value)
+        else:
+            super().__setattr__(name, value)
+
     def spatial_transformers(self) -> list[SpatialTransformer]:
         """The model's spatial transformers (see :func:`stn.observe.transformers`)."""
-        return [] if self._stn is None else [self._stn]
+        return [self._stn] if isinstance(self._stn, SpatialTransformer) else []
 
     def _apply(self, fn, recurse: bool = True):
         super()._apply(fn, recurse)
-        if self._stn is not None:
+        if self._stn is not None and "stn" not in self._modules:
             self._stn._apply(fn, recurse=False)  # its own buffers (the fill); its modules are ours
         return self
 

@@ -92,7 +92,22 @@ def predict_files(
 ) -> PredictedFiles:
     """:func:`predict` the ``inputs``, give each table line to ``echo``, and write the outputs
     of :class:`PredictionWriter` into ``out`` (none without ``out``; ``boxes`` and
-    ``save_transformed`` need it)."""
+    ``save_transformed`` need it).
+
+    Examples:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> import stn
+        >>> from stn.export import export
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> meta = {"classes": [str(d) for d in range(10)], "mean": [0.1307], "std": [0.3081]}
+        >>> path = export(stn.models.create("tutorial-mnist"), (1, 28, 28), folder / "m.pt2", metadata=meta)
+        >>> predictor = load_predictor(path)
+        >>> Image.new("L", (28, 28)).save(folder / "blank.png")
+        >>> done = predict_files(predictor, [folder / "blank.png"], folder / "out", top_k=3, boxes=True)
+        >>> done.count, [p.name for p in done.written]
+        (1, ['predictions.csv', 'predictions.json'])
+    """
     if out is None and (boxes or save_transformed):
         raise ValueError("boxes and transformed images are written to files: give an output folder")
     writer = PredictionWriter(out, predictor, top_k, save_transformed) if out is not None else None

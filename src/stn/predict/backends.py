@@ -34,6 +34,21 @@ class Predictor:
         tta: whether flip test-time augmentation is part of the prediction.
         transform, align_corners, k: the first transformer's family, sampling convention and
             count, when it reads the image (else ``transform`` is ``None``).
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import stn
+        >>> from stn.export import export
+        >>> meta = {"classes": [str(d) for d in range(10)], "mean": [0.1307], "std": [0.3081]}
+        >>> model = stn.models.create("tutorial-mnist")
+        >>> path = export(model, (1, 28, 28), Path(tempfile.mkdtemp()) / "mnist.pt2", metadata=meta)
+        >>> predictor = load_predictor(path)
+        >>> predictor.backend, predictor.input_shape, predictor.transform.name
+        ('torch.export', (1, 28, 28), 'affine')
+        >>> output, params, transformed = predictor.run(torch.zeros(2, 1, 28, 28), extras=True)
+        >>> tuple(output.shape), tuple(params.shape), tuple(transformed.shape)
+        ((2, 10), (2, 1, 6), (2, 1, 28, 28))
     """
 
     source: Path
@@ -72,8 +87,24 @@ def load_predictor(
         tta: flip test-time augmentation for a run (default: as the run was evaluated, its
             config's ``flip_tta``); an exported file has it in its graph or not (``ValueError``
             if ``tta`` asks otherwise).
-        model, data_root: ``target`` is a plain ``state_dict`` file of the registered ``model``
-            (see :func:`stn.engine.run.load_model`), its classes and statistics from its data set.
+        model: ``target`` is then a plain ``state_dict`` file of this registered model (see
+            :func:`stn.engine.run.load_model`), its classes and statistics from its data set.
+        data_root: where that data set is read from.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import stn
+        >>> from stn.export import export
+        >>> meta = {"classes": [str(d) for d in range(10)], "mean": [0.1307], "std": [0.3081]}
+        >>> path = Path(tempfile.mkdtemp()) / "m.pt2"
+        >>> path = export(stn.models.create("tutorial-mnist"), (1, 28, 28), path, metadata=meta)
+        >>> load_predictor(path).classes[:3]
+        ['0', '1', '2']
+        >>> load_predictor(path, tta=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: ... does not have flip test-time augmentation in its graph: export it again to change that
     """
     path = Path(target)
     if path.suffix == ".onnx":

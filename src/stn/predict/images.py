@@ -20,7 +20,18 @@ class ImageError(ValueError):
 def image_files(inputs: Sequence[str | os.PathLike]) -> Iterator[Path]:
     """The files named in ``inputs``, folders expanded (recursively, sorted, lazily) to the image
     files under them. A file named directly is taken whatever its suffix. ``ValueError`` for a
-    path that does not exist (checked for all of them before the first is yielded)."""
+    path that does not exist (checked for all of them before the first is yielded).
+
+    Examples:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / "b").mkdir()
+        >>> for name in ("a.png", "b/c.jpg", "notes.txt"):
+        ...     Image.new("L", (4, 4)).save(folder / name, format="PNG")
+        >>> [p.relative_to(folder).as_posix() for p in image_files([folder])]
+        ['a.png', 'b/c.jpg']
+    """
     paths = [Path(p) for p in inputs]
     for path in paths:
         if not path.exists():
@@ -48,7 +59,17 @@ def read_image(path: str | os.PathLike, input_shape: Sequence[int]) -> tuple[np.
     is upright, its width and height those shown), 16-bit grey scaled by 255/65535 and float grey
     read as 0..1 (not clipped), transparency composited on white.
     ``ImageError`` naming the file if it is not an image, is truncated or corrupt, or has a mode
-    that cannot be converted."""
+    that cannot be converted.
+
+    Examples:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> path = Path(tempfile.mkdtemp()) / "wide.png"
+        >>> Image.new("RGB", (60, 20), color=(255, 0, 0)).save(path)
+        >>> array, size = read_image(path, (1, 28, 28))  # grey, resized to 28 x 28
+        >>> array.shape, array.dtype.name, size
+        ((1, 28, 28), 'uint8', (60, 20))
+    """
     from stn.data.formats import UnreadableImage, decode_image, strict_pillow
 
     channels, height, width = (int(v) for v in input_shape)

@@ -93,6 +93,15 @@ def regions(
     Returns:
         ``(N, k, 4, 2)`` pixel ``(x, y)``: ``(0, 0)`` the original's top-left corner,
         ``(width, height)`` its bottom-right corner.
+
+    Examples:
+        >>> from stn import transforms as T
+        >>> half = torch.tensor([[0.5, 0.0, 0.0]])  # attention: the middle half
+        >>> regions(T.get("attention"), half, (28, 28), [(200, 100)])  # of a 200 x 100 original
+        tensor([[[[ 50.,  25.],
+                  [150.,  25.],
+                  [150.,  75.],
+                  [ 50.,  75.]]]])
     """
     if params.dim() == 2:
         params = params.unsqueeze(1)
@@ -127,6 +136,26 @@ def predict(
         skip_bad_images: an unreadable image goes in the batch's ``skipped`` instead of raising
             :class:`ImageError`.
         progress: a tqdm bar on stderr (default: when stderr is a terminal).
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from PIL import Image
+        >>> import stn
+        >>> from stn.export import export
+        >>> from stn.predict import load_predictor
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> meta = {"classes": [str(d) for d in range(10)], "mean": [0.1307], "std": [0.3081]}
+        >>> path = export(stn.models.create("tutorial-mnist"), (1, 28, 28), folder / "m.pt2", metadata=meta)
+        >>> predictor = load_predictor(path)
+        >>> for i in range(3):
+        ...     Image.new("L", (40, 30), color=80 * i).save(folder / f"image-{i}.png")
+        >>> batches = list(predict(predictor, [folder], top_k=2, batch_size=2, boxes=True))
+        >>> [len(b.predictions) for b in batches], batches[0].predictions[0].file.endswith("image-0.png")
+        ([2, 1], True)
+        >>> record = batches[0].predictions[0].record()
+        >>> (record["width"], record["height"]), len(record["top_k"]), len(record["regions"][0])
+        ((40, 30), 2, 4)
     """
     if not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")

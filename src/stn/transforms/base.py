@@ -14,27 +14,45 @@ import torch
 from torch import Tensor
 
 Size2 = tuple[int, int]
+Size = tuple[int, ...]
 INVERSE_TOL = 1e-6  # default accuracy of numerical inverses, normalised units (1/2000 pixel at 1000 pixels)
 
 
-def check_size(size: Sequence[int] | int, what: str = "size") -> Size2:
-    """Return ``size`` as a pair ``(H, W)`` of positive ints, or raise ``ValueError``.
+def check_size(size: Sequence[int] | int, what: str = "size", ndim: int = 2) -> Size:
+    """Return ``size`` as ``(H, W)`` (``ndim=2``) or ``(D, H, W)`` (``ndim=3``) positive ints, or
+    raise ``ValueError``.
 
     Anything that is an integer in Python's sense is accepted: ``int``, numpy integers, integer
     tensors of one element (``x.shape`` while ``torch.jit.trace`` runs) and symbolic sizes under
-    ``torch.compile``; a pair may be any sequence or array of two of them.
+    ``torch.compile``; a single one stands for every side, a tuple may be any sequence or array of
+    ``ndim`` of them.
+
+    Examples:
+        >>> check_size(28), check_size((32, 48))
+        ((28, 28), (32, 48))
+        >>> check_size((0, 4), "output size")
+        Traceback (most recent call last):
+        ...
+        ValueError: output size must be two positive integers (H, W), got (0, 4)
     """
+    axes = _AXES[ndim]
     single = _as_size_int(size)
     if single is not None:
-        size = (single, single)
+        size = (single,) * ndim
     try:
-        h, w = size  # type: ignore[misc]
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be (H, W), got {size!r}") from None
-    hw = _as_size_int(h), _as_size_int(w)
-    if hw[0] is None or hw[1] is None or hw[0] <= 0 or hw[1] <= 0:
-        raise ValueError(f"{what} must be two positive integers (H, W), got {_shown(h), _shown(w)!r}")
-    return hw  # type: ignore[return-value]
+        sides = tuple(size)  # type: ignore[arg-type]
+    except TypeError:
+        sides = ()
+    if len(sides) != ndim:
+        raise ValueError(f"{what} must be {axes}, got {size!r}")
+    ints = tuple(_as_size_int(n) for n in sides)
+    if any(n is None or n <= 0 for n in ints):
+        count = {2: "two", 3: "three"}[ndim]
+        raise ValueError(f"{what} must be {count} positive integers {axes}, got {tuple(_shown(n) for n in sides)!r}")
+    return ints  # type: ignore[return-value]
+
+
+_AXES = {2: "(H, W)", 3: "(D, H, W)"}
 
 
 def _as_size_int(value: object) -> int | None:
@@ -54,21 +72,30 @@ def _shown(value: object) -> object:
 
 
 def base_grid(
-    size: Sequence[int],
+    size: Sequence[int] | int,
     align_corners: bool = False,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
 ) -> Tensor:
-    """Normalised ``(x, y)`` coordinates of the pixel centres of an ``(H, W)`` image.
+    """Normalised coordinates of the pixel (voxel) centres of an ``(H, W)`` image or a
+    ``(D, H, W)`` volume (a single int is a square image).
 
     Returns:
-        ``(H, W, 2)``; the identity grid for ``grid_sample`` under the library's convention.
+        ``(H, W, 2)`` points ``(x, y)``, or ``(D, H, W, 3)`` points ``(x, y, z)``: the identity grid
+        for ``grid_sample`` under the library's convention.
+
+    Examples:
+        >>> base_grid((2, 2))  # pixel centres, align_corners=False
+        tensor([[[-0.5000, -0.5000],
+                 [ 0.5000, -0.5000]],
+        <BLANKLINE>
+                [[-0.5000,  0.5000],
+                 [ 0.5000,  0.5000]]])
     """
-    h, w = check_size(size)
-    ys, xs = torch.meshgrid(
-        _axis(h, align_corners, device, dtype), _axis(w, align_corners, device, dtype), indexing="ij"
-    )
-    return torch.stack((xs, ys), dim=-1)
+    ndim = 2 if _as_size_int(size) is not None else len(size)  # type: ignore[arg-type]
+    sides = check_size(size, ndim=ndim if ndim in _AXES else 2)
+    axes = torch.meshgrid(*(_axis(n, align_corners, device, dtype) for n in sides), indexing="ij")
+    return torch.stack(axes[::-1], dim=-1)
 
 
 def _axis(n: int, align_corners: bool, device: torch.device | str | None, dtype: torch.dtype | None) -> Tensor:
@@ -82,15 +109,34 @@ class Transform:
 
     Subclasses implement :meth:`_points`; the public methods validate their inputs and raise
     ``ValueError`` with a message naming the problem.
+
+    Examples:
+        >>> import torch
+        >>> from stn.transforms import get
+        >>> tps = get("tps", grid_size=3)
+        >>> params = tps.identity(2)
+        >>> params.shape, tps.grid(params, (5, 7)).shape
+        (torch.Size([2, 18]), torch.Size([2, 5, 7, 2]))
+        >>> points = torch.tensor([[[0.5, -0.25]], [[0.0, 0.0]]])
+        >>> torch.equal(tps.transform_points(params, points), points)
+        True
     """
 
     name: str = ""
     num_params: int = 0
+    ndim: int = 2  # spatial dimensions: 2 for images (N, C, H, W), 3 for volumes (N, C, D, H, W)
 
     def identity(
         self, batch: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> Tensor:
-        """Parameters of the identity map, ``(batch, num_params)``."""
+        """Parameters of the identity map, ``(batch, num_params)``.
+
+        Examples:
+            >>> from stn.transforms import get
+            >>> get("affine").identity(2)
+            tensor([[1., 0., 0., 0., 1., 0.],
+                    [1., 0., 0., 0., 1., 0.]])
+        """
         if not isinstance(batch, int) or batch < 0:
             raise ValueError(f"batch must be a non-negative int, got {batch!r}")
         row = torch.tensor(self._identity_row(), device=device, dtype=dtype or torch.get_default_dtype())
@@ -98,29 +144,54 @@ class Transform:
 
     def grid(self, params: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
         """Sampling grid for ``grid_sample``: ``(N, H, W, 2)`` input locations read by each
-        output pixel of an output of ``size = (H, W)``."""
+        output pixel of an output of ``size = (H, W)``; for a volume family ``(N, D, H, W, 3)``
+        for ``size = (D, H, W)``.
+
+        Examples:
+            >>> from stn.transforms import get
+            >>> get("translation").grid(torch.tensor([[0.5, 0.0]]), (1, 2))  # reads half a width to the right
+            tensor([[[[0., 0.],
+                      [1., 0.]]]])
+        """
         params = self.check_params(params)
-        h, w = check_size(size, "output size")
-        points = base_grid((h, w), align_corners, params.device, params.dtype).view(1, h * w, 2)
-        return self._points(params, points.expand(params.shape[0], -1, -1)).view(-1, h, w, 2)
+        size = check_size(size, "output size", self.ndim)
+        points = base_grid(size, align_corners, params.device, params.dtype).view(1, -1, self.ndim)
+        return self._points(params, points.expand(params.shape[0], -1, -1)).view(-1, *size, self.ndim)
 
     def transform_points(self, params: Tensor, points: Tensor) -> Tensor:
-        """Map normalised output locations ``(N, P, 2)`` to the input locations they read."""
+        """Map normalised output locations ``(N, P, 2)`` (volumes: ``(N, P, 3)``) to the input
+        locations they read.
+
+        Examples:
+            >>> from stn.transforms import get
+            >>> zoom = torch.tensor([[0.5, 0.1, -0.2]])  # attention: s, tx, ty
+            >>> get("attention").transform_points(zoom, torch.tensor([[[1.0, 1.0]]]))
+            tensor([[[0.6000, 0.3000]]])
+        """
         params = self.check_params(params)
         return self._points(params, self._check_points(params, points).to(params.dtype))
 
     def inverse_transform_points(
         self, params: Tensor, points: Tensor, tol: float = INVERSE_TOL, max_iter: int = 50
     ) -> Tensor:
-        """Map normalised input locations ``(N, P, 2)`` to the output locations that read them:
-        the inverse of :meth:`transform_points`.
+        """Map normalised input locations ``(N, P, 2)`` (volumes: ``(N, P, 3)``) to the output
+        locations that read them: the inverse of :meth:`transform_points`.
 
         Exact for the matrix families. For the others, Newton's method on :meth:`transform_points`
         (central-difference Jacobian, in float64, started from ``p - (T(p) - p)``) finds each
         ``q`` with ``max |T(q) - p| <= tol`` in normalised units; points it does not reach within
         ``max_iter`` steps (where the map folds over itself) come back as NaN. Gradients reach
         ``params`` and ``points`` through the implicit-function theorem (one last Newton step).
-        Returns ``(N, P, 2)`` in the parameters' dtype, as :meth:`transform_points`.
+        Returns ``(N, P, ndim)`` in the parameters' dtype, as :meth:`transform_points`.
+
+        Examples:
+            >>> from stn.transforms import get
+            >>> tps = get("tps")
+            >>> params = 0.1 * torch.randn(1, tps.num_params, generator=torch.Generator().manual_seed(0))
+            >>> points = torch.tensor([[[0.3, -0.2], [0.0, 0.5]]])
+            >>> back = tps.transform_points(params, tps.inverse_transform_points(params, points))
+            >>> torch.allclose(back, points, atol=1e-5)
+            True
         """
         params = self.check_params(params)
         points = self._check_points(params, points)
@@ -134,34 +205,43 @@ class Transform:
                 residual = self._points(theta, q) - target
                 if not bool(residual.abs().amax() > tol):
                     break
-                q = q - _solve2(self._jacobian(theta, q), residual)
+                q = q - _solve(self._jacobian(theta, q), residual)
             jacobian = self._jacobian(theta, q)
             reached = (self._points(theta, q) - target).abs().amax(-1, keepdim=True) <= tol
-        q = q - _solve2(jacobian, self._points(theta, q) - target)  # carries the gradient, moves q by < tol
+        q = q - _solve(jacobian, self._points(theta, q) - target)  # carries the gradient, moves q by < tol
         return torch.where(reached, q, torch.full_like(q, math.nan)).to(params.dtype)
 
     def region(self, params: Tensor) -> Tensor:
         """The region each output reads, ``(N, 4, 2)`` normalised input points: where the output's
         corners ``(-1, -1), (1, -1), (1, 1), (-1, 1)`` (top-left, top-right, bottom-right,
         bottom-left) are read. Families whose corners do not outline what they read say otherwise
-        (``polar``: the box around its disk)."""
+        (``polar``: the box around its disk).
+
+        Examples:
+            >>> from stn.transforms import get
+            >>> get("attention").region(torch.tensor([[0.5, 0.0, 0.0]]))  # the middle half
+            tensor([[[-0.5000, -0.5000],
+                     [ 0.5000, -0.5000],
+                     [ 0.5000,  0.5000],
+                     [-0.5000,  0.5000]]])
+        """
         params = self.check_params(params)
         corners = params.new_tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
         return self._points(params, corners.expand(params.shape[0], 4, 2))
 
     def _jacobian(self, params: Tensor, points: Tensor, step: float = 1e-6) -> Tensor:
-        """``(N, P, 2, 2)`` Jacobian of :meth:`_points` at ``points``, ``J[..., i, j] = d out_i / d p_j``."""
+        """``(N, P, d, d)`` Jacobian of :meth:`_points` at ``points``, ``J[..., i, j] = d out_i / d p_j``."""
         columns = []
-        for axis in range(2):
+        for axis in range(self.ndim):
             h = torch.zeros_like(points)
             h[..., axis] = step
             columns.append((self._points(params, points + h) - self._points(params, points - h)) / (2 * step))
         return torch.stack(columns, dim=-1)
 
     def _check_points(self, params: Tensor, points: Tensor) -> Tensor:
-        if not isinstance(points, Tensor) or points.dim() != 3 or points.shape[-1] != 2:
+        if not isinstance(points, Tensor) or points.dim() != 3 or points.shape[-1] != self.ndim:
             shape = tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__
-            raise ValueError(f"points must have shape (N, P, 2), got {shape}")
+            raise ValueError(f"points must have shape (N, P, {self.ndim}), got {shape}")
         if points.shape[0] != params.shape[0]:
             raise ValueError(f"points batch {points.shape[0]} does not match parameter batch {params.shape[0]}")
         if not points.is_floating_point():
@@ -169,7 +249,16 @@ class Transform:
         return points
 
     def check_params(self, params: Tensor) -> Tensor:
-        """Return ``params`` if it is a floating ``(N, num_params)`` tensor, else raise."""
+        """Return ``params`` if it is a floating ``(N, num_params)`` tensor, else raise ``ValueError``.
+
+        Examples:
+            >>> import torch
+            >>> from stn.transforms import get
+            >>> get("affine").check_params(torch.zeros(2, 4))
+            Traceback (most recent call last):
+            ...
+            ValueError: affine transform expects parameters of shape (N, 6), got (2, 4)
+        """
         if not isinstance(params, Tensor):
             raise ValueError(f"{self.name} parameters must be a tensor, got {type(params).__name__}")
         if params.dim() != 2 or params.shape[1] != self.num_params:
@@ -188,7 +277,16 @@ class Transform:
 
     @property
     def options(self) -> dict[str, object]:
-        """Constructor options: ``get(t.name, **t.options)`` rebuilds an equal transform."""
+        """Constructor options: ``get(t.name, **t.options)`` rebuilds an equal transform.
+
+        Examples:
+            >>> from stn.transforms import get
+            >>> tps = get("tps", grid_size=3)
+            >>> tps.options
+            {'grid_size': (3, 3), 'max_offset': None}
+            >>> get(tps.name, **tps.options) == tps
+            True
+        """
         return {}
 
     def __repr__(self) -> str:
@@ -228,12 +326,28 @@ def _positive_bound(value: object, what: str) -> float | None:
 
 
 class MatrixTransform(Transform):
-    """A family whose maps are 3x3 matrices on homogeneous coordinates."""
+    """A family whose maps are matrices on homogeneous coordinates: 3x3 for images, 4x4 for volumes.
+
+    Examples:
+        >>> from stn.transforms import get
+        >>> affine = get("affine")
+        >>> isinstance(affine, MatrixTransform), affine.matrix(affine.identity(1)).shape
+        (True, torch.Size([1, 3, 3]))
+    """
 
     projective = False
 
     def matrix(self, params: Tensor) -> Tensor:
-        """The ``(N, 3, 3)`` matrix ``M`` with ``(x_in, y_in, 1) ~ M (x_out, y_out, 1)``."""
+        """The ``(N, 3, 3)`` matrix ``M`` with ``(x_in, y_in, 1) ~ M (x_out, y_out, 1)``; for a
+        volume family the ``(N, 4, 4)`` one with ``(x_in, y_in, z_in, 1) = M (x_out, y_out, z_out, 1)``.
+
+        Examples:
+            >>> from stn.transforms import get
+            >>> get("translation").matrix(torch.tensor([[0.25, -0.5]]))
+            tensor([[[ 1.0000,  0.0000,  0.2500],
+                     [ 0.0000,  1.0000, -0.5000],
+                     [ 0.0000,  0.0000,  1.0000]]])
+        """
         return self._matrix(self.check_params(params))
 
     def _matrix(self, params: Tensor) -> Tensor:
@@ -241,8 +355,9 @@ class MatrixTransform(Transform):
 
     def grid(self, params: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
         params = self.check_params(params)
-        h, w = check_size(size, "output size")
+        size = check_size(size, "output size", self.ndim)
         if self.projective:
+            h, w = size
             # Separable in x and y: (N, 1, W, 2) + (N, H, 1, 2), then the homogeneous division.
             m = self._matrix(params)[:, None, None]  # (N, 1, 1, 3, 3)
             xs = _axis(w, align_corners, params.device, params.dtype).view(w, 1)
@@ -252,9 +367,10 @@ class MatrixTransform(Transform):
             return grid / _away_from_zero(z).unsqueeze(-1)
         # The homogeneous base grid times θᵀ, as F.affine_grid computes it (the same numbers, bit for
         # bit), but traceable with a changing batch size and kept out of autocast's low precision.
-        base = _affine_base((h, w), align_corners, params.device, params.dtype).expand(params.shape[0], -1, -1)
+        base = _affine_base(size, align_corners, params.device, params.dtype).expand(params.shape[0], -1, -1)
+        d = self.ndim
         with autocast_off(params):
-            return base.bmm(self._matrix(params)[:, :2, :].transpose(1, 2)).view(-1, h, w, 2)
+            return base.bmm(self._matrix(params)[:, :d, :].transpose(1, 2)).view(-1, *size, d)
 
     def _points(self, params: Tensor, points: Tensor) -> Tensor:
         return apply_matrix(self._matrix(params), points, projective=self.projective)
@@ -267,9 +383,10 @@ class MatrixTransform(Transform):
         return apply_matrix(invert(self._matrix(params)), points.to(params.dtype), projective=self.projective)
 
 
-def _affine_base(size: Size2, align_corners: bool, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """``(1, H*W, 3)`` homogeneous pixel centres ``(x, y, 1)``, computed as ``F.affine_grid`` does
-    (``linspace(-1, 1, n) * (n - 1) / n`` without ``align_corners``), so grids match it bit for bit."""
+def _affine_base(size: Size, align_corners: bool, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``(1, prod(size), d + 1)`` homogeneous pixel centres ``(x, y[, z], 1)``, computed as
+    ``F.affine_grid`` does (``linspace(-1, 1, n) * (n - 1) / n`` without ``align_corners``), so grids
+    match it bit for bit."""
 
     def axis(n: int) -> Tensor:
         line = (
@@ -279,29 +396,39 @@ def _affine_base(size: Size2, align_corners: bool, device: torch.device, dtype: 
         )
         return line if align_corners else line * (n - 1) / n
 
-    h, w = size
-    base = torch.ones(h, w, 3, device=device, dtype=dtype)
-    base[..., 0] = axis(w)
-    base[..., 1] = axis(h).unsqueeze(-1)
-    return base.view(1, h * w, 3)
+    d = len(size)
+    base = torch.ones(*size, d + 1, device=device, dtype=dtype)
+    for i, n in enumerate(reversed(size)):  # x along the last axis, y the one before, z the first
+        base[..., i] = axis(n).view(n, *([1] * i))
+    return base.view(1, -1, d + 1)
 
 
 def apply_matrix(matrix: Tensor, points: Tensor, projective: bool = True, eps: float = 1e-8) -> Tensor:
-    """Apply ``(N, 3, 3)`` matrices to ``(N, P, 2)`` points.
+    """Apply ``(N, 3, 3)`` matrices to ``(N, P, 2)`` points, or ``(N, 4, 4)`` ones to ``(N, P, 3)``.
 
     With ``projective`` the result is divided by the homogeneous coordinate, which is held at
     ``±eps`` where it is closer to zero, so that points sent to infinity stay finite. Without
-    it the last row is taken to be ``(0, 0, 1)``.
+    it the last row is taken to be ``(0, ..., 0, 1)``.
+
+    Examples:
+        >>> m = torch.tensor([[[2.0, 0.0, 1.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]]])
+        >>> apply_matrix(m, torch.tensor([[[1.0, 1.0]]]))  # (3, 2, 2) / 2
+        tensor([[[1.5000, 1.0000]]])
     """
     # Elementwise, not a matmul: autocast and TF32 leave it in the matrix's own precision, and it
     # traces with a dynamic batch (F.affine_grid does not). MatrixTransform.grid does the same.
-    x, y = points[..., :1], points[..., 1:]
+    d = points.shape[-1]
     m = matrix[:, None]
-    out = x * m[..., :2, 0] + y * m[..., :2, 1] + m[..., :2, 2]
+    out = points[..., :1] * m[..., :d, 0]
+    for j in range(1, d):
+        out = out + points[..., j : j + 1] * m[..., :d, j]
+    out = out + m[..., :d, d]
     if not projective:
         return out
-    w = x * m[..., 2:, 0] + y * m[..., 2:, 1] + m[..., 2:, 2]
-    return out / _away_from_zero(w, eps)
+    w = points[..., :1] * m[..., d:, 0]
+    for j in range(1, d):
+        w = w + points[..., j : j + 1] * m[..., d:, j]
+    return out / _away_from_zero(w + m[..., d:, d], eps)
 
 
 def _away_from_zero(w: Tensor, eps: float = 1e-8) -> Tensor:
@@ -312,25 +439,49 @@ def _away_from_zero(w: Tensor, eps: float = 1e-8) -> Tensor:
 
 def autocast_off(t: Tensor) -> AbstractContextManager:
     """Autocast switched off on ``t``'s device where it is on: a matmul in a grid stays in the
-    parameters' precision (bfloat16 offsets would move a 64-pixel grid by 1/8 pixel)."""
+    parameters' precision (bfloat16 offsets would move a 64-pixel grid by 1/8 pixel).
+
+    Examples:
+        >>> import torch
+        >>> a = torch.rand(2, 2)
+        >>> with torch.autocast("cpu", dtype=torch.bfloat16), autocast_off(a):
+        ...     (a @ a).dtype
+        torch.float32
+    """
     kind = t.device.type
     if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
         return torch.autocast(kind, enabled=False)
     return nullcontext()
 
 
-def _solve2(a: Tensor, b: Tensor) -> Tensor:
-    """``a⁻¹ b`` for ``(..., 2, 2)`` matrices and ``(..., 2)`` vectors, in closed form (NaN if singular)."""
-    det = a[..., 0, 0] * a[..., 1, 1] - a[..., 0, 1] * a[..., 1, 0]
-    x = a[..., 1, 1] * b[..., 0] - a[..., 0, 1] * b[..., 1]
-    y = a[..., 0, 0] * b[..., 1] - a[..., 1, 0] * b[..., 0]
-    return torch.stack((x, y), dim=-1) / det.unsqueeze(-1)
+def _solve(a: Tensor, b: Tensor) -> Tensor:
+    """``a⁻¹ b`` for ``(..., d, d)`` matrices and ``(..., d)`` vectors, ``d`` 2 or 3, in closed form
+    (NaN where ``a`` is singular)."""
+    if a.shape[-1] == 2:
+        det = a[..., 0, 0] * a[..., 1, 1] - a[..., 0, 1] * a[..., 1, 0]
+        x = a[..., 1, 1] * b[..., 0] - a[..., 0, 1] * b[..., 1]
+        y = a[..., 0, 0] * b[..., 1] - a[..., 1, 0] * b[..., 0]
+        return torch.stack((x, y), dim=-1) / det.unsqueeze(-1)
+    r0, r1, r2 = a.unbind(-2)  # rows; column i of a⁻¹ is (r_{i+1} x r_{i+2}) / det
+    c0, c1, c2 = torch.linalg.cross(r1, r2), torch.linalg.cross(r2, r0), torch.linalg.cross(r0, r1)
+    det = (r0 * c0).sum(-1, keepdim=True)
+    return (c0 * b[..., :1] + c1 * b[..., 1:2] + c2 * b[..., 2:]) / det
 
 
 def invert(matrix: Tensor) -> Tensor:
-    """Inverse of ``(N, 3, 3)`` transformation matrices: the map from input back to output.
+    """Inverse of ``(N, 3, 3)`` (images) or ``(N, 4, 4)`` (volumes) transformation matrices: the
+    map from input back to output.
 
     Raises ``ValueError`` naming the first singular matrix (checked outside ``torch.compile``).
+
+    Examples:
+        >>> import torch
+        >>> from stn.transforms import get
+        >>> m = get("attention").matrix(torch.tensor([[0.5, 0.2, 0.0]]))
+        >>> invert(m)
+        tensor([[[ 2.0000,  0.0000, -0.4000],
+                 [ 0.0000,  2.0000,  0.0000],
+                 [ 0.0000,  0.0000,  1.0000]]])
     """
     _check_matrix(matrix)
     inverse, info = torch.linalg.inv_ex(matrix.to(torch.promote_types(matrix.dtype, torch.float32)))
@@ -343,28 +494,44 @@ def invert(matrix: Tensor) -> Tensor:
 
 
 def compose(first: Tensor, second: Tensor) -> Tensor:
-    """``(N, 3, 3)`` matrix of the point map ``p -> second(first(p))``, i.e. ``second @ first``.
+    """``(N, 3, 3)`` (volumes: ``(N, 4, 4)``) matrix of the point map ``p -> second(first(p))``,
+    i.e. ``second @ first``.
 
     Matrices map output to input, so warping an image by ``A`` and then the result by ``B``
     reads the original at ``A(B(p))``: the single warp with matrix ``compose(B, A)``. Both
     batches must be equal, or one of them 1 (that matrix applies to every element).
+
+    Examples:
+        >>> import torch
+        >>> from stn.transforms import get
+        >>> shift = get("translation").matrix(torch.tensor([[0.5, 0.0]]))
+        >>> compose(shift, shift)[0, 0, 2]  # two shifts of 0.5: one of 1
+        tensor(1.)
     """
     _check_matrix(first)
     _check_matrix(second)
+    if first.shape[1:] != second.shape[1:]:
+        raise ValueError(f"compose: matrices of shapes {tuple(first.shape)} and {tuple(second.shape)} differ in size")
     if first.shape[0] != second.shape[0] and 1 not in (first.shape[0], second.shape[0]):
         raise ValueError(f"compose: batch {first.shape[0]} of first does not match batch {second.shape[0]} of second")
     return second @ first
 
 
 def _check_matrix(matrix: Tensor) -> None:
-    if not isinstance(matrix, Tensor) or matrix.dim() != 3 or matrix.shape[1:] != (3, 3):
+    if not isinstance(matrix, Tensor) or matrix.dim() != 3 or matrix.shape[1:] not in ((3, 3), (4, 4)):
         shape = tuple(matrix.shape) if isinstance(matrix, Tensor) else type(matrix).__name__
-        raise ValueError(f"expected matrices of shape (N, 3, 3), got {shape}")
+        raise ValueError(f"expected matrices of shape (N, 3, 3) or (N, 4, 4), got {shape}")
     if not matrix.is_floating_point():
         raise ValueError(f"matrices must be floating point, got {matrix.dtype}")
 
 
 def can_check_values(t: Tensor) -> bool:
     """Whether a check of ``t``'s values may run: not on ``meta`` tensors, nor while
-    ``torch.compile``, ``torch.export`` or ``torch.jit.trace`` trace the code."""
+    ``torch.compile``, ``torch.export`` or ``torch.jit.trace`` trace the code.
+
+    Examples:
+        >>> import torch
+        >>> can_check_values(torch.zeros(2)), can_check_values(torch.zeros(2, device="meta"))
+        (True, False)
+    """
     return t.device.type != "meta" and not torch.compiler.is_compiling() and not torch.jit.is_tracing()

@@ -26,6 +26,14 @@ class Polar(Transform):
     Args:
         max_radius: largest radius read, in normalised units (1: the half-width of the image).
         min_radius: smallest radius read; default ``max_radius / 32``.
+
+    Examples:
+        >>> import torch
+        >>> polar = Polar()
+        >>> centre = polar.identity(1)  # the origin at the centre
+        >>> polar.transform_points(centre, torch.tensor([[[1.0, -1.0], [1.0, -0.5]]]))  # max_radius, angles 0 and π/2
+        tensor([[[ 1.0000e+00,  0.0000e+00],
+                 [-4.3711e-08,  1.0000e+00]]])
     """
 
     name = "polar"
@@ -54,7 +62,16 @@ class Polar(Transform):
     def region(self, params: Tensor) -> Tensor:
         """The box around the disk each output reads, ``(N, 4, 2)``: origin ``± max_radius`` along
         each axis, corners in :meth:`Transform.region`'s order (every output corner lies on one ray
-        of the disk, so the corners themselves outline nothing)."""
+        of the disk, so the corners themselves outline nothing).
+
+        Examples:
+            >>> import torch
+            >>> Polar(max_radius=0.5).region(torch.tensor([[0.2, 0.0]]))
+            tensor([[[-0.3000, -0.5000],
+                     [ 0.7000, -0.5000],
+                     [ 0.7000,  0.5000],
+                     [-0.3000,  0.5000]]])
+        """
         origin = self.check_params(params)
         corners = origin.new_tensor([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
         return origin[:, None, :] + self.max_radius * corners
@@ -73,6 +90,13 @@ class Polar(Transform):
         location beyond its edge that would read them. The origin itself, read by no output
         location, comes back as NaN. Returns ``(N, P, 2)`` in the parameters' dtype; gradients
         reach ``params`` and ``points`` (except at the origin).
+
+        Examples:
+            >>> import torch
+            >>> polar = Polar()
+            >>> polar.inverse_transform_points(polar.identity(1), torch.tensor([[[0.0, 1.0], [0.0, 0.0]]]))
+            tensor([[[ 1.0000, -0.5000],
+                     [    nan,     nan]]])
         """
         params = self.check_params(params)
         points = self._check_points(params, points).to(params.dtype)

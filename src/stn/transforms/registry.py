@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 from stn.transforms.base import Transform
 from stn.transforms.field import DisplacementField
+from stn.transforms.field3d import DisplacementField3d
 from stn.transforms.matrix import Affine, Attention, Diffeomorphic, Projective, Similarity, Translation
+from stn.transforms.matrix3d import Affine3d, Diffeomorphic3d, Rigid3d, Similarity3d, Translation3d
 from stn.transforms.polar import Polar
 from stn.transforms.tps import ThinPlateSpline
 
@@ -20,7 +22,9 @@ def register(name: str) -> Callable[[type[Transform]], type[Transform]]:
     it from its options). The policy of every registry of stn: a name is registered once;
     registering it again is a ``ValueError``.
 
-    Example (not run: it would register the name for the whole process):
+    Examples:
+        Not run: it would register the name for the whole process.
+
         >>> from stn.transforms import Translation
         >>> @register("shift-only")  # doctest: +SKIP
         ... class Shift(Translation):
@@ -38,19 +42,37 @@ def register(name: str) -> Callable[[type[Transform]], type[Transform]]:
     return wrap
 
 
-for _family in (Translation, Attention, Similarity, Affine, Projective, ThinPlateSpline, Diffeomorphic, Polar):
+for _family in (
+    Translation,
+    Attention,
+    Similarity,
+    Affine,
+    Projective,
+    ThinPlateSpline,
+    Diffeomorphic,
+    Polar,
+    DisplacementField,
+    Translation3d,
+    Rigid3d,
+    Similarity3d,
+    Affine3d,
+    Diffeomorphic3d,
+    DisplacementField3d,
+):
     register(_family.name)(_family)
-register(DisplacementField.name)(DisplacementField)
 
 
-def names() -> list[str]:
-    """Names of the registered transform families.
+def names(ndim: int | None = 2) -> list[str]:
+    """Names of the registered transform families of ``ndim`` spatial dimensions: the image
+    families (2, the default) or the volume families (3); ``None`` lists them all.
 
-    Example:
-        >>> names()[:4]
-        ['translation', 'attention', 'similarity', 'affine']
+    Examples:
+        >>> names()[:4], names(3)[:2]
+        (['translation', 'attention', 'similarity', 'affine'], ['translation3d', 'rigid3d'])
     """
-    return list(_FAMILIES)
+    if ndim not in (2, 3, None):
+        raise ValueError(f"ndim must be 2, 3 or None, got {ndim!r}")
+    return [name for name, family in _FAMILIES.items() if ndim is None or family.ndim == ndim]
 
 
 def get(name: str | Transform, **options: object) -> Transform:
@@ -58,7 +80,7 @@ def get(name: str | Transform, **options: object) -> Transform:
 
     A :class:`Transform` instance is returned unchanged.
 
-    Example:
+    Examples:
         >>> get("tps", grid_size=3).num_params
         18
     """

@@ -23,6 +23,14 @@ class ThinPlateSpline(Transform):
         grid_size: control points per side, ``g`` or ``(rows, cols)``; default 4 (16 points, as in
             the paper).
         max_offset: if given, ``d = max_offset * tanh(θ)`` keeps offsets bounded.
+
+    Examples:
+        >>> import torch
+        >>> tps = ThinPlateSpline(grid_size=3)
+        >>> params = torch.zeros(1, tps.num_params)
+        >>> params[0, 8:10] = torch.tensor([0.2, -0.1])  # the middle control point (4 of 9) reads (0.2, -0.1)
+        >>> tps.transform_points(params, torch.tensor([[[0.0, 0.0]]]))
+        tensor([[[ 0.2000, -0.1000]]])
     """
 
     name = "tps"
@@ -39,16 +47,42 @@ class ThinPlateSpline(Transform):
         return [0.0] * self.num_params
 
     def control_points(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Tensor:
-        """The ``(K, 2)`` control points in the output, row-major."""
+        """The ``(K, 2)`` control points in the output, row-major.
+
+        Examples:
+            >>> ThinPlateSpline(grid_size=(2, 3)).control_points()
+            tensor([[-1., -1.],
+                    [ 0., -1.],
+                    [ 1., -1.],
+                    [-1.,  1.],
+                    [ 0.,  1.],
+                    [ 1.,  1.]])
+        """
         return _tps_system(*self.grid_size)[0].to(device=device, dtype=dtype or torch.get_default_dtype())
 
     def offsets(self, params: Tensor) -> Tensor:
-        """Control-point offsets ``(N, K, 2)`` (after the bound, if any)."""
+        """Control-point offsets ``(N, K, 2)`` (after the bound, if any), for parameters ``(N, 2K)``.
+
+        Examples:
+            >>> import torch
+            >>> ThinPlateSpline(grid_size=2, max_offset=0.1).offsets(torch.full((1, 8), 100.0))[0, 0]
+            tensor([0.1000, 0.1000])
+        """
         d = params.view(params.shape[0], -1, 2)
         return d if self.max_offset is None else self.max_offset * torch.tanh(d)
 
     def bending_energy(self, params: Tensor) -> Tensor:
-        """The spline's bending energy ``dᵀ L⁻¹ d`` (0 for any affine map), ``(N,)`` in float64."""
+        """The spline's bending energy ``dᵀ L⁻¹ d`` (0 for any affine map), ``(N,)`` in float64.
+
+        Examples:
+            >>> import torch
+            >>> tps = ThinPlateSpline()
+            >>> shift = torch.tensor([0.1, 0.0]).repeat(1, 16)  # every control point moves alike: affine
+            >>> bump = torch.zeros(1, 32)
+            >>> bump[0, 10] = 0.1  # one control point alone: bent
+            >>> tps.bending_energy(shift).abs() < 1e-12, tps.bending_energy(bump) > 0
+            (tensor([True]), tensor([True]))
+        """
         d = self.offsets(self.check_params(params)).to(torch.float64)
         bending = _tps_system(*self.grid_size)[1][: d.shape[1]].to(d.device)
         return torch.einsum("nki,kl,nli->n", d, bending, d)

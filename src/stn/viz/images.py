@@ -42,13 +42,23 @@ GAP = 12  # pixels between panels
 
 
 def normalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """uint8 ``(N, C, H, W)`` -> float32 ``(x / 255 - mean) / std``, as training feeds the model."""
+    """uint8 ``(N, C, H, W)`` -> float32 ``(x / 255 - mean) / std``, as training feeds the model.
+
+    Examples:
+        >>> normalize(torch.full((1, 1, 2, 2), 255, dtype=torch.uint8), [0.5], [0.5])[0, 0, 0].round(decimals=4)
+        tensor([1., 1.])
+    """
     return Normalizer(mean, std)(images)
 
 
 def denormalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
     """Normalised float ``(N, C, H, W)`` -> uint8 on the CPU, rounded and clamped to ``[0, 255]``:
-    the inverse of :func:`normalize` with the data set's own statistics."""
+    the inverse of :func:`normalize` with the data set's own statistics.
+
+    Examples:
+        >>> denormalize(torch.tensor([[[[-1.0, 0.2, 3.0]]]]), [0.5], [0.5])  # 0.2 is 0.6 of 255
+        tensor([[[[  0, 153, 255]]]], dtype=torch.uint8)
+    """
     return Normalizer(mean, std).invert(x)
 
 
@@ -64,7 +74,13 @@ def cell_scale(size: Sequence[int], target: int = 96) -> int:
 
 def image_grid(images: Tensor, nrow: int | None = None, scale: int = 1, padding: int = 2) -> Image.Image:
     """uint8 ``(N, C, H, W)`` images as one RGB picture: ``nrow`` per row (default near-square),
-    each pixel a ``scale`` x ``scale`` block, white between images."""
+    each pixel a ``scale`` x ``scale`` block, white between images.
+
+    Examples:
+        >>> picture = image_grid(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), scale=2)
+        >>> picture.size, picture.mode
+        ((38, 38), 'RGB')
+    """
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected uint8 images (N, 1 or 3, H, W), got {images.dtype} {tuple(images.shape)}")
     if scale > 1:
