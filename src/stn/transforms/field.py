@@ -9,7 +9,38 @@ from torch import Tensor
 from stn.transforms.base import Transform, base_grid
 
 
-class DisplacementField(Transform):
+class _NodeField:
+    """What the 2-D and 3-D displacement fields share: their options and, integrated, their inverse."""
+
+    grid_size: tuple[int, ...]
+    diffeomorphic: bool
+    steps: int
+    integration_size: tuple[int, ...] | None
+
+    def invert(self, params: Tensor) -> Tensor:
+        """Parameters ``(N, P)`` of the inverse maps: the negated velocity (``diffeomorphic`` only).
+
+        Examples:
+            >>> import torch
+            >>> DisplacementField(grid_size=2, diffeomorphic=True).invert(torch.ones(1, 8))
+            tensor([[-1., -1., -1., -1., -1., -1., -1., -1.]])
+        """
+        params = self.check_params(params)
+        if not self.diffeomorphic:
+            raise ValueError("a plain displacement field has no inverse in its parameters; use diffeomorphic=True")
+        return -params
+
+    @property
+    def options(self) -> dict[str, object]:
+        return {
+            "grid_size": self.grid_size,
+            "diffeomorphic": self.diffeomorphic,
+            "steps": self.steps,
+            "integration_size": self.integration_size,
+        }
+
+
+class DisplacementField(_NodeField, Transform):
     """A dense displacement field given on a coarse ``rows x cols`` grid of nodes over ``[-1, 1]²``.
 
     Parameters are the nodes' vectors ``(dx, dy)``, ``(N, 2 rows cols)``, row-major like
@@ -99,30 +130,8 @@ class DisplacementField(Transform):
             u = u + _sample_field(u, nodes + u.permute(0, 2, 3, 1), align_corners=True).permute(0, 3, 1, 2)
         return u
 
-    def invert(self, params: Tensor) -> Tensor:
-        """Parameters ``(N, P)`` of the inverse maps: the negated velocity (``diffeomorphic`` only).
-
-        Examples:
-            >>> import torch
-            >>> DisplacementField(grid_size=2, diffeomorphic=True).invert(torch.ones(1, 8))
-            tensor([[-1., -1., -1., -1., -1., -1., -1., -1.]])
-        """
-        params = self.check_params(params)
-        if not self.diffeomorphic:
-            raise ValueError("a plain displacement field has no inverse in its parameters; use diffeomorphic=True")
-        return -params
-
     def _points(self, params: Tensor, points: Tensor) -> Tensor:
         return points + _sample_field(self.displacement(params), points.unsqueeze(1), align_corners=True)[:, 0]
-
-    @property
-    def options(self) -> dict[str, object]:
-        return {
-            "grid_size": self.grid_size,
-            "diffeomorphic": self.diffeomorphic,
-            "steps": self.steps,
-            "integration_size": self.integration_size,
-        }
 
 
 def _sample_field(field: Tensor, at: Tensor, align_corners: bool) -> Tensor:

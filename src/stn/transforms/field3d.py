@@ -8,12 +8,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from stn.transforms.base import Transform, base_grid, check_size
-from stn.transforms.field import _sample_field
+from stn.transforms.field import _NodeField, _sample_field
 
 __all__ = ["DisplacementField3d"]
 
 
-class DisplacementField3d(Transform):
+class DisplacementField3d(_NodeField, Transform):
     """A displacement field on a ``d x h x w`` grid of nodes spread over ``[-1, 1]³`` (the nodes
     at the corners are the cube's corners: the positions of voxel centres with
     ``align_corners=True``).
@@ -114,22 +114,6 @@ class DisplacementField3d(Transform):
             u = F.interpolate(u, size=size, mode="trilinear", align_corners=True)
         return base_grid(size, True, params.device, params.dtype) + u.permute(0, 2, 3, 4, 1)
 
-    def invert(self, params: Tensor) -> Tensor:
-        """Parameters ``(N, P)`` of the inverse maps: the negated velocity (``diffeomorphic`` only)."""
-        params = self.check_params(params)
-        if not self.diffeomorphic:
-            raise ValueError("a plain displacement field has no inverse in its parameters; use diffeomorphic=True")
-        return -params
-
     def _points(self, params: Tensor, points: Tensor) -> Tensor:
         at = points.view(points.shape[0], 1, 1, -1, 3)
         return points + _sample_field(self.displacement(params), at, align_corners=True).view_as(points)
-
-    @property
-    def options(self) -> dict[str, object]:
-        return {
-            "grid_size": self.grid_size,
-            "diffeomorphic": self.diffeomorphic,
-            "steps": self.steps,
-            "integration_size": self.integration_size,
-        }
