@@ -129,6 +129,13 @@ class FreshDistortion:
 def channel_stats(images: Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std on ``[0, 1]`` of uint8 images ``(N, C, H, W)`` or volumes ``(N, C, D, H, W)``.
 
+    Args:
+        images: the uint8 images.
+        chunk: images converted to float at a time (bounds the memory used).
+
+    Returns:
+        ``(mean, std)``, a tuple of ``C`` floats each, rounded to 4 digits (a std of 0 is 1).
+
     Examples:
         >>> images = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1)
         >>> channel_stats(images)
