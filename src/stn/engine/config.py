@@ -269,6 +269,10 @@ def from_recipe(recipe: str = "seed", **overrides: Any) -> TrainConfig:
     """A validated config: the recipe's values, then ``overrides`` (``None`` values ignored;
     ``dataset_options`` and ``model_options`` update the recipe's rather than replace them).
 
+    Args:
+        recipe: a name in :data:`RECIPES`.
+        **overrides: :class:`TrainConfig` fields.
+
     Examples:
         >>> cfg = from_recipe("fast", epochs=3)
         >>> cfg.recipe, cfg.epochs, cfg.batch_size, cfg.stn_fill
