@@ -23,7 +23,19 @@ def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> A
 class RegisterConfig:
     """An unsupervised registration run: a network that aligns a moving volume (or image) to a
     fixed one, trained on pairs of a data set (or, with ``template``, on every image against one
-    learned template: congealing)."""
+    learned template: congealing).
+
+    Every field is an option of ``stn register`` (its help is the field's ``help`` metadata).
+
+    Examples:
+        >>> cfg = RegisterConfig(data="shapes2d", epochs=2).validate()
+        >>> cfg.transform, cfg.similarity, RegisterConfig.from_dict(cfg.to_dict()) == cfg
+        ('field', 'ncc', True)
+        >>> RegisterConfig(window=8).validate()
+        Traceback (most recent call last):
+        ...
+        ValueError: window must be odd, got 8
+    """
 
     data: str = option("shapes3d", "registration data set: shapes3d, shapes2d, mnist (stn.registration.data)")
     data_root: str | None = option(None, "folder holding MNIST (data set mnist)")
