@@ -122,6 +122,11 @@ def check_sampling(mode: str, padding_mode: str, fill: Fill) -> None:
     """Raise ``ValueError`` unless ``mode``, ``padding_mode`` and ``fill`` are valid for :func:`warp`
     (the channel count of ``fill`` is checked against the input there).
 
+    Args:
+        mode: the sampling mode.
+        padding_mode: what is read outside the input.
+        fill: the value outside (with ``padding_mode="zeros"``): a number, one per channel, or ``None``.
+
     Examples:
         >>> check_sampling("bilinear", "zeros", [0.0, 0.0, 0.0])
         >>> check_sampling("bilinear", "border", 0.0)

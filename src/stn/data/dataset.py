@@ -17,10 +17,15 @@ class Dataset:
     """A decoded data set.
 
     Attributes:
-        train_images, test_images: ``(N, C, H, W)`` uint8 images, or ``(N, C, D, H, W)`` volumes.
-        train_labels, test_labels: ``(N,)`` int64 in ``[0, len(classes))``.
+        name: the data set's name.
+        train_images: ``(N, C, H, W)`` uint8 images, or ``(N, C, D, H, W)`` volumes.
+        train_labels: ``(N,)`` int64 in ``[0, len(classes))``.
+        test_images: as ``train_images``.
+        test_labels: as ``train_labels``.
         classes: class names, index = label.
-        mean, std: per-channel statistics of the training images on ``[0, 1]``, used to normalise.
+        mean: per-channel means of the training images on ``[0, 1]``, used to normalise (default:
+            computed by :func:`channel_stats`).
+        std: their per-channel standard deviations.
         source: where it was read from, for messages and run configs.
         skipped: unreadable files left out (image folders read with ``skip_bad_images=True``).
         draw_train: for a data set that draws its training images anew for every batch (distorted
