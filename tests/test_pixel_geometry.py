@@ -3,10 +3,6 @@ input was read (corners in input pixels)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-from pathlib import Path
-
 import pytest
 import torch
 from kornia.geometry.transform import get_perspective_transform, warp_affine, warp_perspective
@@ -195,16 +191,6 @@ def test_parallel_transformers_regions():
     # Scale 0.5 at (0.5, 0.5): the bottom-right quarter, corner pixels' centres at a quarter pixel in.
     top_left = torch.tensor([w / 2 + 0.25 - 0.5, h / 2 + 0.25 - 0.5])
     torch.testing.assert_close(regions[:, 0, 0], top_left.expand(3, 2))
-
-
-def test_readme_pixel_geometry_runs_as_written():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("### Pixel geometry\n", 1)[1].split("\n## ", 1)[0]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
-    assert out.getvalue().strip() == "tensor([[[0., 0.]]])"
 
 
 @pytest.mark.parametrize("name", ["projective", "tps"])

@@ -309,11 +309,12 @@ def test_help(capsys):
     assert exit_.value.code == 0 and "--skip-bad-images" in capsys.readouterr().out
 
 
-def test_readme_predict_commands_parse_and_name_files_that_exist():
+def test_the_docs_predict_commands_parse_and_name_files_that_exist():
     from stn.cli import build_parser
 
     root = Path(__file__).resolve().parents[1]
-    section = (root / "README.md").read_text().split("## Predict\n", 1)[1].split("\n## ", 1)[0]
+    page = (root / "docs" / "predict-and-export.md").read_text()
+    section = page.split("## Predict\n", 1)[1].split("\n## ", 1)[0]
     commands = [line.split("#")[0].split() for line in section.splitlines() if line.startswith("stn ")]
     assert [c[1] for c in commands].count("predict") >= 2 and "export" in [c[1] for c in commands]
     for command in commands:

@@ -75,3 +75,8 @@ def test_import_stn_stays_light(tmp_path):
 def test_first_lines_are_the_two_commands():
     block = README.read_text().split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
     assert len(block) == 2 and "pip install" in block[0] and "pytest" in block[1]
+
+
+def test_the_readme_fits_on_a_screen():
+    lines = README.read_text().splitlines()
+    assert len(lines) <= 150, f"README.md has {len(lines)} lines; move detail to a page under docs/"

@@ -66,7 +66,14 @@ PT2_METADATA = "stn-metadata.json"
 
 
 class ExportError(ValueError):
-    """The export cannot run: a missing package or a bad argument."""
+    """The export cannot run: a missing package or a bad argument.
+
+    Examples:
+        >>> export(torch.nn.Identity(), (1, 8, 8), "model.bin", format="zip")
+        Traceback (most recent call last):
+        ...
+        stn.export.ExportError: unknown export format 'zip'; choose one of: onnx, pt2
+    """
 
 
 def _require(name: str) -> ModuleType:
@@ -117,7 +124,15 @@ def _check_shape(input_shape: tuple[int, ...]) -> None:
 
 
 def default_opset(input_shape: tuple[int, ...]) -> int:
-    """:data:`OPSET` for images ``(C, H, W)``, :data:`VOLUME_OPSET` for volumes ``(C, D, H, W)``."""
+    """:data:`OPSET` for images ``(C, H, W)``, :data:`VOLUME_OPSET` for volumes ``(C, D, H, W)``.
+
+    Args:
+        input_shape: ``(C, H, W)`` of one image or ``(C, D, H, W)`` of one volume.
+
+    Examples:
+        >>> default_opset((1, 28, 28)), default_opset((1, 16, 16, 16))
+        (18, 20)
+    """
     return VOLUME_OPSET if len(input_shape) == 4 else OPSET
 
 
@@ -220,6 +235,15 @@ def export_pt2(
     atomically, batch size free; ``metadata`` as for :func:`export_onnx`. Read it back with
     :func:`load_pt2`.
 
+    Args:
+        model: takes ``(N, *input_shape)`` float32 images; exported on the CPU in eval mode, its
+            device and mode restored.
+        input_shape: ``(C, H, W)`` of one image, or ``(C, D, H, W)`` of one volume.
+        path: the ``.pt2`` file to write.
+        metadata: stored in the archive's ``stn-metadata.json`` (:data:`PT2_METADATA`), beside
+            what the module notes list.
+        tta: flip test-time augmentation inside the graph.
+
     Examples:
         >>> import tempfile
         >>> import stn
@@ -249,7 +273,23 @@ def _save_pt2(program: Any, path: Path, metadata: dict[str, Any]) -> None:
 
 
 def load_pt2(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
-    """The ``torch.export.ExportedProgram`` at ``path`` and its metadata (see the module notes)."""
+    """The ``torch.export.ExportedProgram`` at ``path`` and its metadata (see the module notes).
+
+    Args:
+        path: a ``.pt2`` file written by :func:`export_pt2`; ``ExportError`` if it is missing or
+            unreadable.
+
+    Returns:
+        ``(program, metadata)``; ``program.module()`` takes ``(N, *input_shape)`` images.
+
+    Examples:
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3), nn.LogSoftmax(1))
+        >>> path = export_pt2(model, (1, 8, 8), getfixture("tmp_path") / "tiny.pt2")
+        >>> program, meta = load_pt2(path)
+        >>> program.module()(torch.zeros(5, 1, 8, 8))[0].shape, meta["input_shape"]
+        (torch.Size([5, 3]), [1, 8, 8])
+    """
     extra = {PT2_METADATA: ""}
     try:
         program = torch.export.load(str(path), extra_files=extra)
@@ -262,7 +302,20 @@ def load_pt2(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata of an exported ``.onnx`` or ``.pt2`` file, JSON values decoded."""
+    """The metadata of an exported ``.onnx`` or ``.pt2`` file, JSON values decoded.
+
+    Args:
+        path: a file written by :func:`export` (by its suffix: ``.pt2``, else ONNX).
+
+    Examples:
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2), nn.LogSoftmax(1))
+        >>> path = getfixture("tmp_path") / "tiny.pt2"
+        >>> _ = export(model, (1, 8, 8), path, metadata={"classes": ["cat", "dog"], "mean": [0.5]})
+        >>> meta = read_metadata(path)
+        >>> meta["classes"], meta["mean"], meta["input_shape"], meta["outputs"]
+        (['cat', 'dog'], [0.5], [1, 8, 8], ['output'])
+    """
     path = Path(path)
     if path.suffix == ".pt2":
         return load_pt2(path)[1]
@@ -292,7 +345,22 @@ def _largest(got: list[Tensor], want: tuple[Tensor, ...]) -> float:
 def onnx_difference(path: str | os.PathLike, model: nn.Module, inputs: Tensor) -> float:
     """Largest absolute difference, over all outputs, between ONNX Runtime running the file at
     ``path`` on ``inputs`` ``(N, C, H, W)`` and ``model`` (eval mode, on the CPU, with the
-    file's ``tta``) on the same inputs."""
+    file's ``tta``) on the same inputs.
+
+    Args:
+        path: an ``.onnx`` file written by :func:`export_onnx`.
+        model: the model the file was exported from.
+        inputs: ``(N, *input_shape)`` images, normalised as in training.
+
+    Examples:
+        >>> import pytest
+        >>> _ = pytest.importorskip("onnxruntime")  # the export extra
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3), nn.LogSoftmax(1))
+        >>> path = export_onnx(model, (1, 8, 8), getfixture("tmp_path") / "tiny.onnx")
+        >>> onnx_difference(path, model, torch.rand(4, 1, 8, 8)) < 1e-5
+        True
+    """
     ort = _require("onnxruntime")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
@@ -303,7 +371,20 @@ def onnx_difference(path: str | os.PathLike, model: nn.Module, inputs: Tensor) -
 
 
 def pt2_difference(path: str | os.PathLike, model: nn.Module, inputs: Tensor) -> float:
-    """As :func:`onnx_difference`, for a ``.pt2`` file loaded with ``torch.export.load``."""
+    """As :func:`onnx_difference`, for a ``.pt2`` file loaded with ``torch.export.load``.
+
+    Args:
+        path: a ``.pt2`` file written by :func:`export_pt2`.
+        model: the model the file was exported from.
+        inputs: ``(N, *input_shape)`` images, normalised as in training.
+
+    Examples:
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3), nn.LogSoftmax(1))
+        >>> path = export_pt2(model, (1, 8, 8), getfixture("tmp_path") / "tiny.pt2")
+        >>> pt2_difference(path, model, torch.rand(4, 1, 8, 8)) < 1e-5
+        True
+    """
     program, meta = load_pt2(path)
     inputs = inputs.detach().float().cpu()
     with torch.no_grad():
@@ -314,7 +395,23 @@ def pt2_difference(path: str | os.PathLike, model: nn.Module, inputs: Tensor) ->
 def check(path: str | os.PathLike, model: nn.Module, inputs: Tensor) -> dict[str, Any]:
     """Run the exported file at ``path`` (ONNX Runtime for ``.onnx``, ``torch.export.load`` for
     ``.pt2``) beside ``model`` on ``inputs`` and store the report in the file's metadata as
-    ``parity``; return the report: ``max_abs_difference``, ``runtime``, ``inputs``."""
+    ``parity``; return the report: ``max_abs_difference``, ``runtime``, ``against``, ``inputs``.
+
+    Args:
+        path: an ``.onnx`` or ``.pt2`` file written by :func:`export`; rewritten with the report.
+        model: the model the file was exported from.
+        inputs: ``(N, *input_shape)`` images, normalised as in training.
+
+    Examples:
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3), nn.LogSoftmax(1))
+        >>> path = export(model, (1, 8, 8), getfixture("tmp_path") / "tiny.pt2")
+        >>> report = check(path, model, torch.rand(4, 1, 8, 8))
+        >>> report["max_abs_difference"] < 1e-5, report["inputs"]
+        (True, '4 random images (1, 8, 8)')
+        >>> read_metadata(path)["parity"] == report
+        True
+    """
     path = Path(path)
     if path.suffix == ".pt2":
         difference, runtime = pt2_difference(path, model, inputs), f"torch.export.load (torch {torch.__version__})"
@@ -352,6 +449,15 @@ def export(
 ) -> Path:
     """:func:`export_onnx` or :func:`export_pt2`, by ``format`` (default: the suffix of
     ``path``, ``.pt2`` or else ONNX).
+
+    Args:
+        model: takes ``(N, *input_shape)`` float32 images.
+        input_shape: ``(C, H, W)`` of one image, or ``(C, D, H, W)`` of one volume.
+        path: the file to write.
+        format: ``onnx`` or ``pt2`` (it must agree with a ``.onnx`` or ``.pt2`` suffix).
+        metadata: stored in the file (see the module notes).
+        opset: the ONNX opset (ONNX only; default :func:`default_opset`).
+        tta: flip test-time augmentation inside the graph.
 
     Examples:
         >>> import tempfile

@@ -41,6 +41,7 @@ def flip_tta(model: nn.Module, x: Tensor, output: Tensor | None = None) -> Tenso
 
     Args:
         model: returns logits or log-probabilities (normalised here either way).
+        x: normalised images ``(N, C, H, W)``.
         output: ``model(x)`` when the caller has it already.
 
     Examples:

@@ -317,7 +317,13 @@ class ParallelSpatialTransformers(SpatialTransformer):
     identity. Input ``(N, C, H, W)``; output ``(N, k*C, H_out, W_out)``, transformer ``i``'s output
     in channels ``i*C:(i+1)*C``. :attr:`last_params` is ``(N, k, P)``.
 
-    Args: ``k``, then those of :class:`SpatialTransformer`.
+    Args:
+        k: the number of transformers.
+        localization: the shared localisation net (as for :class:`SpatialTransformer`).
+        transform: a family name or :class:`~stn.transforms.Transform`.
+        output_size: ``(H_out, W_out)`` of each output; defaults to the input's size.
+        **kwargs: the other arguments of :class:`SpatialTransformer` (``in_features``, ``hidden``,
+            ``mode``, ...).
 
     Examples:
         >>> import torch
@@ -370,9 +376,17 @@ class RecurrentSpatialTransformer(SpatialTransformer):
     every step, never from a resampled copy; the output is the original warped once by the last
     parameters, at ``output_size``.
 
-    Args: those of :class:`SpatialTransformer`, and ``steps`` (default 4). The family must be a
-    matrix family with ``from_matrix``: ``translation``, ``attention``, ``similarity``, ``affine``
-    or ``projective`` (bounded options saturate at their bounds when read back).
+    The family must be a matrix family with ``from_matrix``: ``translation``, ``attention``,
+    ``similarity``, ``affine`` or ``projective`` (bounded options saturate at their bounds when
+    read back).
+
+    Args:
+        localization: the localisation net, applied at every step (as for :class:`SpatialTransformer`).
+        transform: a family name or :class:`~stn.transforms.Transform` with ``from_matrix``.
+        output_size: ``(H_out, W_out)`` of the output; defaults to the input's size.
+        steps: the number of steps.
+        **kwargs: the other arguments of :class:`SpatialTransformer` (``in_features``, ``hidden``,
+            ``mode``, ...).
 
     After each call, :attr:`last_params` holds the final ``(N, P)`` parameters and
     :attr:`last_step_params` the list of each step's composed parameters (the last is
@@ -452,6 +466,8 @@ def conv_localization(
 
     Args:
         input_shape: ``(C, H, W)`` of the images it will see.
+        channels: output channels of each convolution.
+        kernel_sizes: kernel size of each convolution (as many as ``channels``).
 
     Returns:
         The net and its flattened output size ``F``, to pass as ``in_features``.

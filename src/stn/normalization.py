@@ -21,6 +21,10 @@ class Normalizer:
     The forward map is one multiply-add (``torch.addcmul``) with per-channel coefficients kept
     on each device it is used on.
 
+    Args:
+        mean: per-channel means on ``[0, 1]``.
+        std: per-channel standard deviations on ``[0, 1]``, positive.
+
     Examples:
         >>> normalizer = Normalizer([0.5], [0.25])
         >>> images = torch.tensor([0, 128, 255], dtype=torch.uint8).view(1, 1, 1, 3)

@@ -81,6 +81,10 @@ class Tap:
     """What the tapped transformers did while :func:`tap` was on: :attr:`calls`, in order
     (:class:`TransformerCall`); made by :func:`tap`.
 
+    Args:
+        watched: the transformers whose calls are recorded.
+        stop: :meth:`run` cuts a forward pass short once every watched transformer has run.
+
     Examples:
         >>> import stn
         >>> model = stn.models.create("tutorial-mnist")
@@ -142,6 +146,9 @@ def transformers(model: nn.Module) -> list[SpatialTransformer]:
     """The spatial transformers of ``model``: what its ``spatial_transformers()`` returns, else its
     :class:`~stn.layers.SpatialTransformer` submodules in module order (nested ones not twice).
 
+    Args:
+        model: any module.
+
     Examples:
         >>> import stn
         >>> [type(st).__name__ for st in transformers(stn.models.create("paper-cnn", parallel=2))]
@@ -163,6 +170,9 @@ def transformers(model: nn.Module) -> list[SpatialTransformer]:
 
 def first_transformer(model: nn.Module) -> SpatialTransformer | None:
     """The first of :func:`transformers` (``None`` if ``model`` has none).
+
+    Args:
+        model: any module.
 
     Examples:
         >>> import stn
@@ -267,6 +277,10 @@ def fixed_batch(labels: Tensor, count: int) -> Tensor:
     """Indices of ``count`` images taking the classes in turn: class 0's first image, class 1's
     first, ..., then each class's second image, ...
 
+    Args:
+        labels: ``(N,)`` int class labels.
+        count: how many indices (fewer if there are fewer images).
+
     Examples:
         >>> fixed_batch(torch.tensor([0, 0, 1, 1, 2]), 4).tolist()
         [0, 2, 4, 1]
@@ -300,6 +314,12 @@ def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequen
     parallel transformers: ``params`` ``(N, steps, P)``, ``outputs`` ``(N, steps, C, h, w)``. A
     sampling transformer (:class:`~stn.probabilistic.ProbabilisticSpatialTransformer`) is shown by
     what it reports to the tap: its mean parameters and, in eval mode, the mean warp.
+
+    Args:
+        model: a module holding spatial transformers.
+        images: uint8 ``(N, C, H, W)``.
+        mean: the per-channel means of the model's normalisation, on ``[0, 1]``.
+        std: its per-channel standard deviations.
 
     Examples:
         >>> import stn

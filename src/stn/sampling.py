@@ -35,6 +35,10 @@ def separable(transform: T.Transform, mode: str = "bilinear") -> bool:
     """Whether :func:`warp_separable` computes ``warp(..., transform, mode=mode)``: bilinear
     sampling by a family whose maps are always axis-aligned (``translation``, ``attention``).
 
+    Args:
+        transform: the family.
+        mode: the sampling mode.
+
     Examples:
         >>> separable(T.get("attention")), separable(T.get("attention"), "nearest"), separable(T.get("affine"))
         (True, False, False)
@@ -48,6 +52,11 @@ def prefer_separable(x: Tensor, transform: T.Transform, mode: str = "bilinear") 
     there, ``grid_sample``'s is not), a graph is being exported (no ``GridSample`` in it), or
     deterministic algorithms are asked for. On the CPU ``grid_sample`` is vectorised, deterministic
     and measured faster (``benchmarks/warp_throughput.py``), so it stays.
+
+    Args:
+        x: the input to warp.
+        transform: the family.
+        mode: the sampling mode.
 
     Examples:
         >>> x = torch.zeros(1, 1, 8, 8)
@@ -63,6 +72,12 @@ def source_index(coords: Tensor, size: int, padding_mode: str = "zeros", align_c
     """Normalised coordinates along an axis of ``size`` pixels -> the pixel coordinates bilinear
     ``grid_sample`` reads: un-normalised, then clipped to ``[0, size - 1]`` (``border``) or
     reflected at the image's edges and clipped (``reflection``); unchanged for ``zeros``.
+
+    Args:
+        coords: normalised coordinates, any shape.
+        size: pixels along the axis.
+        padding_mode: ``zeros``, ``border`` or ``reflection``.
+        align_corners: the convention of ``coords``.
 
     Examples:
         >>> coords = torch.tensor([-1.0, 0.0, 1.2])
@@ -96,6 +111,8 @@ def axis_weights(coords: Tensor, size: int, padding_mode: str = "zeros", align_c
     Args:
         coords: ``(N, n_out)`` normalised input coordinates read by each output position.
         size: input pixels along the axis.
+        padding_mode: ``zeros``, ``border`` or ``reflection`` (see :func:`source_index`).
+        align_corners: the convention of ``coords``.
 
     Returns:
         ``(N, n_out, size)``: row ``j`` holds ``1 - f`` at ``floor(p)`` and ``f`` at
@@ -189,6 +206,14 @@ def warp_separable(
 ) -> Tensor:
     """``warp(x, transform, params, output_size, "bilinear", padding_mode, align_corners=...)``
     for a :func:`separable` ``transform``, by :func:`sample_axis_aligned` (no grid is built).
+
+    Args:
+        x: ``(N, C, H, W)`` input.
+        transform: ``translation`` or ``attention`` (a family instance).
+        params: ``(N, num_params)`` parameters.
+        output_size: ``(H_out, W_out)``.
+        padding_mode: ``zeros``, ``border`` or ``reflection``.
+        align_corners: the sampling convention.
 
     Examples:
         >>> import stn

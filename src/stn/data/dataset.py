@@ -17,10 +17,15 @@ class Dataset:
     """A decoded data set.
 
     Attributes:
-        train_images, test_images: ``(N, C, H, W)`` uint8 images, or ``(N, C, D, H, W)`` volumes.
-        train_labels, test_labels: ``(N,)`` int64 in ``[0, len(classes))``.
+        name: the data set's name.
+        train_images: ``(N, C, H, W)`` uint8 images, or ``(N, C, D, H, W)`` volumes.
+        train_labels: ``(N,)`` int64 in ``[0, len(classes))``.
+        test_images: as ``train_images``.
+        test_labels: as ``train_labels``.
         classes: class names, index = label.
-        mean, std: per-channel statistics of the training images on ``[0, 1]``, used to normalise.
+        mean: per-channel means of the training images on ``[0, 1]``, used to normalise (default:
+            computed by :func:`channel_stats`).
+        std: their per-channel standard deviations.
         source: where it was read from, for messages and run configs.
         skipped: unreadable files left out (image folders read with ``skip_bad_images=True``).
         draw_train: for a data set that draws its training images anew for every batch (distorted
@@ -128,6 +133,13 @@ class FreshDistortion:
 
 def channel_stats(images: Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std on ``[0, 1]`` of uint8 images ``(N, C, H, W)`` or volumes ``(N, C, D, H, W)``.
+
+    Args:
+        images: the uint8 images.
+        chunk: images converted to float at a time (bounds the memory used).
+
+    Returns:
+        ``(mean, std)``, a tuple of ``C`` floats each, rounded to 4 digits (a std of 0 is 1).
 
     Examples:
         >>> images = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1)

@@ -43,7 +43,14 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 
 class DataError(ValueError):
-    """A data set is missing, incomplete or corrupt; the message says what and where."""
+    """A data set is missing, incomplete or corrupt; the message says what and where.
+
+    Examples:
+        >>> stn.data.load("nope")
+        Traceback (most recent call last):
+        ...
+        stn.data.formats.DataError: unknown data set 'nope'; choose one of: cifar10, mnist, ...
+    """
 
 
 def idx_bytes(path: Path) -> bytes:

@@ -44,7 +44,21 @@ CACHE_VERSION = 3  # 2: official files verified before caching; Dataset.skipped.
 class Builder:
     """How to build one data set: ``key`` names its cache file; ``build()`` makes it; ``finish``
     (optional) completes the data set once its tensors are built or read from the cache, with what
-    is never cached (e.g. :attr:`Dataset.draw_train`)."""
+    is never cached (e.g. :attr:`Dataset.draw_train`).
+
+    Attributes:
+        key: the cache file's name; it changes whenever the data set's inputs change.
+        build: makes the :class:`~stn.data.Dataset` (called only when the cache lacks it).
+        finish: ``Dataset -> Dataset``, run after building or reading the cache; ``None``: nothing.
+
+    Examples:
+        >>> from stn.data import Dataset
+        >>> zeros = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
+        >>> tiny = Builder("tiny-v1", lambda: Dataset("tiny", zeros, torch.tensor([0, 1, 0, 1]), zeros[:2],
+        ...                                           torch.tensor([0, 1]), ["a", "b"]))
+        >>> tiny.build().input_shape, tiny.finish is None
+        ((1, 8, 8), True)
+    """
 
     key: str
     build: Callable[[], Dataset]
@@ -65,6 +79,10 @@ _ENTRIES: dict[str, tuple[str, Callable[..., Builder]]] = {}
 
 def register(name: str, description: str) -> Callable:
     """Decorator registering ``fn(root: Path, **options) -> Builder`` as data set ``name``.
+
+    Args:
+        name: the data set's name, as :func:`load` and ``--dataset`` take it.
+        description: one line about it (``stn datasets`` lists it).
 
     Raises:
         ValueError: ``name`` is already registered.
@@ -100,6 +118,9 @@ def names() -> list[str]:
 def description(name: str) -> str:
     """One line about data set ``name``.
 
+    Args:
+        name: a registered data set's name (:func:`names`).
+
     Examples:
         >>> description("mnist")
         'MNIST: 60,000 + 10,000 grayscale 28x28 digits'
@@ -115,6 +136,9 @@ def _entry(name: str) -> tuple[str, Callable[..., Builder]]:
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The data root: ``root`` if given, else ``$STN_DATA``, else ``~/.cache/stn``.
+
+    Args:
+        root: a folder (``~`` expanded), or ``None``.
 
     Examples:
         >>> data_root("/data/mnist").as_posix()
@@ -142,6 +166,9 @@ def cache_dir() -> Path:
 def options(name: str) -> list[str]:
     """The options data set ``name`` takes (keyword arguments of :func:`load`).
 
+    Args:
+        name: a registered data set's name.
+
     Examples:
         >>> options("glyphs")
         ['train_size', 'test_size', 'canvas', 'pieces', 'seed']
@@ -154,6 +181,10 @@ def options(name: str) -> list[str]:
 def check_options(name: str, given: dict[str, object] | list[str]) -> None:
     """Raise ``ValueError`` (one line, listing the accepted options) if data set ``name`` does not
     take every option in ``given``.
+
+    Args:
+        name: a registered data set's name.
+        given: the options (their names, or a dict of them).
 
     Examples:
         >>> check_options("glyphs", {"seed": 3})
@@ -177,6 +208,11 @@ def check_options(name: str, given: dict[str, object] | list[str]) -> None:
 def builder(name: str, root: str | os.PathLike | None = None, **options: object) -> Builder:
     """The :class:`Builder` of data set ``name`` under ``root`` (see :func:`data_root`).
 
+    Args:
+        name: a registered data set's name.
+        root: the data root (default: :func:`data_root`'s).
+        **options: the data set's options (:func:`options`).
+
     Raises:
         ValueError: an option the data set does not take (the message lists those it takes).
 
@@ -196,6 +232,12 @@ def load(name: str, root: str | os.PathLike | None = None, cache: bool = True, *
     A data set in an official format (MNIST, Fashion-MNIST, CIFAR-10 batches) is checked against
     the official files when it is built. Unreadable images left out (``skip_bad_images=True``) are
     listed in ``Dataset.skipped`` and counted in one line on stderr.
+
+    Args:
+        name: a registered data set's name (:func:`names`).
+        root: the data root (default: :func:`data_root`'s).
+        cache: read and write the tensor cache (:func:`cache_dir`).
+        **options: the data set's options (:func:`options`).
 
     Raises:
         DataError: unknown name, missing files (the message lists where it looked and how to

@@ -29,7 +29,16 @@ FORMAT = "stn-checkpoint-v1"
 
 
 class CheckpointError(ValueError):
-    """A file is missing, corrupt, or not an stn checkpoint."""
+    """A file is missing, corrupt, or not an stn checkpoint.
+
+    Examples:
+        >>> path = getfixture("tmp_path") / "empty.pt"
+        >>> _ = path.write_bytes(b"")
+        >>> load(path)
+        Traceback (most recent call last):
+        ...
+        stn.engine.checkpoint.CheckpointError: ...empty.pt is not a readable checkpoint: it is empty (0 bytes)
+    """
 
 
 def save(payload: dict[str, Any], path: str | os.PathLike) -> None:

@@ -38,6 +38,52 @@ class TrainConfig:
     normalised space, i.e. the mean colour: the seed's choice), ``black`` (the normalised value
     of black) or ``border`` (the nearest edge pixel).
 
+    Each field is also a flag of ``stn train`` (its help is the field's metadata).
+
+    Attributes:
+        model: a registered model (:func:`stn.models.list_models`).
+        dataset: a registered data set (:func:`stn.data.names`); ``None``: the model's own.
+        data_root: the folder holding the data (default ``$STN_DATA``, else ``~/.cache/stn``).
+        dataset_options: the data set's options (:func:`stn.data.options`).
+        stn: the spatial transformer in front of the network.
+        transform: the transform family (:func:`stn.transforms.names`).
+        stn_fill: what the transformer reads outside the image: ``zeros``, ``black`` or ``border``.
+        stn_lr_scale: the transformers' learning rate relative to the model's.
+        model_options: options of the model's factory (:func:`stn.models.options`).
+        recipe: the named preset the config was made from (:func:`from_recipe`).
+        epochs: training epochs.
+        batch_size: training batch size.
+        test_batch_size: test batch size.
+        drop_last: drop the last partial batch of an epoch.
+        optimizer: ``sgd``, ``adam`` or ``adamw``.
+        lr: the base learning rate.
+        momentum: SGD momentum.
+        nesterov: Nesterov momentum.
+        weight_decay: L2 penalty on the weights (biases are not decayed).
+        schedule: the learning-rate schedule, stepped per batch: ``constant``, ``cosine`` or
+            ``onecycle``.
+        warmup_epochs: length of the linear warm-up, in epochs.
+        label_smoothing: label smoothing of the loss.
+        flip_tta: test on each image and its mirror image, averaging the probabilities.
+        augment: per-sample augmentation on the device: ``none``, ``flip``, ``crop`` or
+            ``crop-flip``.
+        crop_padding: padding of the random crop, in pixels.
+        seed: the random seed.
+        log_interval: batches between log lines.
+        device: ``auto`` (CUDA, MPS, else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        threads: torch's CPU threads, set by :func:`~stn.engine.configure_process` (``None``: torch's
+            default).
+        channels_last: the channels-last memory format.
+        keep_freed_memory: on the CPU, glibc's malloc keeps freed blocks for reuse (set by
+            :func:`~stn.engine.configure_process`).
+        compile: the ``torch.compile`` mode: ``off``, ``default``, ``reduce-overhead`` or
+            ``max-autotune``.
+        amp: autocast: ``auto`` (bf16 where it is native and faster), ``bf16`` or ``off``.
+        snapshot_images: test images whose transformation is kept every epoch.
+        tensorboard: where ``stn train`` writes TensorBoard event files (``""``: the run's
+            ``tensorboard/``; ``None``: none); a library caller passes
+            :class:`~stn.viz.TensorBoard` to :func:`~stn.engine.train` instead.
+
     Examples:
         >>> cfg = TrainConfig(epochs=2, lr=0.05)
         >>> cfg.validate().to_dict()["epochs"], cfg.recipe
@@ -279,6 +325,10 @@ RECIPES: dict[str, dict[str, Any]] = {
 def from_recipe(recipe: str = "seed", **overrides: Any) -> TrainConfig:
     """A validated config: the recipe's values, then ``overrides`` (``None`` values ignored;
     ``dataset_options`` and ``model_options`` update the recipe's rather than replace them).
+
+    Args:
+        recipe: a name in :data:`RECIPES`.
+        **overrides: :class:`TrainConfig` fields.
 
     Examples:
         >>> cfg = from_recipe("fast", epochs=3)

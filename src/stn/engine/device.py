@@ -19,6 +19,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then MPS, then the CPU; otherwise the named device, checked
     (``ValueError`` naming what is missing).
 
+    Args:
+        name: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
     Examples:
         >>> resolve_device("cpu")
         device(type='cpu')
@@ -55,6 +58,11 @@ class DeviceData:
     normalisation with the data set's own statistics happen batched on the device. A data set
     that draws its training images anew (:attr:`~stn.data.Dataset.draw_train`) draws every batch
     on the device from ``generator``, in place of the fixed training images.
+
+    Args:
+        dataset: the data set (uint8 images, int64 labels).
+        device: where its tensors go.
+        channels_last: batches in the channels-last memory format.
 
     Examples:
         >>> import stn

@@ -30,6 +30,14 @@ __all__ = ["EvalResult", "evaluate", "evaluate_checkpoint"]
 class EvalResult:
     """Sum-reduced loss averaged over the test set, correct count, and per-class counts.
 
+    Attributes:
+        loss: the mean loss per test image.
+        correct: the correctly classified test images.
+        total: the test images.
+        class_correct: correct images per class.
+        class_total: images per class.
+        classes: the class names.
+
     Examples:
         >>> result = EvalResult(0.25, 3, 4, [1, 2], [2, 2], ["cat", "dog"])
         >>> result.accuracy, result.per_class()
@@ -73,6 +81,14 @@ def evaluate(
     With an active ``group`` each rank tests its slice of the test set and the sums are
     all-reduced: every rank gets the whole set's result. ``model`` must then be the unwrapped one
     (not ``DistributedDataParallel``, whose forward is a collective).
+
+    Args:
+        model: ``(N, *input_shape)`` normalised images -> ``(N, classes)`` log-probabilities.
+        data: the data set on the device; its test split is evaluated.
+        batch_size: test images per batch.
+        autocast_dtype: the autocast dtype; ``None``: fp32.
+        flip_tta: average with the mirror images' predictions.
+        group: the processes evaluating together (default: this one alone).
 
     Examples:
         >>> import stn
@@ -125,6 +141,15 @@ def evaluate_checkpoint(
     With ``model``, ``target`` is a plain ``state_dict`` file of that registered model, from stn
     or another program (see :func:`~stn.engine.run.load_model`). Returns the result, the
     checkpoint's payload and its path.
+
+    Args:
+        target: a run directory or a checkpoint file (with ``model``: a ``state_dict`` file).
+        which: ``best`` or ``last``, the checkpoint of a run directory.
+        dataset: another data set to evaluate on (default: the run's own).
+        data_root: where the data set is read (default: the run's, else the default root).
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        batch_size: test images per batch (default: the run's).
+        model: the registered model a plain ``state_dict`` file holds.
 
     Examples:
         >>> import io, os, tempfile

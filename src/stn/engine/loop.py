@@ -53,7 +53,25 @@ STATS_IMAGES = 256  # fixed test images on which the transformers' statistics ar
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite.
+
+    Examples:
+        >>> import io
+        >>> from stn.engine import DeviceData, Run, TrainConfig, TrainState
+        >>> from stn.engine.log import RunLog
+        >>> glyphs = stn.data.load("glyphs", train_size=16, test_size=8, canvas=28, cache=False)
+        >>> data = DeviceData(glyphs, torch.device("cpu"))
+        >>> model = stn.models.create("tutorial-mnist")
+        >>> _ = torch.nn.init.constant_(model.fc2.bias, float("nan"))  # a broken model
+        >>> opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        >>> state = TrainState(model, opt, torch.optim.lr_scheduler.ConstantLR(opt, 1.0), torch.Generator())
+        >>> cfg = TrainConfig(batch_size=8)
+        >>> run = Run.create(getfixture("tmp_path") / "run", cfg)
+        >>> train_one_epoch(model, state, data, cfg, 1, RunLog(None, io.StringIO(), False), run)
+        Traceback (most recent call last):
+        ...
+        stn.engine.loop.TrainingDiverged: loss is nan at epoch 1, batch 0; last good checkpoint: ...last.pt
+    """
 
 
 @dataclass
@@ -108,7 +126,31 @@ def train_step(
     The loss is the cross-entropy of the output, plus the :func:`extra_loss` the model's modules
     report. A model may give several predictions per image in training, ``(k*N, classes)``
     stacked sample-major (a :class:`~stn.probabilistic.ProbabilisticSpatialTransformer`'s
-    samples): each is scored against its image's label."""
+    samples): each is scored against its image's label.
+
+    Args:
+        forward: the model, ``(N, *input_shape)`` images -> ``(N, classes)`` log-probabilities
+            (or ``(k*N, classes)``, see above).
+        optimizer: steps the model's parameters.
+        images: the batch, normalised, ``(N, C, H, W)`` (volumes: ``(N, C, D, H, W)``).
+        labels: ``(N,)`` int64 class indices.
+        autocast_dtype: the autocast dtype of the forward pass; ``None``: fp32.
+        label_smoothing: of the cross-entropy loss.
+        scale: the loss's factor in the gradient.
+
+    Returns:
+        The mean loss, a 0-d tensor on the device.
+
+    Examples:
+        >>> from torch import nn
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> images, labels = torch.rand(8, 1, 4, 4), torch.randint(0, 3, (8,))
+        >>> before = model[1].weight.clone()
+        >>> loss = train_step(model, optimizer, images, labels)
+        >>> loss.shape, loss.requires_grad, bool((model[1].weight != before).any())
+        (torch.Size([]), False, True)
+    """
     with autocast(images.device, autocast_dtype):
         output = forward(images)
     if output.shape[0] != labels.shape[0] and output.shape[0] % labels.shape[0] == 0:
@@ -138,7 +180,37 @@ def train_one_epoch(
     ``cfg.log_interval`` batches, where it also checks that the loss is finite. Autocasts to
     ``dtype`` (``None``: fp32; :attr:`Setup.autocast_dtype` resolves ``cfg.amp`` once). With an
     active ``group``, this rank trains on its slice of every global batch (``forward`` is then the
-    ``DistributedDataParallel`` model) and the logged losses are the global batch's."""
+    ``DistributedDataParallel`` model) and the logged losses are the global batch's.
+
+    Args:
+        forward: the model to train (``state.model``, compiled or wrapped).
+        state: the training state; its optimizer, schedule and generator step.
+        data: the data set on the device.
+        cfg: the run's configuration (batch size, augmentation, log interval, ...).
+        epoch: the epoch's number, from 1, for the log.
+        log: where the log lines go.
+        run: the run directory, named in the error when the loss is not finite.
+        group: the processes training together (default: this one alone).
+        dtype: the autocast dtype; ``None``: fp32.
+
+    Raises:
+        TrainingDiverged: the loss is NaN or infinite.
+
+    Examples:
+        >>> import io
+        >>> from stn.engine import DeviceData, Run, TrainConfig, TrainState
+        >>> from stn.engine.log import RunLog
+        >>> glyphs = stn.data.load("glyphs", train_size=32, test_size=8, canvas=28, cache=False)
+        >>> data = DeviceData(glyphs, torch.device("cpu"))
+        >>> model = stn.models.create("tutorial-mnist")
+        >>> opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        >>> state = TrainState(model, opt, torch.optim.lr_scheduler.ConstantLR(opt, 1.0), torch.Generator())
+        >>> cfg = TrainConfig(batch_size=16)
+        >>> run, log = Run.create(getfixture("tmp_path") / "run", cfg), RunLog(None, io.StringIO(), False)
+        >>> loss = train_one_epoch(model, state, data, cfg, 1, log, run)
+        >>> loss > 0, log.stream.getvalue().startswith("Train Epoch: 1 [0/32 (0%)]")
+        (True, True)
+    """
     group = group or Group()
     state.model.train()
     loss_sum, seen = torch.zeros((), device=data.device), 0
@@ -196,7 +268,20 @@ def check_names(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with its data set filled in (the model's own by default), after checking every name
     and option it gives: the model and its options, the transform family, the data set and its
     options. ``ValueError`` (``DataError`` for the data set) naming the first problem, before any
-    data is read."""
+    data is read.
+
+    Args:
+        cfg: the configuration to check.
+
+    Examples:
+        >>> from stn.engine import TrainConfig
+        >>> check_names(TrainConfig(model="tutorial-mnist")).dataset
+        'mnist'
+        >>> check_names(TrainConfig(model="tutorial-mnist", transform="twirl"))
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown transform 'twirl'; choose one of: translation, attention, ...
+    """
     cfg = dataclasses.replace(cfg.validate(), dataset=cfg.dataset or models.describe(cfg.model).default_dataset)
     models.check_options(cfg.model, cfg.model_options)
     if cfg.stn:
@@ -210,6 +295,10 @@ def configure_process(cfg: TrainConfig, device: torch.device | str | None = None
     given), cuDNN's autotuner on CUDA, and, on the CPU, glibc's malloc keeping freed memory
     (``cfg.keep_freed_memory``). ``stn train``, ``stn demo`` and the benchmarks call it before
     :func:`train`, which itself sets nothing process-wide; a library caller decides.
+
+    Args:
+        cfg: the run's configuration.
+        device: the run's device (default: ``cfg.device``, resolved).
 
     Examples:
         >>> from stn.engine import from_recipe

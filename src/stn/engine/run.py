@@ -57,11 +57,23 @@ METRIC_FIELDS = ["epoch", "train_loss", "test_loss", "test_accuracy", "seconds"]
 
 
 class RunError(ValueError):
-    """A run directory that is missing, damaged, busy, or asked for what it cannot do."""
+    """A run directory that is missing, damaged, busy, or asked for what it cannot do.
+
+    Examples:
+        >>> Run.open("no-such-run")
+        Traceback (most recent call last):
+        ...
+        stn.engine.run.RunError: no such run directory: no-such-run does not exist
+    """
 
 
 def per_class_accuracy(classes: Sequence[str], correct: Sequence[int], total: Sequence[int]) -> dict[str, float]:
     """``{class: accuracy in %}``, rounded to 2 digits.
+
+    Args:
+        classes: the class names.
+        correct: the correct predictions per class.
+        total: the images per class (a class without any has accuracy 0).
 
     Examples:
         >>> per_class_accuracy(["cat", "dog"], [1, 2], [3, 2])
@@ -72,6 +84,11 @@ def per_class_accuracy(classes: Sequence[str], correct: Sequence[int], total: Se
 
 class Run:
     """A run directory. Make one with :meth:`create`, open one with :meth:`open`.
+
+    Args:
+        path: the directory.
+        config: the run's configuration.
+        format: the directory's format version (:data:`FORMAT` for a new one).
 
     Examples:
         >>> import tempfile
@@ -380,6 +397,30 @@ def load_model(
     by another program (the seed's or the PyTorch tutorial's ``Net`` for ``seed-cifar`` and
     ``tutorial-mnist``); the payload is made up from the model's data set (``dataset``, default the
     model's own, read from ``data_root``): its image shape, classes and statistics, as stn trains.
+
+    Args:
+        target: a run directory or a checkpoint file (with ``model``: a ``state_dict`` file).
+        which: ``best`` or ``last``, the checkpoint of a run directory.
+        model: the registered model a plain ``state_dict`` file holds.
+        dataset: with ``model``, the data set it was trained on (default: the model's own).
+        data_root: where that data set is read.
+
+    Returns:
+        ``(model, payload, path)``: the model on the CPU with its weights loaded, the checkpoint's
+        payload (a dict: model, options, classes, ...) and the file read.
+
+    Examples:
+        >>> from stn.engine import checkpoint
+        >>> path = getfixture("tmp_path") / "mnist.pt"
+        >>> net = stn.models.create("tutorial-mnist")
+        >>> checkpoint.save(dict(model="tutorial-mnist", model_options={}, state_dict=net.state_dict()), path)
+        >>> model, payload, where = load_model(path)
+        >>> type(model).__name__, payload["model"], where == path
+        ('Net', 'tutorial-mnist', True)
+        >>> load_model("no-such-run")
+        Traceback (most recent call last):
+        ...
+        stn.engine.run.RunError: no such run directory or checkpoint: no-such-run does not exist
     """
     target = Path(target)
     if model is not None:

@@ -23,7 +23,29 @@ KEYS = frozenset({"images", "mean", "std", "transform", "transform_options", "ep
 
 
 def load_snapshots(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a run's ``snapshots.pt``; ``ValueError`` naming the file if it is not one."""
+    """Read a run's ``snapshots.pt``; ``ValueError`` naming the file if it is not one.
+
+    Args:
+        path: the ``snapshots.pt`` file.
+
+    Returns:
+        A dict: ``images`` (uint8 ``(N, C, H, W)``), ``labels``, ``classes``, ``mean``, ``std``,
+        ``transform`` and ``transform_options``, and per captured epoch (``epochs``) its ``params``
+        and ``outputs`` (see :class:`Snapshots`).
+
+    Examples:
+        >>> import io, os
+        >>> from unittest import mock
+        >>> from stn.engine import from_recipe, train
+        >>> cfg = from_recipe("demo", model="tutorial-mnist", epochs=2, device="cpu", amp="off",
+        ...                   dataset_options=dict(train_size=32, test_size=16, canvas=28))  # a tiny run
+        >>> folder = getfixture("tmp_path")
+        >>> with mock.patch.dict(os.environ, {"STN_CACHE": str(folder)}):  # the drawn glyphs are cached there
+        ...     _ = train(cfg, folder / "run", stream=io.StringIO(), progress=False)
+        >>> snapshots = load_snapshots(folder / "run" / "snapshots.pt")
+        >>> snapshots["epochs"], snapshots["transform"], tuple(snapshots["images"].shape)
+        ([1, 2], 'affine', (16, 1, 28, 28))
+    """
     try:
         state = torch.load(path, weights_only=True)
     except FileNotFoundError:

@@ -31,6 +31,30 @@ class TrainState:
 
     ``state_dict()`` is ``last.pt``'s payload (less the run's description, see
     :meth:`stn.engine.run.Run.save_checkpoint`); ``best_state_dict()`` is ``best.pt``'s.
+
+    Attributes:
+        model: the network being trained.
+        optimizer: its optimizer.
+        scheduler: the learning-rate schedule, stepped every batch.
+        generator: draws the batches and their augmentation.
+        epoch: the last finished epoch (0 before the first).
+        metrics: one ``metrics.csv`` row per finished epoch.
+        best_accuracy: the best test accuracy so far, in % (-1 before the first epoch).
+        elapsed: seconds of training so far.
+        class_correct: the last epoch's correct test images per class.
+        class_total: the test images per class.
+
+    Examples:
+        >>> from torch import nn
+        >>> model = nn.Linear(4, 2)
+        >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> state = TrainState(model, opt, torch.optim.lr_scheduler.ConstantLR(opt, 1.0), torch.Generator())
+        >>> state.record({"epoch": 1, "test_accuracy": 50.0}, [1, 0], [1, 1])  # the best so far
+        True
+        >>> state.record({"epoch": 2, "test_accuracy": 40.0}, [0, 1], [1, 1])
+        False
+        >>> state.epoch, state.best_accuracy, sorted(state.best_state_dict())
+        (2, 50.0, ['best_accuracy', 'class_correct', 'class_total', 'epoch', 'metrics', 'state_dict'])
     """
 
     model: nn.Module

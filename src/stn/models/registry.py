@@ -45,6 +45,11 @@ _REGISTRY: dict[str, ModelEntry] = {}
 def register(name: str, default_dataset: str, description: str) -> Callable:
     """Decorator registering ``factory(input_shape, num_classes, **options) -> nn.Module`` as ``name``.
 
+    Args:
+        name: the model's name, as :func:`create` and ``--model`` take it.
+        default_dataset: the data set it trains on when none is named.
+        description: one line about it (``stn models`` lists it).
+
     Raises:
         ValueError: ``name`` is already registered.
 
@@ -81,6 +86,9 @@ def list_models() -> list[str]:
 def describe(name: str) -> ModelEntry:
     """The registry entry of ``name``; ``ValueError`` if unknown.
 
+    Args:
+        name: a registered model's name.
+
     Examples:
         >>> describe("paper-cnn").description.startswith("the paper's distorted-MNIST CNN")
         True
@@ -103,6 +111,9 @@ def options(name: str) -> list[str]:
     spatial transformer, the transformer's sampling options. ``input_shape`` and ``num_classes``
     come from the data and are not listed.
 
+    Args:
+        name: a registered model's name.
+
     Examples:
         >>> {"stn", "transform", "recurrent_steps", "padding_mode"} <= set(options("paper-cnn"))
         True
@@ -122,6 +133,10 @@ def options(name: str) -> list[str]:
 
 def check_options(name: str, given: typing.Iterable[str]) -> None:
     """``ValueError`` (one line, listing what model ``name`` takes) for an option it does not take.
+
+    Args:
+        name: a registered model's name.
+        given: the names of the options to check.
 
     Examples:
         >>> check_options("tutorial-mnist", ["transform"])
@@ -144,6 +159,11 @@ def create(name: str, weights: str | os.PathLike | None = None, **options: objec
     path)``, from stn or from the seed's or the PyTorch tutorial's own code for ``seed-cifar`` and
     ``tutorial-mnist``), loaded with ``weights_only=True``; ``ValueError`` naming what does not fit.
 
+    Args:
+        name: a registered model's name (:func:`list_models`).
+        weights: a ``state_dict`` file to load (see :func:`load_weights`).
+        **options: the factory's options.
+
     Examples:
         >>> import torch
         >>> model = create("tutorial-mnist")
@@ -163,7 +183,25 @@ def create(name: str, weights: str | os.PathLike | None = None, **options: objec
 
 def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
     """Load the ``state_dict`` in the file at ``path`` into ``model`` (tensors only are unpickled);
-    ``ValueError`` (one line) if the file is missing, holds no state dict, or does not fit."""
+    ``ValueError`` (one line) if the file is missing, holds no state dict, or does not fit.
+
+    Args:
+        model: the network to load into.
+        path: a file of ``torch.save(model.state_dict(), path)``, or an stn checkpoint (its
+            ``state_dict`` is loaded).
+
+    Examples:
+        >>> path = getfixture("tmp_path") / "weights.pt"  # a temporary folder
+        >>> torch.save(create("tutorial-mnist").state_dict(), path)
+        >>> model = create("tutorial-mnist")
+        >>> load_weights(model, path)
+        >>> all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), torch.load(path).values()))
+        True
+        >>> load_weights(model, "missing.pt")
+        Traceback (most recent call last):
+        ...
+        ValueError: no such weights file: missing.pt
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no such weights file: {path}")

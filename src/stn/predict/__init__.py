@@ -70,7 +70,28 @@ def __getattr__(name: str):
 @dataclass
 class PredictedFiles:
     """What :func:`predict_files` did: images predicted, unreadable images skipped
-    ``(file, reason)``, and the files it wrote."""
+    ``(file, reason)``, and the files it wrote.
+
+    Attributes:
+        count: the images predicted.
+        skipped: ``(file, reason)`` of each unreadable image left out.
+        written: the files written into the output folder.
+
+    Examples:
+        >>> from PIL import Image
+        >>> from torch import nn
+        >>> from stn.export import export
+        >>> folder = getfixture("tmp_path")
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2), nn.LogSoftmax(1))
+        >>> meta = {"classes": ["cat", "dog"], "mean": [0.5], "std": [0.25]}
+        >>> path = export(model, (1, 8, 8), folder / "m.pt2", metadata=meta)
+        >>> Image.new("L", (8, 8)).save(folder / "a.png")
+        >>> _ = (folder / "b.png").write_text("not an image")
+        >>> done = predict_files(load_predictor(path), [folder / "a.png", folder / "b.png"], folder / "out",
+        ...                      skip_bad_images=True)
+        >>> done.count, Path(done.skipped[0][0]).name, [p.name for p in done.written]
+        (1, 'b.png', ['predictions.csv', 'predictions.json'])
+    """
 
     count: int
     skipped: list[tuple[str, str]]
@@ -93,6 +114,23 @@ def predict_files(
     """:func:`predict` the ``inputs``, give each table line to ``echo``, and write the outputs
     of :class:`PredictionWriter` into ``out`` (none without ``out``; ``boxes`` and
     ``save_transformed`` need it).
+
+    Args:
+        predictor: the model (:func:`load_predictor`).
+        inputs: image files and folders (see :func:`image_files`).
+        out: the folder to write into (``None``: nothing is written).
+        top_k: classes kept per image.
+        batch_size: images predicted at a time.
+        boxes: each image's regions (see :func:`predict`).
+        save_transformed: the transformer's outputs and contact sheets (see
+            :class:`PredictionWriter`).
+        skip_bad_images: leave unreadable images out (listed in the result) instead of raising
+            :class:`ImageError`.
+        progress: a tqdm bar on stderr (default: when stderr is a terminal).
+        echo: called with each line of the table (:func:`table_lines`); ``None``: no table.
+
+    Returns:
+        What was done: a :class:`PredictedFiles`.
 
     Examples:
         >>> import tempfile

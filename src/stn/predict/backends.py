@@ -30,10 +30,12 @@ class Predictor:
         backend: ``"pytorch"``, ``"onnxruntime"`` or ``"torch.export"``.
         classes: class names, in output order.
         input_shape: ``(C, H, W)`` of the images it reads.
-        mean, std: per-channel statistics of the normalisation ``(x / 255 - mean) / std``.
+        mean: per-channel means of the normalisation ``(x / 255 - mean) / std``.
+        std: its per-channel standard deviations.
         tta: whether flip test-time augmentation is part of the prediction.
-        transform, align_corners, k: the first transformer's family, sampling convention and
-            count, when it reads the image (else ``transform`` is ``None``).
+        transform: the first transformer's family, when it reads the image (else ``None``).
+        align_corners: that transformer's sampling convention.
+        k: the number of its parameter sets (parallel transformers).
 
     Examples:
         >>> import tempfile
@@ -84,6 +86,7 @@ def load_predictor(
     Runtime) or a ``.pt2`` file (``torch.export``).
 
     Args:
+        target: a run directory, a checkpoint, or an exported ``.onnx`` or ``.pt2`` file.
         tta: flip test-time augmentation for a run (default: as the run was evaluated, its
             config's ``flip_tta``); an exported file has it in its graph or not (``ValueError``
             if ``tta`` asks otherwise).

@@ -14,13 +14,25 @@ __all__ = ["ImageError", "image_files", "read_image"]
 
 
 class ImageError(ValueError):
-    """An image file cannot be read or converted; the message names the file and the reason."""
+    """An image file cannot be read or converted; the message names the file and the reason.
+
+    Examples:
+        >>> path = getfixture("tmp_path") / "notes.png"
+        >>> _ = path.write_text("not an image")
+        >>> read_image(path, (1, 28, 28))
+        Traceback (most recent call last):
+        ...
+        stn.predict.images.ImageError: cannot read image ...notes.png: not an image file Pillow can read
+    """
 
 
 def image_files(inputs: Sequence[str | os.PathLike]) -> Iterator[Path]:
     """The files named in ``inputs``, folders expanded (recursively, sorted, lazily) to the image
     files under them. A file named directly is taken whatever its suffix. ``ValueError`` for a
     path that does not exist (checked for all of them before the first is yielded).
+
+    Args:
+        inputs: files and folders.
 
     Examples:
         >>> import tempfile
@@ -60,6 +72,10 @@ def read_image(path: str | os.PathLike, input_shape: Sequence[int]) -> tuple[np.
     read as 0..1 (not clipped), transparency composited on white.
     ``ImageError`` naming the file if it is not an image, is truncated or corrupt, or has a mode
     that cannot be converted.
+
+    Args:
+        path: the image file.
+        input_shape: ``(C, H, W)`` the model reads (``C`` 1 or 3).
 
     Examples:
         >>> import tempfile

@@ -21,7 +21,22 @@ SHEET_ROWS = 16  # images per contact sheet
 
 def table_lines(batch: PredictionBatch, top_k: int, width: int, header: bool = False) -> list[str]:
     """Rows of the stdout table for ``batch``: the file (padded to ``width``), then each of the
-    ``top_k`` classes with its probability; with ``header``, the column titles first."""
+    ``top_k`` classes with its probability; with ``header``, the column titles first.
+
+    Args:
+        batch: the predictions.
+        top_k: the classes each prediction holds.
+        width: the file column's width.
+        header: begin with the column titles.
+
+    Examples:
+        >>> images = torch.zeros(1, 1, 8, 8, dtype=torch.uint8)
+        >>> batch = PredictionBatch([Prediction("a.png", 8, 8, [("dog", 1, 0.75), ("cat", 0, 0.25)])], [], images)
+        >>> for line in table_lines(batch, 2, 8, header=True):
+        ...     print(line)
+        file      top-1         prob  top-2         prob
+        a.png     dog          0.750  cat          0.250
+    """
     lines = []
     if header:
         lines.append(f"{'file':<{width}}" + "".join(f"  {f'top-{r + 1}':<12}{'prob':>6}" for r in range(top_k)))
@@ -42,6 +57,28 @@ class PredictionWriter:
     "regions"?}], "skipped": [{"file", "error"}], "count", "skipped_count"}``; ``regions`` (with
     ``--boxes``) as :class:`Prediction` describes. ``predictions.csv``: ``file``, then
     ``top<r>_class`` and ``top<r>_probability`` for each rank ``r``.
+
+    Args:
+        out: the folder to write into (made if missing).
+        predictor: the model the predictions are of (its classes, shape, source).
+        top_k: classes per image in the files (at most the number of classes).
+        save_transformed: write the transformer outputs and contact sheets (the batches must
+            hold ``params`` and ``transformed``).
+
+    Examples:
+        >>> import json, torch
+        >>> from stn.predict import Predictor
+        >>> predictor = Predictor(Path("m.pt2"), "torch.export", ["cat", "dog"], (1, 8, 8), (0.5,), (0.5,))
+        >>> out = getfixture("tmp_path") / "out"
+        >>> writer = PredictionWriter(out, predictor, top_k=2)
+        >>> images = torch.zeros(1, 1, 8, 8, dtype=torch.uint8)
+        >>> writer.write(PredictionBatch([Prediction("a.png", 8, 8, [("dog", 1, 0.75), ("cat", 0, 0.25)])], [], images))
+        >>> writer.close()
+        >>> print((out / "predictions.csv").read_text().strip())
+        file,top1_class,top1_probability,top2_class,top2_probability
+        a.png,dog,0.75,cat,0.25
+        >>> json.loads((out / "predictions.json").read_text())["count"]
+        1
     """
 
     def __init__(self, out: str | os.PathLike, predictor: Predictor, top_k: int, save_transformed: bool = False):

@@ -32,7 +32,22 @@ class Prediction:
     """One image's prediction: its ``file``, original ``width`` and ``height``, the ``top``
     classes as ``(class, index, probability)`` best first, and with ``boxes`` its ``regions``:
     one quadrilateral per transformer, four ``(x, y)`` corners in pixels of the original image
-    (see the module notes)."""
+    (see the module notes).
+
+    Attributes:
+        file: the image file, as named or found.
+        width: the original image's width, as a viewer shows it.
+        height: its height.
+        top: ``(class, index, probability)``, best first.
+        regions: ``k`` quadrilaterals of four ``(x, y)`` corners, or ``None`` (without ``boxes``).
+
+    Examples:
+        >>> p = Prediction("cat.png", 40, 30, [("cat", 0, 0.75), ("dog", 1, 0.25)])
+        >>> p.record()
+        {'file': 'cat.png', 'width': 40, 'height': 30,
+         'top_k': [{'class': 'cat', 'index': 0, 'probability': 0.75},
+                   {'class': 'dog', 'index': 1, 'probability': 0.25}]}
+    """
 
     file: str
     width: int
@@ -63,6 +78,12 @@ class PredictionBatch:
         images: uint8 ``(N, C, H, W)``, as the model read them.
         params: ``(N, k, P)`` transformer parameters, or ``None``.
         transformed: uint8 ``(N, k, C, h, w)`` transformer outputs de-normalised, or ``None``.
+
+    Examples:
+        >>> images = torch.zeros(1, 1, 8, 8, dtype=torch.uint8)
+        >>> batch = PredictionBatch([Prediction("a.png", 8, 8, [("dog", 1, 0.75)])], [("b.png", "unreadable")], images)
+        >>> len(batch.predictions), batch.skipped[0][0], batch.params is None
+        (1, 'b.png', True)
     """
 
     predictions: list[Prediction]
@@ -84,6 +105,7 @@ def regions(
     of the original images.
 
     Args:
+        transform: the transformer's family.
         params: ``(N, P)`` or ``(N, k, P)``.
         input_size: ``(H, W)`` the model read (each image was resized to it).
         image_sizes: ``(width, height)`` of each original image.
@@ -130,7 +152,10 @@ def predict(
     of ``batch_size``, yielding one :class:`PredictionBatch` per batch.
 
     Args:
+        predictor: the model (:func:`~stn.predict.load_predictor`).
+        inputs: image files and folders.
         top_k: classes kept per image (at most the number of classes).
+        batch_size: images per batch.
         boxes: compute each image's ``regions`` (needs a transformer that reads the image).
         keep_transformed: fill the batches' ``params`` and ``transformed``.
         skip_bad_images: an unreadable image goes in the batch's ``skipped`` instead of raising

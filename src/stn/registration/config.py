@@ -23,7 +23,43 @@ def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> A
 class RegisterConfig:
     """An unsupervised registration run: a network that aligns a moving volume (or image) to a
     fixed one, trained on pairs of a data set (or, with ``template``, on every image against one
-    learned template: congealing)."""
+    learned template: congealing).
+
+    Every field is an option of ``stn register`` (its help is the field's ``help`` metadata).
+
+    Attributes:
+        data: the data set: ``shapes3d``, ``shapes2d`` or ``mnist`` (:func:`load_data`).
+        data_root: the folder holding MNIST (data set ``mnist``).
+        data_options: the data set's options.
+        transform: ``field`` (a dense field; ``field3d`` for volumes) or a matrix family
+            (``affine3d``, ``affine``, ...).
+        diffeomorphic: integrate the field as a stationary velocity (scaling and squaring).
+        steps: scaling-and-squaring steps.
+        features: the U-Net's encoder widths, one per level.
+        final: widths of the U-Net's convolutions at full size.
+        template: align every image to one learned template (congealing) instead of pairs.
+        similarity: ``ncc`` (local normalised cross-correlation) or ``mse``.
+        window: the NCC window, pixels per side (odd).
+        smoothness: weight of the field's smoothness (mean squared gradient, in voxels).
+        dice_weight: weight of the Dice loss on the label maps (0: unsupervised).
+        centre_weight: with ``template``, weight of the batch's mean displacement, in voxels
+            (keeps the template central).
+        epochs: epochs (one pass over the training images as moving images).
+        batch_size: pairs per step.
+        lr: Adam's learning rate.
+        seed: the random seed (pairs, initial weights).
+        device: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``.
+        threads: torch's CPU threads (``None``: torch's default).
+
+    Examples:
+        >>> cfg = RegisterConfig(data="shapes2d", epochs=2).validate()
+        >>> cfg.transform, cfg.similarity, RegisterConfig.from_dict(cfg.to_dict()) == cfg
+        ('field', 'ncc', True)
+        >>> RegisterConfig(window=8).validate()
+        Traceback (most recent call last):
+        ...
+        ValueError: window must be odd, got 8
+    """
 
     data: str = option("shapes3d", "registration data set: shapes3d, shapes2d, mnist (stn.registration.data)")
     data_root: str | None = option(None, "folder holding MNIST (data set mnist)")

@@ -28,7 +28,22 @@ __all__ = ["DATASETS", "RegistrationData", "load_data", "mnist_digits", "shapes"
 
 @dataclass
 class RegistrationData:
-    """Images and label maps, ``(N, 1, *S)`` uint8 each, for training and testing."""
+    """Images and label maps, ``(N, 1, *S)`` uint8 each, for training and testing.
+
+    Attributes:
+        name: the data set's name.
+        train_images: uint8 ``(N, 1, H, W)`` images or ``(N, 1, D, H, W)`` volumes.
+        train_labels: uint8 label maps of the same shape (0 the background).
+        test_images: as ``train_images``.
+        test_labels: as ``train_labels``.
+        label_names: one name per label, the background's first.
+        source: where it came from, for messages.
+
+    Examples:
+        >>> data = load_data("shapes2d", size=16, train=4, test=2)
+        >>> data.size, data.ndim, data.num_labels, tuple(data.test_labels.shape)
+        ((16, 16), 2, 5, (2, 1, 16, 16))
+    """
 
     name: str
     train_images: Tensor
@@ -84,6 +99,11 @@ def shapes(
     """The ``shapes3d`` (``ndim=3``) or ``shapes2d`` set: ``size`` voxels a side.
 
     Args:
+        ndim: 3 (volumes) or 2 (images).
+        size: voxels a side.
+        train: training subjects.
+        test: test subjects.
+        seed: of the subjects' shapes, deformations and noise.
         deformation: amplitude of the random velocity (normalised units; at 0.15 two subjects'
             labels overlap with a mean Dice of about 0.45 before registration).
         noise: standard deviation of the Gaussian noise on ``[0, 1]`` intensities.
@@ -138,7 +158,14 @@ def mnist_digits(
     root: str | os.PathLike | None = None, digit: int = 3, train: int = 1000, test: int = 200
 ) -> RegistrationData:
     """The first ``train`` / ``test`` MNIST digits of class ``digit`` (MNIST found as by
-    ``stn.data.load("mnist", root)``), label maps their pixels ``>= 128``."""
+    ``stn.data.load("mnist", root)``), label maps their pixels ``>= 128``.
+
+    Args:
+        root: where MNIST is read.
+        digit: the class, 0 to 9.
+        train: training images at most.
+        test: test images at most.
+    """
     from stn import data as stn_data
 
     if not isinstance(digit, int) or not 0 <= digit <= 9:
@@ -170,7 +197,23 @@ DATASETS: dict[str, Callable[..., RegistrationData]] = {
 
 
 def load_data(name: str, root: str | os.PathLike | None = None, **options: object) -> RegistrationData:
-    """The registration data set ``name`` (one of :data:`DATASETS`) with its ``options``."""
+    """The registration data set ``name`` (one of :data:`DATASETS`) with its ``options``.
+
+    Args:
+        name: ``shapes3d``, ``shapes2d`` or ``mnist``.
+        root: where MNIST is read (``mnist`` only).
+        **options: the arguments of :func:`shapes` (``size``, ``train``, ``test``, ``seed``, ...)
+            or of :func:`mnist_digits` (``digit``, ``train``, ``test``).
+
+    Examples:
+        >>> data = load_data("shapes3d", size=8, train=2, test=2)
+        >>> tuple(data.train_images.shape), data.label_names
+        ((2, 1, 8, 8, 8), ['background', 'body', 'left', 'right', 'core'])
+        >>> load_data("brains")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown registration data set 'brains'; choose one of: shapes3d, shapes2d, mnist
+    """
     if name not in DATASETS:
         raise ValueError(f"unknown registration data set {name!r}; choose one of: {', '.join(DATASETS)}")
     try:

@@ -38,6 +38,12 @@ def local_ncc(a: Tensor, b: Tensor, window: int = 9, eps: float = 1e-5) -> Tenso
     ``window``-wide box about each pixel (VoxelMorph's NCC): 0 where one is an affine function of the
     other, up to 1. Inputs ``(N, C, *S)``; returns a scalar.
 
+    Args:
+        a: images ``(N, C, H, W)`` or volumes ``(N, C, D, H, W)``.
+        b: the same shape.
+        window: the box's side, odd.
+        eps: keeps the ratio finite where a box is flat.
+
     Example:
         >>> x = torch.rand(2, 1, 16, 16, 16)
         >>> float(local_ncc(x, 3 * x + 1)) < 1e-3
@@ -56,19 +62,48 @@ def local_ncc(a: Tensor, b: Tensor, window: int = 9, eps: float = 1e-5) -> Tenso
 
 
 def mse(a: Tensor, b: Tensor) -> Tensor:
-    """Mean squared difference of ``(N, C, *S)`` tensors."""
+    """Mean squared difference of ``(N, C, *S)`` tensors.
+
+    Args:
+        a: images ``(N, C, H, W)`` or volumes ``(N, C, D, H, W)``.
+        b: the same shape.
+
+    Examples:
+        >>> mse(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2))
+        tensor(1.)
+    """
     _check_pair(a, b)
     return F.mse_loss(a, b)
 
 
 def one_hot(labels: Tensor, num_labels: int) -> Tensor:
-    """Label maps ``(N, 1, *S)`` (integers ``0 .. num_labels - 1``) -> ``(N, num_labels, *S)`` floats."""
+    """Label maps ``(N, 1, *S)`` (integers ``0 .. num_labels - 1``) -> ``(N, num_labels, *S)`` floats.
+
+    Args:
+        labels: integer label maps.
+        num_labels: the labels, the background 0 included.
+    """
     return F.one_hot(labels[:, 0].long(), num_labels).movedim(-1, 1).float()
 
 
 def dice_loss(a: Tensor, b: Tensor, eps: float = 1e-5) -> Tensor:
     """``1 -`` the soft Dice of two ``(N, K, *S)`` label probability maps, averaged over the labels
-    but the first (the background)."""
+    but the first (the background).
+
+    Args:
+        a: ``(N, K, *S)`` probabilities of the ``K`` labels (e.g. :func:`one_hot` maps, warped).
+        b: the same shape.
+        eps: keeps the ratio finite for a label in neither map.
+
+    Returns:
+        A scalar: 0 for equal maps, up to 1.
+
+    Examples:
+        >>> labels = torch.tensor([0, 1, 1, 2]).view(1, 1, 2, 2)
+        >>> a = one_hot(labels, 3)
+        >>> dice_loss(a, a), round(float(dice_loss(a, one_hot(torch.zeros_like(labels), 3))), 3)
+        (tensor(0.), 1.0)
+    """
     _check_pair(a, b)
     dims = tuple(range(2, a.dim()))
     overlap = 2 * (a * b).sum(dims) + eps
@@ -78,7 +113,19 @@ def dice_loss(a: Tensor, b: Tensor, eps: float = 1e-5) -> Tensor:
 @torch.no_grad()
 def dice_score(a: Tensor, b: Tensor, num_labels: int) -> Tensor:
     """Dice ``2 |A ∩ B| / (|A| + |B|)`` of each foreground label ``1 .. num_labels - 1`` of two label
-    maps ``(N, 1, *S)``; ``(N, num_labels - 1)``, NaN where a label is in neither map."""
+    maps ``(N, 1, *S)``; ``(N, num_labels - 1)``, NaN where a label is in neither map.
+
+    Args:
+        a: integer label maps ``(N, 1, H, W)`` or ``(N, 1, D, H, W)``.
+        b: the same shape.
+        num_labels: the labels, the background 0 included.
+
+    Examples:
+        >>> a = torch.tensor([0, 1, 1, 2]).view(1, 1, 2, 2)
+        >>> b = torch.tensor([0, 1, 2, 2]).view(1, 1, 2, 2)
+        >>> dice_score(a, b, 3)  # each label: one pixel shared, three in all
+        tensor([[0.6667, 0.6667]])
+    """
     _check_pair(a, b)
     scores = []
     for label in range(1, num_labels):
@@ -96,6 +143,13 @@ def smoothness(field: Tensor, align_corners: bool = True) -> Tensor:
     Args:
         field: ``(N, H, W, 2)`` or ``(N, D, H, W, 3)`` normalised displacements.
         align_corners: the convention of the field's positions (sets the size of a voxel).
+
+    Examples:
+        >>> from stn.transforms import base_grid
+        >>> stretch = torch.zeros(1, 5, 5, 2)
+        >>> stretch[..., 0] = 0.1 * base_grid(5, align_corners=True)[..., 0]  # 0.1 voxel more per voxel along x
+        >>> smoothness(torch.full((1, 5, 5, 2), 0.3)), round(float(smoothness(stretch)), 6)  # a shift is smooth
+        (tensor(0.), 0.0025)
     """
     sizes = field.shape[1:-1]
     scale = field.new_tensor([(n - 1) / 2 if align_corners else n / 2 for n in reversed(sizes)])
@@ -107,7 +161,19 @@ def smoothness(field: Tensor, align_corners: bool = True) -> Tensor:
 @torch.no_grad()
 def folding(field: Tensor, align_corners: bool = True) -> Tensor:
     """Percentage of the pixels (voxels) where the map folds, ``det J <= 0``
-    (:func:`stn.transforms.jacobian_determinant`); ``(N,)``."""
+    (:func:`stn.transforms.jacobian_determinant`); ``(N,)``.
+
+    Args:
+        field: ``(N, H, W, 2)`` or ``(N, D, H, W, 3)`` normalised displacements.
+        align_corners: the convention of the field's positions.
+
+    Examples:
+        >>> from stn.transforms import base_grid
+        >>> mirror = torch.zeros(1, 8, 8, 2)
+        >>> mirror[..., 0] = -2 * base_grid(8, align_corners=True)[..., 0]  # x -> -x: folded everywhere
+        >>> folding(torch.zeros(1, 8, 8, 2)), folding(mirror)
+        (tensor([0.]), tensor([100.]))
+    """
     det = jacobian_determinant(field, align_corners)
     return 100 * (det <= 0).flatten(1).float().mean(1)
 

@@ -40,6 +40,12 @@ class UNet(nn.Module):
 
     Input ``(N, in_channels, *S)`` (any size; odd sizes are upsampled to the skip's size);
     :meth:`forward` returns the ``(N, final[-1], *S)`` features, :meth:`encode` the deepest level.
+
+    Examples:
+        >>> unet = UNet(3, features=(4, 8), final=(4,))
+        >>> x = torch.rand(1, 2, 8, 8, 8)  # a moving and a fixed volume, stacked
+        >>> unet(x).shape, unet.encode(x)[0].shape
+        (torch.Size([1, 4, 8, 8, 8]), torch.Size([1, 8, 4, 4, 4]))
     """
 
     def __init__(

@@ -38,7 +38,22 @@ TEST_PAIRS = 32  # fixed test pairs (image i onto image i + 1) measured every ep
 
 @dataclass
 class Registration:
-    """A trained (or training) registration: the network, the template (congealing only) and the data."""
+    """A trained (or training) registration: the network, the template (congealing only) and the data.
+
+    Attributes:
+        cfg: what the registration is.
+        net: the network (:class:`RegistrationNet`).
+        data: the images and label maps.
+        template: the learned fixed image ``(1, 1, *S)`` on ``[0, 1]`` (congealing), or ``None``.
+
+    Examples:
+        >>> from stn.registration import RegistrationNet, load_data
+        >>> data = load_data("shapes2d", size=16, train=4, test=2)
+        >>> reg = Registration(RegisterConfig(data="shapes2d"), RegistrationNet(data.size, features=(4, 8)), data)
+        >>> images, labels = reg.images("test", torch.arange(2))
+        >>> tuple(images.shape), images.dtype, labels.dtype, reg.device
+        ((2, 1, 16, 16), torch.float32, torch.uint8, device(type='cpu'))
+    """
 
     cfg: RegisterConfig
     net: RegistrationNet
@@ -63,7 +78,13 @@ class Registration:
 
 
 def build(cfg: RegisterConfig, device: torch.device | None = None, net: nn.Module | None = None) -> Registration:
-    """The data, network (``net`` if given) and template ``cfg`` describes, seeded, on ``device``."""
+    """The data, network (``net`` if given) and template ``cfg`` describes, seeded, on ``device``.
+
+    Args:
+        cfg: the registration.
+        device: where the network and template go (default: the CPU).
+        net: the network to use instead of a new :class:`RegistrationNet`.
+    """
     cfg.validate()
     data = load_data(cfg.data, cfg.data_root, **cfg.data_options)
     torch.manual_seed(cfg.seed)
@@ -118,7 +139,21 @@ class Evaluation:
 @torch.no_grad()
 def evaluate(reg: Registration, pairs: int = TEST_PAIRS, batch_size: int = 4) -> Evaluation:
     """Register test image ``i + 1`` (moving) onto image ``i`` (fixed), or every test image onto
-    the template, for the first ``pairs``; label maps warped with nearest sampling."""
+    the template, for the first ``pairs``; label maps warped with nearest sampling.
+
+    Args:
+        reg: the registration.
+        pairs: test pairs to measure, at most.
+        batch_size: pairs at a time.
+
+    Examples:
+        >>> from stn.registration import RegistrationNet, load_data
+        >>> data = load_data("shapes2d", size=16, train=4, test=4)
+        >>> reg = Registration(RegisterConfig(data="shapes2d"), RegistrationNet(data.size, features=(4, 8)), data)
+        >>> result = evaluate(reg, pairs=2)
+        >>> len(result.dice_after), 0 <= result.dice <= 1, result.folding_max  # four foreground labels
+        (4, True, 0.0)
+    """
     reg.net.eval()
     n = len(reg.data.test_images) - (0 if reg.template is not None else 1)
     count = min(pairs, n)
@@ -163,6 +198,28 @@ def register(
     image and the sampling grid, with :class:`RegistrationNet`'s ``sample``, ``displacement``,
     ``dense`` and ``family`` (only :class:`RegistrationNet` runs reload with
     :func:`load_registration`).
+
+    Args:
+        cfg: the registration.
+        run_dir: the run directory to write.
+        net: another network to train (default: :class:`RegistrationNet` as ``cfg`` describes it).
+        stream: where the log goes (default standard output).
+        progress: a progress bar.
+
+    Returns:
+        The summary (``summary.json``): Dice before and after (mean and per label), % folding,
+        seconds, the network and its transform.
+
+    Examples:
+        >>> import io
+        >>> cfg = RegisterConfig(data="shapes3d", data_options=dict(size=8, train=4, test=2),
+        ...                      features=(4, 8), final=(4,), epochs=1)  # tiny: 8^3 voxels, one epoch
+        >>> run_dir = getfixture("tmp_path") / "run"
+        >>> summary = register(cfg, run_dir, stream=io.StringIO())
+        >>> summary["transform"], summary["diffeomorphic"], list(summary["dice_per_label"])
+        ('field3d', True, ['body', 'left', 'right', 'core'])
+        >>> sorted(p.name for p in run_dir.iterdir())
+        ['config.json', 'last.pt', 'metrics.csv', 'summary.json', 'train.log']
     """
     cfg.validate()
     device = resolve_device(cfg.device)
@@ -302,7 +359,21 @@ def _payload(reg: Registration, epoch: int) -> dict[str, Any]:
 
 
 def load_registration(run_dir: str | os.PathLike, device: str = "cpu") -> Registration:
-    """The registration saved in ``run_dir`` (its ``last.pt``), data rebuilt, on ``device``."""
+    """The registration saved in ``run_dir`` (its ``last.pt``), data rebuilt, on ``device``.
+
+    Args:
+        run_dir: a run directory of :func:`register` (with stn's network).
+        device: where the network goes.
+
+    Examples:
+        >>> import io
+        >>> cfg = RegisterConfig(data="shapes3d", data_options=dict(size=8, train=4, test=2),
+        ...                      features=(4, 8), final=(4,), epochs=1)  # tiny: 8^3 voxels, one epoch
+        >>> _ = register(cfg, getfixture("tmp_path") / "run", stream=io.StringIO())
+        >>> reg = load_registration(getfixture("tmp_path") / "run")
+        >>> type(reg.net).__name__, reg.cfg == cfg, reg.data.size
+        ('RegistrationNet', True, (8, 8, 8))
+    """
     payload = checkpoint.load(Path(run_dir) / "last.pt", map_location=device)
     if payload.get("kind") != "registration" or payload.get("network") != "RegistrationNet":
         raise ValueError(f"{run_dir} does not hold a registration run of stn's network")

@@ -27,6 +27,11 @@ def check_size(size: Sequence[int] | int, what: str = "size", ndim: int = 2) -> 
     ``torch.compile``; a single one stands for every side, a tuple may be any sequence or array of
     ``ndim`` of them.
 
+    Args:
+        size: one side, or the ``ndim`` sides ``(H, W)`` / ``(D, H, W)``.
+        what: how the error message names ``size``.
+        ndim: 2 for an image, 3 for a volume.
+
     Examples:
         >>> check_size(28), check_size((32, 48))
         ((28, 28), (32, 48))
@@ -79,6 +84,13 @@ def base_grid(
 ) -> Tensor:
     """Normalised coordinates of the pixel (voxel) centres of an ``(H, W)`` image or a
     ``(D, H, W)`` volume (a single int is a square image).
+
+    Args:
+        size: ``(H, W)``, ``(D, H, W)`` or a single int.
+        align_corners: the corner pixels' centres at ``±1`` (``True``) or their outer edges
+            (``False``).
+        device: the grid's device.
+        dtype: the grid's dtype (default: torch's default dtype).
 
     Returns:
         ``(H, W, 2)`` points ``(x, y)``, or ``(D, H, W, 3)`` points ``(x, y, z)``: the identity grid
@@ -410,6 +422,12 @@ def apply_matrix(matrix: Tensor, points: Tensor, projective: bool = True, eps: f
     ``±eps`` where it is closer to zero, so that points sent to infinity stay finite. Without
     it the last row is taken to be ``(0, ..., 0, 1)``.
 
+    Args:
+        matrix: ``(N, 3, 3)`` or ``(N, 4, 4)`` matrices (a batch of 1 applies to every element).
+        points: ``(N, P, 2)`` or ``(N, P, 3)`` points.
+        projective: divide by the homogeneous coordinate.
+        eps: the smallest magnitude of the homogeneous coordinate.
+
     Examples:
         >>> m = torch.tensor([[[2.0, 0.0, 1.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]]])
         >>> apply_matrix(m, torch.tensor([[[1.0, 1.0]]]))  # (3, 2, 2) / 2
@@ -440,6 +458,9 @@ def _away_from_zero(w: Tensor, eps: float = 1e-8) -> Tensor:
 def autocast_off(t: Tensor) -> AbstractContextManager:
     """Autocast switched off on ``t``'s device where it is on: a matmul in a grid stays in the
     parameters' precision (bfloat16 offsets would move a 64-pixel grid by 1/8 pixel).
+
+    Args:
+        t: a tensor on the device whose autocast is switched off.
 
     Examples:
         >>> import torch
@@ -474,6 +495,9 @@ def invert(matrix: Tensor) -> Tensor:
 
     Raises ``ValueError`` naming the first singular matrix (checked outside ``torch.compile``).
 
+    Args:
+        matrix: ``(N, 3, 3)`` or ``(N, 4, 4)`` invertible matrices.
+
     Examples:
         >>> import torch
         >>> from stn.transforms import get
@@ -500,6 +524,10 @@ def compose(first: Tensor, second: Tensor) -> Tensor:
     Matrices map output to input, so warping an image by ``A`` and then the result by ``B``
     reads the original at ``A(B(p))``: the single warp with matrix ``compose(B, A)``. Both
     batches must be equal, or one of them 1 (that matrix applies to every element).
+
+    Args:
+        first: ``(N, 3, 3)`` or ``(N, 4, 4)`` matrices, applied first.
+        second: matrices of the same size, applied to the result.
 
     Examples:
         >>> import torch
@@ -528,6 +556,9 @@ def _check_matrix(matrix: Tensor) -> None:
 def can_check_values(t: Tensor) -> bool:
     """Whether a check of ``t``'s values may run: not on ``meta`` tensors, nor while
     ``torch.compile``, ``torch.export`` or ``torch.jit.trace`` trace the code.
+
+    Args:
+        t: the tensor whose values would be checked.
 
     Examples:
         >>> import torch

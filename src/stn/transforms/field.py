@@ -150,6 +150,11 @@ def compose_fields(first: Tensor, second: Tensor, align_corners: bool = False) -
     As with :func:`compose`, warping by ``A`` and then by ``B`` is the single warp
     ``compose_fields(B, A)``.
 
+    Args:
+        first: ``(N, H, W, 2)`` or ``(N, D, H, W, 3)`` displacements, applied first.
+        second: displacements of the same shape, applied to the result.
+        align_corners: the convention the fields' positions follow.
+
     Examples:
         >>> right = torch.zeros(1, 4, 4, 2)
         >>> right[..., 0] = 0.25  # every pixel reads 0.25 further right
@@ -171,6 +176,14 @@ def invert_field(field: Tensor, iterations: int = 20, align_corners: bool = Fals
     """Approximate inverse displacement ``w`` of ``field`` ``(N, H, W, 2)`` or ``(N, D, H, W, 3)``
     (same layout as in :func:`compose_fields`), by the fixed point ``w(p) = -u(p + w(p))``;
     converges where the map is invertible and ``u`` moves by less than its own smoothness scale.
+
+    Args:
+        field: the displacements ``u`` to invert.
+        iterations: fixed-point steps (a positive int).
+        align_corners: the convention the field's positions follow.
+
+    Returns:
+        ``w``, the shape of ``field``.
 
     Examples:
         >>> u = torch.zeros(1, 8, 8, 2)

@@ -44,6 +44,9 @@ def rotation_matrix(rotvec: Tensor) -> Tensor:
     ``|ω|`` radians about ``ω``, counter-clockwise looking down the axis (right-handed in
     ``(x, y, z)``; with ``y`` down and ``z`` into the volume, as the axes of a tensor run).
 
+    Args:
+        rotvec: ``(N, 3)`` rotation vectors ``ω``, axis times angle in radians.
+
     Example:
         >>> r = rotation_matrix(torch.tensor([[0.0, 0.0, torch.pi / 2]]))  # a quarter turn about z
         >>> (r @ torch.tensor([1.0, 0.0, 0.0])).round(decimals=4).abs()  # x turns into y
@@ -57,6 +60,19 @@ def rotation_vector(rotation: Tensor, eps: float = 1e-12) -> Tensor:
 
     Through the unit quaternion (Shepperd's choice of the largest component, so no digits are
     lost near any angle); at exactly π the axis's sign is one of the two equal answers.
+
+    Args:
+        rotation: ``(N, 3, 3)`` rotation matrices.
+        eps: below this length of the quaternion's vector part the angle is taken as small.
+
+    Returns:
+        ``(N, 3)`` rotation vectors, angles in ``[0, π]``.
+
+    Examples:
+        >>> w = torch.tensor([[0.3, -0.2, 2.0], [0.0, 0.0, 0.0]])
+        >>> rotation_vector(rotation_matrix(w)).round(decimals=4)
+        tensor([[ 0.3000, -0.2000,  2.0000],
+                [ 0.0000,  0.0000,  0.0000]])
     """
     r = rotation
     tr = r[:, 0, 0] + r[:, 1, 1] + r[:, 2, 2]
@@ -96,6 +112,14 @@ class VolumeMatrixTransform(MatrixTransform):
     Besides the methods of every family, :meth:`invert` and :meth:`compose` work on parameters
     (through the matrices and ``from_matrix``); :func:`stn.transforms.invert` and
     :func:`stn.transforms.compose` do the same on the matrices themselves.
+
+    Examples:
+        >>> family = Rigid3d()  # a VolumeMatrixTransform
+        >>> p = torch.tensor([[0.0, 0.0, 0.5, 0.1, 0.0, 0.0]])  # a turn about z and a shift along x
+        >>> family.matrix(p).shape, family.invert(p).shape
+        (torch.Size([1, 4, 4]), torch.Size([1, 6]))
+        >>> torch.allclose(family.compose(p, family.invert(p)), family.identity(1), atol=1e-4)
+        True
     """
 
     ndim = 3

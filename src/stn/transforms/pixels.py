@@ -131,6 +131,12 @@ def from_pixel_matrix(
     kornia). Feed them to :meth:`Projective.from_matrix` or, for affine ones,
     :meth:`Affine.from_matrix` (volumes: :meth:`Affine3d.from_matrix`).
 
+    Args:
+        pixel_matrix: ``(N, 3, 3)`` (volumes: ``(N, 4, 4)``) input pixel -> output pixel matrices.
+        input_size: ``(H, W)`` (volumes: ``(D, H, W)``) of the input read.
+        output_size: ``(H, W)`` (volumes: ``(D, H, W)``) of the output made.
+        align_corners: the convention of the normalised matrices to make.
+
     Examples:
         >>> from stn.transforms import get
         >>> zoom = get("attention").matrix(torch.tensor([[0.5, 0.1, 0.0]]))
@@ -183,7 +189,23 @@ def from_index_matrix(
 ) -> Tensor:
     """The inverse of :func:`to_index_matrix`: normalised output -> input matrices from index
     matrices (scipy, MONAI, ``inv(A_moving) @ A_fixed`` of nibabel affines); ``(N, d+1, d+1)``,
-    ready for :meth:`Affine3d.from_matrix` (images: :meth:`Affine.from_matrix`)."""
+    ready for :meth:`Affine3d.from_matrix` (images: :meth:`Affine.from_matrix`).
+
+    Args:
+        index_matrix: ``(N, 4, 4)`` on ``(i, j, k, 1)`` (images: ``(N, 3, 3)`` on ``(i, j, 1)``),
+            output indices -> input indices, axes in array order.
+        input_size: ``(D, H, W)`` (images: ``(H, W)``) of the input read.
+        output_size: ``(D, H, W)`` (images: ``(H, W)``) of the output made.
+        align_corners: the convention of the normalised matrices to make.
+
+    Examples:
+        >>> double_z = torch.tensor([[[2.0, 0, 0, 1], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]])  # i -> 2 i + 1
+        >>> m = from_index_matrix(double_z, (8, 8, 8), (8, 8, 8))
+        >>> m[0, 2, 2]  # z, the first index, is stretched by 2
+        tensor(2.)
+        >>> torch.allclose(to_index_matrix(m, (8, 8, 8), (8, 8, 8)), double_z)
+        True
+    """
     _check_matrix(index_matrix)
     to_out = _pixel_from_normalized(output_size, align_corners, index_matrix, "output_size")
     from_in = _pixel_from_normalized(input_size, align_corners, index_matrix, "input_size", inverse=True)
@@ -194,6 +216,11 @@ def to_pixel_points(points: Tensor, size: Sequence[int], align_corners: bool = F
     """Normalised ``(x, y)`` points ``(..., 2)`` -> pixel **points** of an ``(H, W)`` image: pixel
     centres at integers (cv2 and kornia's convention; the image covers ``[-0.5, W - 0.5]``); or
     ``(x, y, z)`` points ``(..., 3)`` -> voxel points of a ``(D, H, W)`` volume.
+
+    Args:
+        points: ``(..., 2)`` or ``(..., 3)`` normalised points.
+        size: ``(H, W)`` (volumes: ``(D, H, W)``) of the image the pixels are of.
+        align_corners: the convention of ``points``.
 
     Example:
         >>> to_pixel_points(torch.tensor([[-1.0, -1.0], [1.0, 1.0]]), (4, 8))
@@ -207,6 +234,11 @@ def to_pixel_points(points: Tensor, size: Sequence[int], align_corners: bool = F
 def from_pixel_points(points: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
     """The inverse of :func:`to_pixel_points`: pixel points ``(x, y)`` ``(..., 2)`` (or voxel
     ``(x, y, z)`` ``(..., 3)``) -> normalised.
+
+    Args:
+        points: ``(..., 2)`` or ``(..., 3)`` pixel (voxel) points.
+        size: ``(H, W)`` (volumes: ``(D, H, W)``) of the image the pixels are of.
+        align_corners: the convention of the normalised points to make.
 
     Examples:
         >>> from_pixel_points(torch.tensor([[0.0, 0.0], [7.0, 3.0]]), (4, 8))  # the corner pixels' centres
@@ -222,6 +254,11 @@ def to_pixel_extents(points: Tensor, size: Sequence[int], align_corners: bool = 
     ``(i, j)`` covers ``[j, j + 1] x [i, i + 1]``, the image spans ``[0, W] x [0, H]`` (boxes); voxels
     of a volume alike.
 
+    Args:
+        points: ``(..., 2)`` or ``(..., 3)`` normalised points.
+        size: ``(H, W)`` (volumes: ``(D, H, W)``) of the image the pixels are of.
+        align_corners: the convention of ``points``.
+
     Example:
         >>> to_pixel_extents(torch.tensor([[-1.0, -1.0], [1.0, 1.0]]), (4, 8))
         tensor([[0., 0.],
@@ -232,6 +269,11 @@ def to_pixel_extents(points: Tensor, size: Sequence[int], align_corners: bool = 
 
 def from_pixel_extents(points: Tensor, size: Sequence[int], align_corners: bool = False) -> Tensor:
     """The inverse of :func:`to_pixel_extents`: pixel extents ``(..., 2)`` (or ``(..., 3)``) -> normalised.
+
+    Args:
+        points: ``(..., 2)`` or ``(..., 3)`` points in pixel extents.
+        size: ``(H, W)`` (volumes: ``(D, H, W)``) of the image the pixels are of.
+        align_corners: the convention of the normalised points to make.
 
     Examples:
         >>> from_pixel_extents(torch.tensor([[0.0, 0.0], [8.0, 4.0]]), (4, 8))  # the image's corners
@@ -270,7 +312,25 @@ def to_voxel_displacement(field: Tensor, align_corners: bool = True) -> Tensor:
 def from_voxel_displacement(flow: Tensor, align_corners: bool = True) -> Tensor:
     """The inverse of :func:`to_voxel_displacement`: VoxelMorph's or MONAI's ``(N, 3, D, H, W)``
     voxel displacements (channels in array order) -> stn's ``(N, D, H, W, 3)`` normalised
-    ``(dx, dy, dz)``; flatten it for ``field3d`` parameters (a grid the volume's size)."""
+    ``(dx, dy, dz)``; flatten it for ``field3d`` parameters (a grid the volume's size).
+
+    Args:
+        flow: ``(N, 3, D, H, W)`` (or ``(N, 2, H, W)``) displacements in voxels, channels
+            ``(di, dj[, dk])``.
+        align_corners: the convention of the field to make (VoxelMorph's and MONAI's: ``True``).
+
+    Returns:
+        ``(N, D, H, W, 3)`` (or ``(N, H, W, 2)``) normalised displacements.
+
+    Examples:
+        >>> flow = torch.zeros(1, 3, 4, 4, 4)
+        >>> flow[:, 0] = 1.0  # one voxel along the first axis, z
+        >>> u = from_voxel_displacement(flow)
+        >>> u.shape, u[0, 0, 0, 0]  # 2 / 3 of a 4-voxel side with align_corners=True
+        (torch.Size([1, 4, 4, 4, 3]), tensor([0.0000, 0.0000, 0.6667]))
+        >>> torch.allclose(to_voxel_displacement(u), flow)
+        True
+    """
     _check_layout(flow, channels_last=False)
     sizes = flow.shape[2:]
     scale, _ = _pixel_scale(sizes, align_corners, "flow", len(sizes))
@@ -304,10 +364,12 @@ def output_corners(
     half an output pixel (as mapped) further out.
 
     Args:
-        transform: a family name or :class:`Transform`; ``params`` ``(N, num_params)`` its parameters.
+        transform: a family name or :class:`Transform`.
+        params: ``(N, num_params)`` parameters of the family.
         input_size: ``(H, W)`` of the image whose pixels the corners are given in: the input, or
             its full-resolution original (normalised coordinates do not depend on resolution).
         output_size: ``(H_out, W_out)`` of the warp's output.
+        align_corners: the convention of the warp.
 
     Examples:
         >>> identity = torch.tensor([[1.0, 0.0, 0.0, 0.0, 1.0, 0.0]])
@@ -335,6 +397,12 @@ def output_region(
     the family's :meth:`~stn.transforms.Transform.region`, top-left, top-right, bottom-right and
     bottom-left. With ``align_corners=False`` the output's corners ``±1`` are its outer edges, so
     the quadrilateral is the whole area the output shows (``stn predict --boxes`` reports it).
+
+    Args:
+        transform: a family name or :class:`Transform`.
+        params: ``(N, num_params)`` parameters of the family.
+        input_size: ``(H, W)`` of the image whose pixels the corners are given in.
+        align_corners: the convention of the warp.
 
     Example:
         >>> from stn import transforms as T

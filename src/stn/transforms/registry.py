@@ -22,6 +22,9 @@ def register(name: str) -> Callable[[type[Transform]], type[Transform]]:
     it from its options). The policy of every registry of stn: a name is registered once;
     registering it again is a ``ValueError``.
 
+    Args:
+        name: the family's name, as :func:`get` and ``--transform`` take it.
+
     Examples:
         Not run: it would register the name for the whole process.
 
@@ -66,6 +69,9 @@ def names(ndim: int | None = 2) -> list[str]:
     """Names of the registered transform families of ``ndim`` spatial dimensions: the image
     families (2, the default) or the volume families (3); ``None`` lists them all.
 
+    Args:
+        ndim: 2, 3 or ``None``.
+
     Examples:
         >>> names()[:4], names(3)[:2]
         (['translation', 'attention', 'similarity', 'affine'], ['translation3d', 'rigid3d'])
@@ -79,6 +85,10 @@ def get(name: str | Transform, **options: object) -> Transform:
     """The transform family called ``name`` (options go to its constructor).
 
     A :class:`Transform` instance is returned unchanged.
+
+    Args:
+        name: a registered family's name (:func:`names`), or a :class:`Transform`.
+        **options: the family's constructor arguments (none with an instance).
 
     Examples:
         >>> get("tps", grid_size=3).num_params

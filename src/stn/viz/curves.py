@@ -20,7 +20,20 @@ COLUMNS = ("epoch", "train_loss", "test_loss", "test_accuracy")
 
 def read_metrics(run_dir: str | os.PathLike) -> dict[str, list[float]]:
     """The columns of a run's metrics (``epoch``, ``train_loss``, ``test_loss``,
-    ``test_accuracy``, ...) as lists of numbers, one entry per epoch."""
+    ``test_accuracy``, ...) as lists of numbers, one entry per epoch.
+
+    Args:
+        run_dir: the run directory; ``ValueError`` before its first epoch ends.
+
+    Examples:
+        >>> from stn.engine import Run, TrainConfig
+        >>> run = Run.create(getfixture("tmp_path") / "run", TrainConfig(epochs=2))
+        >>> run.write_metrics([dict(epoch=1, train_loss=1.5, test_loss=1.25, test_accuracy=60.0, seconds=1.0),
+        ...                    dict(epoch=2, train_loss=1.0, test_loss=0.75, test_accuracy=75.0, seconds=2.0)])
+        >>> metrics = read_metrics(run.dir)
+        >>> metrics["epoch"], metrics["test_accuracy"]
+        ([1.0, 2.0], [60.0, 75.0])
+    """
     rows = Run.open(run_dir).metrics()
     if not rows:
         raise ValueError(f"{run_dir} has no finished epoch yet")
@@ -43,7 +56,25 @@ def plot_curves(
     run_dirs: Sequence[str | os.PathLike], path: str | os.PathLike, labels: Sequence[str] | None = None
 ) -> Path:
     """Plot train loss (dashed) and test loss (solid), and test accuracy, against epoch for every
-    run into the PNG ``path``; runs are labelled by ``labels`` (default :func:`run_labels`)."""
+    run into the PNG ``path``; runs are labelled by ``labels`` (default :func:`run_labels`).
+
+    Args:
+        run_dirs: the run directories, each with a finished epoch.
+        path: the PNG file to write.
+        labels: one legend label per run.
+
+    Examples:
+        >>> from PIL import Image
+        >>> from stn.engine import Run, TrainConfig
+        >>> folder = getfixture("tmp_path")
+        >>> for name, accuracy in (("stn", 75.0), ("cnn", 70.0)):
+        ...     rows = [dict(epoch=1, train_loss=1.5, test_loss=1.25, test_accuracy=60.0, seconds=1.0),
+        ...             dict(epoch=2, train_loss=1.0, test_loss=0.75, test_accuracy=accuracy, seconds=2.0)]
+        ...     Run.create(folder / name, TrainConfig(epochs=2)).write_metrics(rows)
+        >>> path = plot_curves([folder / "stn", folder / "cnn"], folder / "curves.png")
+        >>> path.name, Image.open(path).format
+        ('curves.png', 'PNG')
+    """
     labels = list(labels) if labels is not None else run_labels(run_dirs)
     if len(labels) != len(run_dirs):
         raise ValueError(f"{len(labels)} labels for {len(run_dirs)} runs")

@@ -43,6 +43,29 @@ def write_figures(
     Transformer pictures use the best checkpoint on ``count`` test images (default: the run's
     snapshot batch; more are read from the data set, under ``data_root`` if given). A model
     without a transformer gets only its curves; ``curves=False`` skips those.
+
+    Args:
+        run_dir: the run directory.
+        out: the folder to write into.
+        count: test images in the transformer pictures.
+        data_root: where the run's data set is read when the snapshots do not hold ``count``
+            images.
+        curves: write the learning curves.
+
+    Examples:
+        >>> import io, os
+        >>> from unittest import mock
+        >>> from stn.engine import from_recipe, train
+        >>> cfg = from_recipe("demo", model="tutorial-mnist", epochs=2, device="cpu", amp="off",
+        ...                   dataset_options=dict(train_size=32, test_size=16, canvas=28))  # a tiny run
+        >>> folder = getfixture("tmp_path")
+        >>> with mock.patch.dict(os.environ, {"STN_CACHE": str(folder)}):  # the drawn glyphs are cached there
+        ...     _ = train(cfg, folder / "run", stream=io.StringIO(), progress=False)
+        >>> written = write_figures(folder / "run")
+        >>> sorted(written)
+        ['before_after', 'curves', 'histograms', 'learning', 'regions', 'statistics', 'stills']
+        >>> written["regions"].relative_to(folder).as_posix()
+        'run/figures/regions.png'
     """
     run = Run.open(run_dir)
     out = Path(out) if out is not None else run.dir / "figures"

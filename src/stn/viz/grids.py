@@ -30,7 +30,22 @@ def transformed_panels(view: TransformerView, nrow: int | None = None, scale: in
 
 def before_after(view: TransformerView, nrow: int | None = None, scale: int | None = None) -> Image.Image:
     """The inputs ("Dataset Images") beside the transformer's outputs ("Transformed Images"; one
-    panel per transformer when there are several), de-normalised, as one RGB picture."""
+    panel per transformer when there are several), de-normalised, as one RGB picture.
+
+    Args:
+        view: what the transformer did (:func:`stn.observe.observe`, :func:`~stn.viz.from_run`);
+            it must hold the outputs (a transformer that reads the image).
+        nrow: images per row (default: a near-square grid).
+        scale: pixel upscaling (default: to about 96 pixels per image).
+
+    Examples:
+        >>> from stn.observe import observe
+        >>> model = stn.models.create("tutorial-mnist")
+        >>> view = observe(model, torch.zeros(4, 1, 28, 28, dtype=torch.uint8), [0.13], [0.31])
+        >>> picture = before_after(view)
+        >>> picture.mode, picture.width > picture.height  # inputs left, outputs right
+        ('RGB', True)
+    """
     h, w = view.images.shape[-2:]
     scale = scale or cell_scale((h, w))
     inputs = titled(image_grid(view.images, nrow, scale), "Dataset Images")

@@ -44,6 +44,11 @@ GAP = 12  # pixels between panels
 def normalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
     """uint8 ``(N, C, H, W)`` -> float32 ``(x / 255 - mean) / std``, as training feeds the model.
 
+    Args:
+        images: uint8 images.
+        mean: per-channel means on ``[0, 1]``.
+        std: per-channel standard deviations on ``[0, 1]``.
+
     Examples:
         >>> normalize(torch.full((1, 1, 2, 2), 255, dtype=torch.uint8), [0.5], [0.5])[0, 0, 0].round(decimals=4)
         tensor([1., 1.])
@@ -54,6 +59,11 @@ def normalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Te
 def denormalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
     """Normalised float ``(N, C, H, W)`` -> uint8 on the CPU, rounded and clamped to ``[0, 255]``:
     the inverse of :func:`normalize` with the data set's own statistics.
+
+    Args:
+        x: normalised images.
+        mean: per-channel means on ``[0, 1]``.
+        std: per-channel standard deviations on ``[0, 1]``.
 
     Examples:
         >>> denormalize(torch.tensor([[[[-1.0, 0.2, 3.0]]]]), [0.5], [0.5])  # 0.2 is 0.6 of 255
@@ -75,6 +85,12 @@ def cell_scale(size: Sequence[int], target: int = 96) -> int:
 def image_grid(images: Tensor, nrow: int | None = None, scale: int = 1, padding: int = 2) -> Image.Image:
     """uint8 ``(N, C, H, W)`` images as one RGB picture: ``nrow`` per row (default near-square),
     each pixel a ``scale`` x ``scale`` block, white between images.
+
+    Args:
+        images: uint8 images, 1 or 3 channels.
+        nrow: images per row (default: a near-square grid).
+        scale: pixel upscaling.
+        padding: white pixels between images.
 
     Examples:
         >>> picture = image_grid(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), scale=2)

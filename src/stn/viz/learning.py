@@ -30,13 +30,49 @@ def frame(view: TransformerView, title: str, nrow: int | None = None, scale: int
 
 
 def learning_frames(snapshots: dict[str, Any]) -> list[tuple[int, Image.Image]]:
-    """``(epoch, frame)`` for each captured epoch of ``snapshots`` (see :func:`~stn.viz.views.load_snapshots`)."""
+    """``(epoch, frame)`` for each captured epoch of ``snapshots`` (see :func:`~stn.viz.views.load_snapshots`).
+
+    Args:
+        snapshots: a run's snapshots.
+
+    Returns:
+        A titled RGB picture per epoch: where the transformer looks and, when it reads the image,
+        what it made of it.
+
+    Examples:
+        >>> import io, os
+        >>> from unittest import mock
+        >>> from stn.engine import from_recipe, train
+        >>> cfg = from_recipe("demo", model="tutorial-mnist", epochs=2, device="cpu", amp="off",
+        ...                   dataset_options=dict(train_size=32, test_size=16, canvas=28))  # a tiny run
+        >>> folder = getfixture("tmp_path")
+        >>> with mock.patch.dict(os.environ, {"STN_CACHE": str(folder)}):  # the drawn glyphs are cached there
+        ...     _ = train(cfg, folder / "run", stream=io.StringIO(), progress=False)
+        >>> from stn.viz import load_snapshots
+        >>> frames = learning_frames(load_snapshots(folder / "run" / "snapshots.pt"))
+        >>> [(epoch, picture.mode) for epoch, picture in frames]
+        [(1, 'RGB'), (2, 'RGB')]
+    """
     return [(epoch, frame(view, f"Epoch {epoch}")) for epoch, view in snapshot_views(snapshots)]
 
 
 def save_gif(frames: list[Image.Image], path: str | os.PathLike, seconds: float = 0.6, hold: float = 2.0) -> Path:
     """Write ``frames`` as a looping GIF, ``seconds`` each and ``hold`` seconds on the last; one
-    GIF frame per picture (frames must differ, e.g. by their titles, or the GIF merges them)."""
+    GIF frame per picture (frames must differ, e.g. by their titles, or the GIF merges them).
+
+    Args:
+        frames: the pictures, in order.
+        path: the GIF file to write.
+        seconds: how long each frame shows.
+        hold: how long the last frame shows.
+
+    Examples:
+        >>> from PIL import Image
+        >>> frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "green", "blue")]
+        >>> path = save_gif(frames, getfixture("tmp_path") / "colours.gif")
+        >>> Image.open(path).n_frames
+        3
+    """
     if not frames:
         raise ValueError("a GIF needs at least one frame")
     durations = [round(1000 * seconds)] * (len(frames) - 1) + [round(1000 * hold)]
@@ -57,7 +93,29 @@ def stills(frames: list[Image.Image], count: int = 6) -> Image.Image:
 
 def write_learning(snapshots: dict[str, Any], gif: str | os.PathLike, strip: str | os.PathLike) -> bool:
     """Write the learning GIF (one frame per captured epoch) and its strip of stills (PNG);
-    ``False`` (nothing written) if no epoch was captured."""
+    ``False`` (nothing written) if no epoch was captured.
+
+    Args:
+        snapshots: a run's snapshots (:func:`~stn.viz.views.load_snapshots`).
+        gif: the GIF file to write.
+        strip: the PNG file of the stills to write.
+
+    Examples:
+        >>> import io, os
+        >>> from unittest import mock
+        >>> from stn.engine import from_recipe, train
+        >>> cfg = from_recipe("demo", model="tutorial-mnist", epochs=2, device="cpu", amp="off",
+        ...                   dataset_options=dict(train_size=32, test_size=16, canvas=28))  # a tiny run
+        >>> folder = getfixture("tmp_path")
+        >>> with mock.patch.dict(os.environ, {"STN_CACHE": str(folder)}):  # the drawn glyphs are cached there
+        ...     _ = train(cfg, folder / "run", stream=io.StringIO(), progress=False)
+        >>> from stn.viz import load_snapshots
+        >>> snapshots = load_snapshots(folder / "run" / "snapshots.pt")
+        >>> write_learning(snapshots, folder / "learning.gif", folder / "learning.png")
+        True
+        >>> sorted(p.name for p in folder.glob("learning.*"))
+        ['learning.gif', 'learning.png']
+    """
     frames = [picture for _, picture in learning_frames(snapshots)]
     if not frames:
         return False

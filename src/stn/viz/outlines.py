@@ -58,10 +58,21 @@ def region_lines(transform: T.Transform, params: Tensor, per_side: int = 16) -> 
     """Where the lines of :func:`output_lines` read in the input, normalised.
 
     Args:
+        transform: the transformer's family.
         params: ``(N, P)`` or ``(N, k, P)`` (``k`` parallel transformers).
+        per_side: points per side of the output's border.
 
     Returns:
         ``(N, k, L, S, 2)`` polylines (``k = 1`` for ``(N, P)`` parameters).
+
+    Examples:
+        >>> from stn import transforms as T
+        >>> half = torch.tensor([[0.5, 0.25, 0.0]])  # attention: half the size, right of the centre
+        >>> lines = region_lines(T.get("attention"), half)
+        >>> lines.shape  # one image, one transformer, one line (the border) of 4 * 16 + 1 points
+        torch.Size([1, 1, 1, 65, 2])
+        >>> lines[0, 0, 0].amin(0), lines[0, 0, 0].amax(0)  # the box it reads: x in [-0.25, 0.75]
+        (tensor([-0.2500, -0.5000]), tensor([0.7500, 0.5000]))
     """
     if params.dim() == 2:
         params = params.unsqueeze(1)
@@ -86,10 +97,21 @@ def draw_regions(
     Args:
         images: uint8 ``(N, C, H, W)``, the transformer's input (or the image beneath a
             feature-map transformer: normalised coordinates are the same).
+        transform: the transformer's family.
         params: ``(N, P)``, or ``(N, k, P)`` for ``k`` transformers, outlined in different colours.
-        nrow, scale: images per row (default near-square) and pixel upscaling (default: to ~96 px).
+        align_corners: the transformer's sampling convention.
+        nrow: images per row (default: a near-square grid).
+        scale: pixel upscaling (default: to about 96 pixels per image).
 
     Each image sits in a grey margin, so regions reaching outside it stay visible.
+
+    Examples:
+        >>> from stn import transforms as T
+        >>> images = torch.zeros(2, 1, 8, 8, dtype=torch.uint8)
+        >>> params = torch.tensor([[0.5, 0.0, 0.0], [1.0, 0.0, 0.0]])  # the middle half, the whole image
+        >>> picture = draw_regions(images, T.get("attention"), params, scale=4)
+        >>> picture.size, picture.mode  # two cells of 8 * 4 pixels and a margin of 5, side by side
+        ((90, 46), 'RGB')
     """
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected uint8 images (N, 1 or 3, H, W), got {images.dtype} {tuple(images.shape)}")

@@ -27,14 +27,38 @@ TITLE = "Spatial transformer report"
 def run_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     """What a run achieved: ``final_accuracy``, ``best_accuracy``, ``best_epoch``, ``seconds``,
     ``per_class_accuracy`` (final epoch, ``{class: %}``), ``epochs_done`` and its ``config``
-    (see :meth:`stn.engine.run.Run.summary`)."""
+    (see :meth:`stn.engine.run.Run.summary`).
+
+    Args:
+        run_dir: the run directory.
+    """
     run = Run.open(run_dir)
     return {**run.summary(), "epochs_done": run.epochs_done, "config": run.config.to_dict()}
 
 
 def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None) -> Path:
     """Write ``report.md`` and ``report.html`` about ``run_dirs`` into ``out`` (default: the first
-    run's directory), pictures under ``out/figures``; return the path of ``report.md``."""
+    run's directory), pictures under ``out/figures``; return the path of ``report.md``.
+
+    Args:
+        run_dirs: the run directories, each with a finished epoch.
+        out: the folder to write into.
+
+    Examples:
+        >>> import io, os
+        >>> from unittest import mock
+        >>> from stn.engine import from_recipe, train
+        >>> cfg = from_recipe("demo", model="tutorial-mnist", epochs=1, device="cpu", amp="off",
+        ...                   dataset_options=dict(train_size=32, test_size=16, canvas=28))  # a tiny run
+        >>> folder = getfixture("tmp_path")
+        >>> with mock.patch.dict(os.environ, {"STN_CACHE": str(folder)}):  # the drawn glyphs are cached there
+        ...     _ = train(cfg, folder / "run", stream=io.StringIO(), progress=False)
+        >>> path = write_report([folder / "run"], folder / "report")
+        >>> path.name, sorted(p.name for p in path.parent.iterdir())
+        ('report.md', ['figures', 'report.html', 'report.md'])
+        >>> path.read_text().splitlines()[0]
+        '# Spatial transformer report'
+    """
     runs = [Path(r) for r in run_dirs]
     if not runs:
         raise ValueError("a report needs at least one run directory")

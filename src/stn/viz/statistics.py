@@ -95,6 +95,7 @@ def plot_statistics(rows: Sequence[Mapping[str, float]], path: str | os.PathLike
     Args:
         rows: one dict per epoch (``metrics.csv`` rows or :func:`~stn.engine.statistics.measure`
             results, with an ``epoch`` key, else numbered from 1); other keys are ignored.
+        path: the PNG file to write.
         title: above the panels (e.g. the run's name).
 
     One panel per group of statistics that some row holds (scale, rotation and shear, distance
@@ -102,6 +103,16 @@ def plot_statistics(rows: Sequence[Mapping[str, float]], path: str | os.PathLike
     displacement fields, the polar origin); means with
     a band of ±1 standard deviation; one colour per transformer (``stn``, ``stn1``, ...); dashed
     grey lines at the warning thresholds.
+
+    Examples:
+        >>> from PIL import Image
+        >>> from stn.engine.statistics import measure
+        >>> model = stn.models.create("tutorial-mnist")
+        >>> images = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+        >>> rows = [{"epoch": epoch, **measure(model, images)} for epoch in (1, 2)]
+        >>> path = plot_statistics(rows, getfixture("tmp_path") / "statistics.png", title="tiny")
+        >>> path.name, Image.open(path).format
+        ('statistics.png', 'PNG')
     """
     rows = list(rows)
     prefixes: list[str] = []

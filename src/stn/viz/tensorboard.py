@@ -166,7 +166,24 @@ class TensorBoardLogger:
 class TensorBoard:
     """Logs a run to TensorBoard event files in ``log_dir`` (default: the run directory's
     ``tensorboard/``; view with ``tensorboard --logdir DIR``). Nothing is written before the first
-    epoch ends, but a missing ``tensorboard`` package is an error at once."""
+    epoch ends, but a missing ``tensorboard`` package is an error at once.
+
+    Args:
+        log_dir: the folder of the event files (default: the run directory's ``tensorboard/``).
+
+    Examples:
+        >>> import io, os, pytest
+        >>> from unittest import mock
+        >>> _ = pytest.importorskip("tensorboard")  # the tensorboard extra
+        >>> from stn.engine import from_recipe, train
+        >>> cfg = from_recipe("demo", model="tutorial-mnist", epochs=1, device="cpu", amp="off",
+        ...                   dataset_options=dict(train_size=32, test_size=16, canvas=28))  # a tiny run
+        >>> folder = getfixture("tmp_path")
+        >>> with mock.patch.dict(os.environ, {"STN_CACHE": str(folder)}):  # the drawn glyphs are cached there
+        ...     _ = train(cfg, folder / "run", stream=io.StringIO(), progress=False, callbacks=[TensorBoard()])
+        >>> [p.name.startswith("events.out.tfevents") for p in (folder / "run" / "tensorboard").iterdir()]
+        [True]
+    """
 
     def __init__(self, log_dir: str | os.PathLike | None = None) -> None:
         require_tensorboard()

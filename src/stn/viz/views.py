@@ -24,7 +24,27 @@ def from_run(
     run_dir: str | os.PathLike, count: int | None = None, data_root: str | os.PathLike | None = None
 ) -> TransformerView | None:
     """What the transformer of a run's best checkpoint does to its fixed batch of test images
-    (see :func:`test_images`); ``None`` for a model without a transformer."""
+    (see :func:`test_images`); ``None`` for a model without a transformer.
+
+    Args:
+        run_dir: the run directory.
+        count: test images to show (default: the run's snapshot batch, else 16).
+        data_root: where the run's data set is read when the snapshots do not hold ``count``
+            images (default: the run's own).
+
+    Examples:
+        >>> import io, os
+        >>> from unittest import mock
+        >>> from stn.engine import from_recipe, train
+        >>> cfg = from_recipe("demo", model="tutorial-mnist", epochs=1, device="cpu", amp="off",
+        ...                   dataset_options=dict(train_size=32, test_size=16, canvas=28))  # a tiny run
+        >>> folder = getfixture("tmp_path")
+        >>> with mock.patch.dict(os.environ, {"STN_CACHE": str(folder)}):  # the drawn glyphs are cached there
+        ...     _ = train(cfg, folder / "run", stream=io.StringIO(), progress=False)
+        >>> view = from_run(folder / "run")
+        >>> tuple(view.images.shape), tuple(view.params.shape), tuple(view.outputs.shape)
+        ((16, 1, 28, 28), (16, 1, 6), (16, 1, 1, 28, 28))
+    """
     model, payload, _ = load_model(run_dir)
     if first_transformer(model) is None:
         return None
@@ -37,6 +57,11 @@ def test_images(run: Run, count: int | None = None, data_root: str | os.PathLike
     They come from the run's snapshots when those hold enough (so no data set is needed), else
     from exactly the run's test set, read from ``data_root`` (default: the run's own).
     ``count=None``: the snapshot batch, or 16; at most :data:`MAX_COUNT`.
+
+    Args:
+        run: the run.
+        count: how many images.
+        data_root: where the run's data set is read if needed.
     """
     if count is not None and (not isinstance(count, int) or count < 1):
         raise ValueError(f"count must be a positive integer, got {count!r}")
@@ -50,7 +75,24 @@ def test_images(run: Run, count: int | None = None, data_root: str | os.PathLike
 
 
 def snapshot_views(snapshots: dict[str, Any]) -> list[tuple[int, TransformerView]]:
-    """``(epoch, view)`` for every epoch captured in ``snapshots`` (as :func:`load_snapshots` returns)."""
+    """``(epoch, view)`` for every epoch captured in ``snapshots`` (as :func:`load_snapshots` returns).
+
+    Args:
+        snapshots: a run's snapshots (:meth:`~stn.engine.run.Run.snapshots`).
+
+    Examples:
+        >>> import io, os
+        >>> from unittest import mock
+        >>> from stn.engine import from_recipe, train
+        >>> cfg = from_recipe("demo", model="tutorial-mnist", epochs=2, device="cpu", amp="off",
+        ...                   dataset_options=dict(train_size=32, test_size=16, canvas=28))  # a tiny run
+        >>> folder = getfixture("tmp_path")
+        >>> with mock.patch.dict(os.environ, {"STN_CACHE": str(folder)}):  # the drawn glyphs are cached there
+        ...     _ = train(cfg, folder / "run", stream=io.StringIO(), progress=False)
+        >>> views = snapshot_views(load_snapshots(folder / "run" / "snapshots.pt"))
+        >>> [(epoch, tuple(view.params.shape)) for epoch, view in views]
+        [(1, (16, 1, 6)), (2, (16, 1, 6))]
+    """
     if not snapshots["epochs"]:
         return []
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in snapshots["transform_options"].items()}
