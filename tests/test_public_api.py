@@ -30,6 +30,8 @@ PACKAGES = (
     "stn.functional",
     "stn.layers",
     "stn.normalization",
+    "stn.polar",
+    "stn.probabilistic",
 )
 
 

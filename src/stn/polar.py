@@ -53,7 +53,17 @@ def heatmap_centroid(heatmap: Tensor, align_corners: bool = False) -> Tensor:
 
 
 class HeatmapCentroid(nn.Module):
-    """:func:`heatmap_centroid` as a module: ``(N, 1, h, w)`` -> ``(N, 2)``; no parameters."""
+    """:func:`heatmap_centroid` as a module: ``(N, 1, h, w)`` -> ``(N, 2)``; no parameters.
+
+    Args:
+        align_corners: the convention of the centroid's normalised coordinates.
+
+    Examples:
+        >>> heatmap = torch.full((1, 1, 4, 4), -30.0)
+        >>> heatmap[0, 0, 0, 0] = 30.0  # a peak in the top-left pixel
+        >>> HeatmapCentroid()(heatmap)  # that pixel's centre
+        tensor([[-0.7500, -0.7500]])
+    """
 
     def __init__(self, align_corners: bool = False) -> None:
         super().__init__()
@@ -73,6 +83,17 @@ def origin_net(
 
     Input ``(N, in_channels, H, W)``; output ``(N, 1, ceil(H / s), ceil(W / s))`` for the product
     ``s`` of the strides.
+
+    Args:
+        in_channels: channels of the input.
+        channels: widths of the 3x3 convolutions.
+        strides: stride of each (as many as ``channels``).
+
+    Examples:
+        >>> net = origin_net(1)
+        >>> heatmap = net(torch.rand(2, 1, 28, 28))
+        >>> heatmap.shape, bool((heatmap == 0).all())  # starts constant: the centroid at the centre
+        (torch.Size([2, 1, 14, 14]), True)
     """
     if len(channels) != len(strides) or not channels:
         raise ValueError(f"channels and strides must be equally long and not empty, got {channels} and {strides}")

@@ -25,6 +25,22 @@ def sampled_warps(
     that ``model``'s first transformer predicts (``θ = μ + σ ε``, ``ε`` from a generator seeded
     with ``seed``), de-normalised: uint8 ``(N, samples, C, h, w)`` on the CPU. ``None`` when the
     first transformer does not sample (has no ``predict_distribution``). The model's mode is kept.
+
+    Args:
+        model: a model whose first transformer predicts a distribution (``pstn-cnn``).
+        images: uint8 ``(N, C, H, W)`` images, as the data set stores them.
+        mean: the data set's per-channel mean on ``[0, 1]``.
+        std: the data set's per-channel standard deviation on ``[0, 1]``.
+        samples: ``S``, the warps drawn per image.
+        seed: seeds the draws.
+
+    Examples:
+        >>> model = stn.models.create("pstn-cnn", input_shape=(1, 28, 28), samples=2)
+        >>> images = torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8)
+        >>> sampled_warps(model, images, (0.13,), (0.31,), samples=4).shape
+        torch.Size([3, 4, 1, 28, 28])
+        >>> sampled_warps(stn.models.create("paper-cnn"), images, (0.13,), (0.31,)) is None  # θ is not sampled
+        True
     """
     st = first_transformer(model)
     if st is None or not hasattr(st, "predict_distribution"):
@@ -42,7 +58,19 @@ def sampled_warps(
 
 def samples_picture(images: Tensor, warps: Tensor, scale: int | None = None) -> Image.Image:
     """One row per image: the image, then its sampled warps (``warps`` uint8 ``(N, S, C, h, w)``,
-    shown at the images' size), as one titled RGB picture."""
+    shown at the images' size), as one titled RGB picture.
+
+    Args:
+        images: uint8 ``(N, C, H, W)``, the images the warps were drawn for.
+        warps: uint8 ``(N, S, C, h, w)`` from :func:`sampled_warps`.
+        scale: pixels per image pixel (default: about 64 pixels per image).
+
+    Examples:
+        >>> images = torch.zeros(2, 1, 8, 8, dtype=torch.uint8)
+        >>> picture = samples_picture(images, torch.full((2, 3, 1, 8, 8), 255, dtype=torch.uint8), scale=4)
+        >>> picture.mode, picture.width > 4 * 8 * 4  # four columns: the image and three warps
+        ('RGB', True)
+    """
     n, s = warps.shape[:2]
     h, w = images.shape[-2:]
     flat = warps.flatten(0, 1)
