@@ -474,7 +474,7 @@ def _add_viz(sub) -> None:
 
 def _inspect(args: argparse.Namespace) -> int:
     from stn.engine import Run
-    from stn.engine.statistics import format_table, run_statistics, warnings_for
+    from stn.engine.statistics import format_table, run_ndim, run_statistics, warnings_for
 
     run = Run.open(args.run_dir)
     rows, source = run_statistics(run)
@@ -485,7 +485,7 @@ def _inspect(args: argparse.Namespace) -> int:
         return 0
     print(f"Transformer statistics from {source}:")
     print(format_table(rows))
-    warnings = warnings_for(rows, run.config.stn_fill, run.config.stn_lr_scale)
+    warnings = warnings_for(rows, run.config.stn_fill, run.config.stn_lr_scale, run_ndim(run))
     print(f"Warnings: {len(warnings) or 'none'}")
     for line in warnings:
         print(f"  {line}")
