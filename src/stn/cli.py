@@ -439,7 +439,9 @@ def _add_viz(sub) -> None:
         help="draw what a trained run's transformer learned (PNG and GIF)",
         description="Write a trained run's pictures: curves.png (loss and accuracy per epoch), "
         "before_after.png (test images beside the transformer's outputs), regions.png (where it looks), "
-        "learning.gif and learning.png (the transformer after each epoch).",
+        "learning.gif and learning.png (the transformer after each epoch), statistics.png and histograms.png "
+        "(its statistics). Volumes are drawn as their middle slices across D, H and W; regions.png is not "
+        "drawn for them.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by stn train")
     p.add_argument("--out", metavar="DIR", help="where to write the pictures (default RUN_DIR/figures)")
@@ -498,8 +500,14 @@ def _visualize(args: argparse.Namespace) -> int:
     written = write_figures(args.run_dir, args.out, args.count, args.data_root)
     for path in written.values():
         print(path)
-    if "regions" not in written:
+    if "histograms" not in written:  # drawn for every transformer, of images or of volumes
         print("stn: this model has no spatial transformer: only its curves were drawn", file=sys.stderr)
+    elif "regions" not in written:  # a transformer of volumes
+        print(
+            "stn: volumes are drawn as their middle slices (before_after.png); where the transformer looks "
+            "(regions.png) is not drawn for volumes",
+            file=sys.stderr,
+        )
     return 0
 
 
