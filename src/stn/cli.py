@@ -724,9 +724,10 @@ def _predict(args: argparse.Namespace) -> int:
 
     if (args.boxes or args.save_transformed) and not args.out:
         raise UsageError(f"{'--boxes' if args.boxes else '--save-transformed'} writes files: give --out DIR")
+    predictor = load_predictor(args.target, model=args.model, data_root=args.data_root)
+    predictor.check_reads_images(args.target)  # a volume model: refused before any input is read
     if next(image_files(args.inputs), None) is None:
         raise UsageError(f"no image files in {', '.join(args.inputs)} (looked for {', '.join(IMAGE_SUFFIXES)})")
-    predictor = load_predictor(args.target, model=args.model, data_root=args.data_root)
     summary = predict_files(
         predictor,
         args.inputs,
