@@ -5,7 +5,8 @@ For each case of :data:`CASES` (one per registered family, the field integrated 
 parallel and recurrent transformers) a tiny run is trained once (module-scoped), then evaluated,
 reported, visualised, inspected, exported to ONNX and ``.pt2``, and used to predict with boxes from
 the run and from both exports. Every step must exit 0, and its output is checked for content.
-:func:`test_coverage` fails when a family, a layer kind or a command is missing from the matrix.
+:func:`test_coverage` fails when a family, a layer kind or a command is missing from the matrix,
+or a command from the steps of the volume runs (``volume-mnist``: :mod:`tests.test_volume_commands`).
 All are marked ``e2e``, the matrix ``slow`` too: ``pytest --runslow -m e2e`` runs it alone.
 """
 
@@ -360,3 +361,8 @@ def test_coverage():
     assert not missing, f"stn commands missing from the matrix: {missing}"
     stale = set(NOT_IN_MATRIX) - (commands() - ran)
     assert not stale, f"NOT_IN_MATRIX names commands that are gone or in the matrix: {stale}"
+    from tests.test_volume_commands import STEPS  # the volume runs take the same commands
+
+    volume = {str(argv[0]) for argv in STEPS.values()} | set(LISTINGS)
+    missing = commands() - volume - set(NOT_IN_MATRIX)
+    assert not missing, f"stn commands missing from the volume runs (tests/test_volume_commands.py): {missing}"

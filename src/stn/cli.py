@@ -439,7 +439,9 @@ def _add_viz(sub) -> None:
         help="draw what a trained run's transformer learned (PNG and GIF)",
         description="Write a trained run's pictures: curves.png (loss and accuracy per epoch), "
         "before_after.png (test images beside the transformer's outputs), regions.png (where it looks), "
-        "learning.gif and learning.png (the transformer after each epoch).",
+        "learning.gif and learning.png (the transformer after each epoch), statistics.png and histograms.png "
+        "(its statistics). Volumes are drawn as their middle slices across D, H and W; regions.png is not "
+        "drawn for them.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory written by stn train")
     p.add_argument("--out", metavar="DIR", help="where to write the pictures (default RUN_DIR/figures)")
@@ -474,7 +476,7 @@ def _add_viz(sub) -> None:
 
 def _inspect(args: argparse.Namespace) -> int:
     from stn.engine import Run
-    from stn.engine.statistics import format_table, run_statistics, warnings_for
+    from stn.engine.statistics import format_table, run_ndim, run_statistics, warnings_for
 
     run = Run.open(args.run_dir)
     rows, source = run_statistics(run)
@@ -485,7 +487,7 @@ def _inspect(args: argparse.Namespace) -> int:
         return 0
     print(f"Transformer statistics from {source}:")
     print(format_table(rows))
-    warnings = warnings_for(rows, run.config.stn_fill, run.config.stn_lr_scale)
+    warnings = warnings_for(rows, run.config.stn_fill, run.config.stn_lr_scale, run_ndim(run))
     print(f"Warnings: {len(warnings) or 'none'}")
     for line in warnings:
         print(f"  {line}")
@@ -498,8 +500,14 @@ def _visualize(args: argparse.Namespace) -> int:
     written = write_figures(args.run_dir, args.out, args.count, args.data_root)
     for path in written.values():
         print(path)
-    if "regions" not in written:
+    if "histograms" not in written:  # drawn for every transformer, of images or of volumes
         print("stn: this model has no spatial transformer: only its curves were drawn", file=sys.stderr)
+    elif "regions" not in written:  # a transformer of volumes
+        print(
+            "stn: volumes are drawn as their middle slices (before_after.png); where the transformer looks "
+            "(regions.png) is not drawn for volumes",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -716,9 +724,10 @@ def _predict(args: argparse.Namespace) -> int:
 
     if (args.boxes or args.save_transformed) and not args.out:
         raise UsageError(f"{'--boxes' if args.boxes else '--save-transformed'} writes files: give --out DIR")
+    predictor = load_predictor(args.target, model=args.model, data_root=args.data_root)
+    predictor.check_reads_images(args.target)  # a volume model: refused before any input is read
     if next(image_files(args.inputs), None) is None:
         raise UsageError(f"no image files in {', '.join(args.inputs)} (looked for {', '.join(IMAGE_SUFFIXES)})")
-    predictor = load_predictor(args.target, model=args.model, data_root=args.data_root)
     summary = predict_files(
         predictor,
         args.inputs,

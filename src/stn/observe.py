@@ -45,10 +45,11 @@ class TransformerCall:
 
     Attributes:
         module: the transformer.
-        input: what it read, ``(N, C, H, W)`` (the image, or a feature map).
+        input: what it read, ``(N, C, H, W)`` (the image, or a feature map; volumes
+            ``(N, C, D, H, W)``).
         params: the parameters it predicted (and sampled with), ``(N, P)`` or ``(N, k, P)`` for
             parallel transformers; live tensors (they carry gradients, or a traced graph).
-        output: what it made, ``(N, k*C, H_out, W_out)``.
+        output: what it made, ``(N, k*C, H_out, W_out)`` (volumes ``(N, k*C, D_out, H_out, W_out)``).
         steps: a recurrent transformer's composed parameters after each step (the last is
             ``params``); ``None`` for the others.
 
@@ -69,12 +70,14 @@ class TransformerCall:
     steps: list[Tensor] | None = None
 
     @property
-    def input_size(self) -> tuple[int, int]:
-        return int(self.input.shape[-2]), int(self.input.shape[-1])
+    def input_size(self) -> tuple[int, ...]:
+        """``(H, W)`` of what it read; ``(D, H, W)`` for a volume."""
+        return tuple(int(n) for n in self.input.shape[2:])
 
     @property
-    def output_size(self) -> tuple[int, int]:
-        return int(self.output.shape[-2]), int(self.output.shape[-1])
+    def output_size(self) -> tuple[int, ...]:
+        """``(H, W)`` of what it made; ``(D, H, W)`` for a volume."""
+        return tuple(int(n) for n in self.output.shape[2:])
 
 
 class Tap:
@@ -226,17 +229,17 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 @dataclass
 class TransformerView:
-    """One batch of images seen through a spatial transformer.
+    """One batch of images (or volumes) seen through a spatial transformer.
 
     Attributes:
-        images: the raw inputs, uint8 ``(N, C, H, W)``.
+        images: the raw inputs, uint8 ``(N, C, H, W)``; volumes ``(N, C, D, H, W)``.
         transform: the transformer's family.
         params: its parameters for each image, ``(N, k, P)``: ``k = 1`` for a
             :class:`~stn.layers.SpatialTransformer`, ``k`` for
             :class:`~stn.layers.ParallelSpatialTransformers`, the steps of a
             :class:`~stn.layers.RecurrentSpatialTransformer`. ``(N, P)`` is taken as ``k = 1``.
-        outputs: what it made of them, uint8 ``(N, k, C, h, w)``, de-normalised; ``None`` when it
-            works on a feature map rather than on the image.
+        outputs: what it made of them, uint8 ``(N, k, C, h, w)`` (volumes ``(N, k, C, d, h, w)``),
+            de-normalised; ``None`` when it works on a feature map rather than on the image.
         align_corners: the transformer's sampling convention (see :mod:`stn.transforms`).
 
     Examples:
@@ -254,23 +257,31 @@ class TransformerView:
     align_corners: bool = False
 
     def __post_init__(self) -> None:
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.images.dtype != torch.uint8 or self.images.dim() not in (4, 5):
+            raise ValueError(
+                "images must be uint8 (N, C, H, W) or volumes (N, C, D, H, W), "
+                f"got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         n = len(self.images)
         if self.params.dim() == 2:
             self.params = self.params.unsqueeze(1)
         if self.params.dim() != 3 or self.params.shape[0] != n:
             raise ValueError(f"params must be (N, P) or (N, k, P) for {n} images, got {tuple(self.params.shape)}")
-        if self.outputs is not None and (self.outputs.dim() != 5 or self.outputs.shape[:2] != self.params.shape[:2]):
-            raise ValueError(
-                f"outputs must be (N, k, C, h, w) with (N, k) = {tuple(self.params.shape[:2])}, "
-                f"got {tuple(self.outputs.shape)}"
-            )
+        dims = self.images.dim() + 1
+        if self.outputs is not None and (self.outputs.dim() != dims or self.outputs.shape[:2] != self.params.shape[:2]):
+            layout = "(N, k, C, h, w)" if dims == 5 else "(N, k, C, d, h, w)"
+            expected = tuple(self.params.shape[:2])
+            raise ValueError(f"outputs must be {layout} with (N, k) = {expected}, got {tuple(self.outputs.shape)}")
 
     @property
     def k(self) -> int:
         """Number of transformers (parameter sets per image)."""
         return self.params.shape[1]
+
+    @property
+    def volumes(self) -> bool:
+        """Whether the inputs are volumes ``(N, C, D, H, W)``."""
+        return self.images.dim() == 5
 
 
 def fixed_batch(labels: Tensor, count: int) -> Tensor:
@@ -303,9 +314,9 @@ def reads_image(call: TransformerCall, x: Tensor) -> bool:
 
 
 def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequence[float]) -> TransformerView | None:
-    """Run uint8 ``images`` ``(N, C, H, W)`` through ``model`` in eval mode, normalised with
-    ``mean`` and ``std``, and keep what its first spatial transformer did; ``None`` if it has none
-    (or for volumes ``(N, C, D, H, W)``, which are not drawn).
+    """Run uint8 ``images`` ``(N, C, H, W)`` (or volumes ``(N, C, D, H, W)``) through ``model`` in
+    eval mode, normalised with ``mean`` and ``std``, and keep what its first spatial transformer
+    did; ``None`` if it has none.
 
     The model's mode (train or eval) is restored. The outputs are pictures only when the
     transformer read the images themselves (not a feature map) and gave as many channels per
@@ -317,7 +328,7 @@ def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequen
 
     Args:
         model: a module holding spatial transformers.
-        images: uint8 ``(N, C, H, W)``.
+        images: uint8 ``(N, C, H, W)``, or volumes ``(N, C, D, H, W)``.
         mean: the per-channel means of the model's normalisation, on ``[0, 1]``.
         std: its per-channel standard deviations.
 
@@ -329,7 +340,7 @@ def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequen
         ((4, 1, 6), (4, 1, 1, 28, 28))
     """
     st = first_transformer(model)
-    if st is None or images.dim() == 5:  # volumes are not drawn
+    if st is None:
         return None
     normalizer = Normalizer(mean, std)
     device = next(model.parameters(), torch.empty(0)).device
@@ -353,5 +364,5 @@ def observe(model: nn.Module, images: Tensor, mean: Sequence[float], std: Sequen
     out, n, c = call.output, *x.shape[:2]
     outputs = None
     if pictures:
-        outputs = normalizer.invert(out.reshape(n * k, c, *out.shape[-2:])).view(n, k, c, *out.shape[-2:])
+        outputs = normalizer.invert(out.reshape(n * k, c, *out.shape[2:])).view(n, k, c, *out.shape[2:])
     return TransformerView(images.cpu(), st.transform, params, outputs, st.align_corners)

@@ -125,7 +125,17 @@ def test_stn_train_and_evaluate_run_on_volumes(mnist_root, tmp_path):
     with open(tmp_path / "log.txt", "w") as log:
         summary = train(cfg, tmp_path / "run", stream=log)
     assert summary["epochs"] == 2 and "Train Epoch: 2" in (tmp_path / "log.txt").read_text()
-    assert (tmp_path / "run" / "best.pt").is_file() and not (tmp_path / "run" / "snapshots.pt").exists()
+    assert (tmp_path / "run" / "best.pt").is_file()
+    snapshots = torch.load(tmp_path / "run" / "snapshots.pt", weights_only=True)  # volumes are kept as they are
+    assert snapshots["epochs"] == [1, 2] and snapshots["transform"] == "affine3d"
+    assert tuple(snapshots["images"].shape) == (8, 1, 16, 16, 16) and tuple(snapshots["outputs"][0].shape) == (
+        8,
+        1,
+        16,
+        16,
+        16,
+    )
+    assert math.isfinite(summary["transformer"]["stn_scale_mean"])  # the statistics of the last epoch
     result, payload, _ = evaluate_checkpoint(tmp_path / "run", device="cpu")
     assert tuple(payload["model_options"]["input_shape"]) == (1, 16, 16, 16)
     assert result.total == 8 and round(result.accuracy, 2) == summary["best_accuracy"]

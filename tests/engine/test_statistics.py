@@ -300,3 +300,122 @@ def test_format_table_shows_the_field_and_polar_columns():
     rows = [{"epoch": 1, **D.transformer_stats("polar", torch.tensor([[0.3, 0.4]]), SIZE, SIZE)}]
     lines = D.format_table(rows).splitlines()
     assert lines[1].split()[-1] == "origin" and lines[2].split()[-1] == "0.50±0.00"
+
+
+# ------------------------------------------------------------------------------------ volumes
+CUBE = (8, 8, 8)
+
+
+def stats3d(transform, rows, **options):
+    params = torch.tensor(rows, dtype=torch.float64)
+    return D.transformer_stats(T.get(transform, **options), params, CUBE, CUBE)
+
+
+def affine3d(linear, shift=(0.0, 0.0, 0.0)):
+    """``affine3d`` parameters of a 3x3 linear part and a shift."""
+    return [v for row, t in zip(linear, shift, strict=True) for v in (*row, t)]
+
+
+def test_volume_zoom_out_by_two():
+    s = stats3d("affine3d", [affine3d([[2, 0, 0], [0, 2, 0], [0, 0, 2]])])
+    assert s["stn_scale_mean"] == pytest.approx(2)  # the cube root of det = 8
+    assert s["stn_anisotropy_mean"] == pytest.approx(1) and s["stn_shear_mean"] == pytest.approx(0)
+    assert s["stn_rotation_mean"] == pytest.approx(0, abs=1e-6) and s["stn_translation_mean"] == 0
+    assert s["stn_outside_share"] == pytest.approx(7 / 8)  # inside only where |x|, |y|, |z| <= 1/2
+    assert s["stn_outside_samples"] == 1 and s["stn_reflection_share"] == 0 and s["stn_collapse_share"] == 0
+    centres = (2 * np.arange(8) + 1) / 8 - 1
+    x, y, z = np.meshgrid(centres, centres, centres)
+    assert s["stn_displacement_mean"] == pytest.approx(np.sqrt(x**2 + y**2 + z**2).mean())
+
+
+def test_volume_rotation_is_the_angle_about_any_axis():
+    from stn.transforms import rotation_matrix
+
+    axes = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.6, 0.0, 0.8]], dtype=torch.float64)
+    angles = torch.tensor([30.0, 90.0, 150.0], dtype=torch.float64)
+    rotvec = axes * torch.deg2rad(angles).unsqueeze(1)
+    s = D.transformer_stats("rigid3d", torch.cat((rotvec, torch.full((3, 3), 0.1, dtype=torch.float64)), 1), CUBE, CUBE)
+    assert s["stn_rotation_mean"] == pytest.approx(90) and s["stn_rotation_std"] == pytest.approx(2400**0.5)
+    assert s["stn_scale_mean"] == pytest.approx(1) and s["stn_anisotropy_mean"] == pytest.approx(1)
+    assert s["stn_shear_mean"] == pytest.approx(0, abs=1e-6) and s["stn_translation_mean"] == pytest.approx(0.03**0.5)
+    # a rotation scaled anisotropically: the angle is that of the rotation nearest to the map
+    stretched = rotation_matrix(rotvec[:1]) @ torch.diag(torch.tensor([2.0, 1.0, 0.5], dtype=torch.float64))
+    values = D.per_sample("affine3d", torch.tensor([affine3d(stretched[0].tolist())]), CUBE, CUBE)
+    assert float(values["rotation"]) == pytest.approx(30) and float(values["anisotropy"]) == pytest.approx(4)
+    assert float(values["scale"]) == pytest.approx(1) and float(values["shear"]) == pytest.approx(0, abs=1e-6)
+
+
+def test_volume_shear_reflection_collapse():
+    s = stats3d("affine3d", [affine3d([[1, 1, 0], [0, 1, 0], [0, 0, 1]])])
+    assert s["stn_shear_mean"] == pytest.approx(45)  # the images (1, 0, 0) and (1, 1, 0) of the x and y axes
+    assert s["stn_scale_mean"] == pytest.approx(1) and s["stn_reflection_share"] == 0
+    s = stats3d(
+        "affine3d", [affine3d([[-1, 0, 0], [0, 1, 0], [0, 0, 1]]), affine3d([[0.2, 0, 0], [0, 0.2, 0], [0, 0, 1]])]
+    )
+    assert s["stn_reflection_share"] == 0.5 and s["stn_collapse_share"] == 0.5  # det 0.04 < COLLAPSE_DET
+    assert s["stn_shear_mean"] == pytest.approx(0)
+    s = stats3d("translation3d", [[0.3, 0.0, 0.4]])
+    assert s["stn_translation_mean"] == pytest.approx(0.5) and s["stn_scale_mean"] == pytest.approx(1)
+
+
+def test_volume_field_displacement_and_folding():
+    field = T.get("field3d", grid_size=2)  # nodes at the cube's corners: trilinear between them
+    corners = T.base_grid((2, 2, 2), align_corners=True, dtype=torch.float64).reshape(-1, 3)
+    shift = torch.tensor([[0.0, 0.0, 0.25] * 8], dtype=torch.float64)  # every point reads 0.25 deeper
+    mirror = (corners * torch.tensor([0.0, 0.0, -2.0], dtype=torch.float64)).reshape(1, -1)  # z -> -z
+    values = D.per_sample(field, torch.cat((shift, mirror)), CUBE, CUBE)
+    assert values["field_max"][0] == pytest.approx(0.25) and values["displacement"][0] == pytest.approx(0.25)
+    assert values["folding"].tolist() == [0.0, 1.0]  # the mirror reverses every cell
+    s = D.transformer_stats(field, torch.cat((shift, mirror)), CUBE, CUBE)
+    assert s["stn_folding_share"] == pytest.approx(0.5) and s["stn_field_max"] == pytest.approx(2 * 7 / 8)
+    assert D.family_keys("field3d") == ("field_max", "folding")
+
+
+@pytest.mark.parametrize("name", [*T.names(3), "field3d-diffeomorphic"])
+def test_every_volume_family_has_its_statistics(name):
+    transform = T.get("field3d", grid_size=3, diffeomorphic=True) if name.endswith("-diffeomorphic") else T.get(name)
+    params = transform.identity(4, dtype=torch.float64) + 0.02 * torch.randn(4, transform.num_params).double()
+    values = D.per_sample(transform, params, (6, 7, 8), (6, 7, 8))
+    assert set(values) == {"outside", "displacement", *D.family_keys(transform)} and D.family_keys(transform)
+    assert all(v.shape == (4,) and torch.isfinite(v).all() for v in values.values())
+    stats = D.transformer_stats(transform, params, (6, 7, 8), (6, 7, 8), align_corners=True)
+    assert D.prefixes(stats) == ["stn"] and all(math.isfinite(v) for v in stats.values())
+    with pytest.raises(ValueError, match=r"\(D, H, W\)"):
+        D.per_sample(transform, params, (6, 7), (6, 7))
+
+
+def test_volume_statistics_of_many_samples_are_computed_in_pieces():
+    params = T.get("affine3d").identity(40, dtype=torch.float64) + 0.1 * torch.randn(40, 12).double()
+    whole = D.per_sample("affine3d", params, (4, 4, 4), (4, 4, 4))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(D, "_GRID_POINTS", 3 * 64)  # three volumes at a time
+        pieces = D.per_sample("affine3d", params, (4, 4, 4), (4, 4, 4))
+    assert all(torch.allclose(whole[key], pieces[key], rtol=1e-12, atol=1e-12) for key in whole)
+
+
+def test_measure_takes_volumes():
+    model = nn.Sequential(fixed_transformer(affine3d([[2, 0, 0], [0, 2, 0], [0, 0, 2]]), transform="affine3d"))
+    stats = D.measure(model, torch.randn(5, 1, *CUBE), batch_size=2)
+    assert stats["stn_scale_mean"] == pytest.approx(2) and stats["stn_outside_share"] == pytest.approx(7 / 8)
+    with pytest.raises(ValueError, match=r"volumes \(N, C, D, H, W\)"):
+        D.measure(model, torch.randn(5, 1, 2, *CUBE))
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected", "hint", "not_hinted"),
+    [
+        ([affine3d([[2, 0, 0], [0, 2, 0], [0, 0, 2]])], "reads outside the volume", "--stn-fill black", "bounded"),
+        (
+            [affine3d([[0.1, 0, 0], [0, 0.1, 0], [0, 0, 0.1]])],
+            "less than 5% of the volume",
+            "--stn-lr-scale",
+            "bounded",
+        ),
+        ([affine3d([[-1, 0, 0], [0, 1, 0], [0, 0, 1]])], "mirrors the volume", "rigid3d", "attention"),
+    ],
+)
+def test_volume_warnings_name_volumes_and_volume_families(rows, expected, hint, not_hinted):
+    (warning,) = D.warnings_for([stats3d("affine3d", rows)], ndim=3)
+    assert expected in warning and hint in warning and not_hinted not in warning
+    with pytest.raises(ValueError, match="ndim"):
+        D.Monitor(ndim=4)

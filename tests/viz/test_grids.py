@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stn import transforms as T
-from stn.viz.grids import before_after
+from stn.viz.grids import before_after, pictures
 from stn.viz.views import TransformerView
 
 
@@ -36,3 +36,30 @@ def test_a_feature_map_transformer_has_no_after():
     view = TransformerView(torch.zeros(2, 1, 8, 8, dtype=torch.uint8), T.get("affine"), torch.zeros(2, 6))
     with pytest.raises(ValueError, match="feature map"):
         before_after(view)
+
+
+def test_volumes_are_shown_by_their_middle_slices():
+    volumes = torch.zeros(5, 1, 6, 8, 10, dtype=torch.uint8)
+    volumes[:, :, 3, 4, 5] = 255  # the middle voxel: in each of the three slices
+    outputs = (255 - volumes).unsqueeze(1)  # white where the input is black
+    view = TransformerView(volumes, T.get("affine3d"), T.get("affine3d").identity(5), outputs)
+    inputs, after = pictures(view)
+    assert tuple(inputs.shape) == (5, 1, 8, 10 + 10 + 8 + 2) and tuple(after.shape) == (5, 1, 1, 8, 30)
+    assert int((inputs == 255).sum()) == 5 * 3
+    picture = before_after(view)
+    assert picture.mode == "RGB" and picture.width > picture.height
+    left, right = (
+        picture.crop((0, 30, picture.width // 2, picture.height)),
+        picture.crop((picture.width // 2, 30, picture.width, picture.height)),
+    )
+    assert all(panel.convert("L").getextrema() == (0, 255) for panel in (left, right))
+    black = [panel.convert("L").histogram()[0] for panel in (left, right)]
+    assert black[0] > 10 * black[1]  # the inputs are black but for a voxel, the outputs white but for one
+    frame = learning_frames_of(view)
+    assert frame.mode == "RGB" and frame.width > picture.width // 2
+
+
+def learning_frames_of(view):
+    from stn.viz.learning import frame
+
+    return frame(view, "Epoch 1")

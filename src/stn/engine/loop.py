@@ -439,7 +439,7 @@ def _train(
             _header(setup, log)
             count = cfg.snapshot_images if group.is_main else 0
             snapshots = Snapshots.for_run(run.path("snapshots"), setup.data.dataset, count, state.epoch)
-            monitor = Monitor(cfg.stn_fill, cfg.stn_lr_scale)
+            monitor = Monitor(cfg.stn_fill, cfg.stn_lr_scale, ndim=setup.probe.dim() - 2)
             for row in state.metrics:  # on resume: conditions already warned about stay quiet
                 monitor.update(row)
             for epoch in range(state.epoch + 1, cfg.epochs + 1):

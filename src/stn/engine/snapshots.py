@@ -1,7 +1,9 @@
-"""Every epoch, what the model's first spatial transformer makes of a fixed batch of test images.
+"""Every epoch, what the model's first spatial transformer makes of a fixed batch of test images
+(or volumes).
 
 Saved as ``snapshots.pt`` in the run directory (a dict of tensors and lists, readable with
-``weights_only=True``); :mod:`stn.viz` turns it into the learning GIF and its strip of stills.
+``weights_only=True``); :mod:`stn.viz` turns it into the learning GIF and its strip of stills
+(volumes as their middle slices).
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ def load_snapshots(path: str | os.PathLike) -> dict[str, Any]:
         path: the ``snapshots.pt`` file.
 
     Returns:
-        A dict: ``images`` (uint8 ``(N, C, H, W)``), ``labels``, ``classes``, ``mean``, ``std``,
-        ``transform`` and ``transform_options``, and per captured epoch (``epochs``) its ``params``
-        and ``outputs`` (see :class:`Snapshots`).
+        A dict: ``images`` (uint8 ``(N, C, H, W)``, volumes ``(N, C, D, H, W)``), ``labels``,
+        ``classes``, ``mean``, ``std``, ``transform`` and ``transform_options``, and per captured
+        epoch (``epochs``) its ``params`` and ``outputs`` (see :class:`Snapshots`).
 
     Examples:
         >>> import io, os
@@ -62,8 +64,8 @@ class Snapshots:
     """Captures ``(epoch, transformer output, parameters)`` for a fixed batch.
 
     ``outputs`` are uint8 pictures, ``(N, C, h, w)`` for one transformer and ``(N, k, C, h, w)`` for
-    ``k`` parallel ones (empty when the transformer reads a feature map); ``params`` ``(N, P)`` or
-    ``(N, k, P)``."""
+    ``k`` parallel ones (volumes: ``(N, C, d, h, w)`` and ``(N, k, C, d, h, w)``; empty when the
+    transformer reads a feature map); ``params`` ``(N, P)`` or ``(N, k, P)``."""
 
     def __init__(self, path: Path, state: dict[str, Any] | None) -> None:
         self.path = path
@@ -71,9 +73,8 @@ class Snapshots:
 
     @classmethod
     def for_run(cls, path: Path, dataset: Dataset, count: int, keep_epochs: int = 0) -> Snapshots:
-        """Open (on resume: keep the first ``keep_epochs`` epochs of) or start the file at ``path``
-        (none for volumes: snapshots are pictures of images)."""
-        if count == 0 or dataset.test_images.dim() != 4:
+        """Open (on resume: keep the first ``keep_epochs`` epochs of) or start the file at ``path``."""
+        if count == 0:
             return cls(path, None)
         if keep_epochs and path.is_file():
             state = load_snapshots(path)

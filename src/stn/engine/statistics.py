@@ -7,8 +7,10 @@ each epoch's statistics into one-line warnings, once per condition; :func:`forma
 them for ``stn inspect``.
 
 Conventions are those of :mod:`stn.transforms`: parameters map an **output** location to the
-**input** location it reads, coordinates are normalised to ``[-1, 1]``, ``(x, y)`` order. So a
-scale above 1 reads more than the image (zooms out) and a scale below 1 zooms in.
+**input** location it reads, coordinates are normalised to ``[-1, 1]``, ``(x, y)`` order
+(``(x, y, z)`` for volumes). So a scale above 1 reads more than the image (zooms out) and a scale
+below 1 zooms in. Volume families (``affine3d``, ``rigid3d``, ..., ``field3d``) have the same
+statistics, in 3-D, as noted below.
 
 Statistics
 ----------
@@ -16,8 +18,8 @@ Statistics
 transformers or a :class:`~stn.layers.ParallelSpatialTransformers`. Every family:
 
 * ``P_outside_share``: the share of all sampling-grid points that read outside the input
-  (``|x| > 1`` or ``|y| > 1`` with ``align_corners=False``; beyond the corner pixels' outer edges
-  ``1 + 1/(W-1)`` with ``align_corners=True``), averaged over samples;
+  (``|x| > 1`` or ``|y| > 1`` (or ``|z| > 1``) with ``align_corners=False``; beyond the corner
+  pixels' outer edges ``1 + 1/(W-1)`` with ``align_corners=True``), averaged over samples;
 * ``P_outside_samples``: the share of samples that read more than :data:`OUTSIDE_LARGE` of their
   grid outside the input;
 * ``P_displacement_mean``/``_std``: how far the grid lies from the identity grid, the mean
@@ -34,21 +36,26 @@ Matrix families (for ``projective``, of the linear map that approximates it at t
 * ``P_shear``: how far the images of the x and y axes are from perpendicular,
   ``atan2(col₀ · col₁, |det A|)`` in degrees (0 for rotations and for scaling along the axes);
 * ``P_translation``: the length of ``t``, the input location read by the output's centre;
+* volumes (``A`` 3x3, ``t`` of length 3): ``P_scale`` is ``|det A|^(1/3)``, ``P_anisotropy`` the
+  largest singular value over the smallest, ``P_rotation`` the angle (0 to 180°, about whichever
+  axis) of the rotation nearest to ``A`` (``U diag(1, 1, ±1) Vᵀ`` of its SVD), and ``P_shear`` the
+  largest of the three pairs of axes' images' departures from perpendicular,
+  ``atan2(|cᵢ · cⱼ|, |cᵢ × cⱼ|)`` (0 to 90°);
 
   each as ``_mean`` and ``_std`` (population standard deviation over the samples);
 
 * ``P_reflection_share``: samples with ``det A <= 0`` (mirror images);
 * ``P_collapse_share``: samples with ``|det A| <`` :data:`COLLAPSE_DET`: the whole output reads
-  less than 5 % of the input's area (a few pixels blown up).
+  less than 5 % of the input's area (a few pixels blown up; for volumes, of its volume).
 
 ``tps``: ``P_tps_offset_max`` (the largest control-point offset over all samples),
 ``P_tps_offset_mean`` (mean offset length) and ``P_tps_bending`` (mean bending energy
 ``trace(dᵀ B d)``, ``B`` the top-left ``K x K`` block of the inverse spline system for the kernel
 ``U = r² log r²``; zero for every affine map of the control points).
 
-``field``: ``P_field_max`` (the longest displacement of a grid point from where the identity
-reads, over all samples) and ``P_folding_share`` (the share of the grid's cells where the map
-folds over itself: the Jacobian determinant of the grid, by finite differences between
+``field`` and ``field3d``: ``P_field_max`` (the longest displacement of a grid point from where
+the identity reads, over all samples) and ``P_folding_share`` (the share of the grid's cells where
+the map folds over itself: the Jacobian determinant of the grid, by finite differences between
 neighbouring grid points, is ``<= 0``; averaged over samples; 0 for every map that keeps the
 orientation, including any ``diffeomorphic=True`` field integrated finely enough).
 
@@ -100,6 +107,7 @@ __all__ = [
     "measure",
     "per_sample",
     "prefixes",
+    "run_ndim",
     "run_statistics",
     "spread_stats",
     "transformer_stats",
@@ -142,7 +150,7 @@ def family_keys(transform: str | T.Transform) -> tuple[str, ...]:
         return ("det", *_MATRIX_KEYS)
     if isinstance(transform, T.ThinPlateSpline):
         return ("offset_max", "offset_mean", "bending")
-    if isinstance(transform, T.DisplacementField):
+    if isinstance(transform, (T.DisplacementField, T.DisplacementField3d)):
         return ("field_max", "folding")
     if isinstance(transform, T.Polar):
         return ("origin",)
@@ -150,26 +158,40 @@ def family_keys(transform: str | T.Transform) -> tuple[str, ...]:
 
 
 def _folding(grid: Tensor) -> Tensor:
-    """``(N,)`` share of the cells of grids ``(N, H, W, 2)`` whose Jacobian determinant, by forward
-    differences between neighbouring points, is ``<= 0`` (0 for a grid one point wide)."""
-    if grid.shape[1] < 2 or grid.shape[2] < 2:
+    """``(N,)`` share of the cells of grids ``(N, H, W, 2)`` (volumes: ``(N, D, H, W, 3)``) whose
+    Jacobian determinant, by forward differences between neighbouring points, is ``<= 0`` (0 for a
+    grid one point wide)."""
+    d = grid.shape[-1]
+    if min(grid.shape[1:-1]) < 2:
         return grid.new_zeros(grid.shape[0])
-    along_x = grid[:, :-1, 1:] - grid[:, :-1, :-1]
-    along_y = grid[:, 1:, :-1] - grid[:, :-1, :-1]
-    det = along_x[..., 0] * along_y[..., 1] - along_x[..., 1] * along_y[..., 0]
+    corner = (slice(None), *[slice(None, -1)] * d)
+    origin = grid[corner]
+
+    def step(axis: int) -> Tensor:  # to the next point along grid axis ``axis`` (1 = the first spatial one)
+        index = list(corner)
+        index[axis] = slice(1, None)
+        return grid[tuple(index)] - origin
+
+    # Coordinate i (x, y, z) runs along grid axis d - i: the columns of the Jacobian, in (x, y, z) order.
+    columns = [step(d - i) for i in range(d)]
+    if d == 2:
+        det = columns[0][..., 0] * columns[1][..., 1] - columns[0][..., 1] * columns[1][..., 0]
+    else:
+        det = (columns[0] * torch.linalg.cross(columns[1], columns[2])).sum(-1)
     return (det <= 0).flatten(1).double().mean(1)
 
 
-def _outside_limits(size: Sequence[int], align_corners: bool) -> tuple[float, float]:
-    """Normalised ``(x, y)`` bounds of the input image's area (outer pixel edges)."""
-    h, w = T.check_size(tuple(size), "input size")
+def _outside_limits(size: Sequence[int], align_corners: bool) -> tuple[float, ...]:
+    """Normalised bounds of the input's area (outer pixel edges), per coordinate: ``(x, y)`` for an
+    image ``(H, W)``, ``(x, y, z)`` for a volume ``(D, H, W)``."""
+    sides = T.check_size(tuple(size), "input size", 3 if len(size) == 3 else 2)
     if not align_corners:
-        return 1.0, 1.0
+        return (1.0,) * len(sides)
 
     def edge(n: int) -> float:
         return math.inf if n == 1 else 1.0 + 1.0 / (n - 1)
 
-    return edge(w), edge(h)
+    return tuple(edge(n) for n in reversed(sides))
 
 
 def _bounded(transform: T.Transform, params: Tensor) -> Tensor | None:
@@ -185,12 +207,40 @@ def _bounded(transform: T.Transform, params: Tensor) -> Tensor | None:
 
 
 def _linear_part(transform: T.MatrixTransform, params: Tensor) -> tuple[Tensor, Tensor]:
-    """``(N, 2, 2)`` linear map at the output's centre and ``(N, 2)`` point the centre reads."""
+    """``(N, d, d)`` linear map at the output's centre and ``(N, d)`` point the centre reads
+    (``d`` = 2 for images, 3 for volumes)."""
     m = transform.matrix(params)
-    a, t = m[:, :2, :2], m[:, :2, 2]
+    d = transform.ndim
+    a, t = m[:, :d, :d], m[:, :d, d]
     if transform.projective:  # derivative of (A p + t) / (v·p + 1) at p = 0
         a = a - t.unsqueeze(2) * m[:, 2:, :2]
     return a, t
+
+
+def _rotation_and_shear(a: Tensor, det: Tensor) -> tuple[Tensor, Tensor]:
+    """The rotation and the shear of linear maps ``(N, d, d)``, in degrees (see the module docstring)."""
+    if a.shape[-1] == 2:
+        col0, col1 = a[:, :, 0], a[:, :, 1]
+        rotation = torch.atan2(a[:, 1, 0] - a[:, 0, 1], a[:, 0, 0] + a[:, 1, 1])
+        return torch.rad2deg(rotation), torch.rad2deg(torch.atan2((col0 * col1).sum(1), det.abs()))
+    # The nearest rotation (Kabsch: U diag(1, 1, ±1) Vᵀ of the SVD), and its angle from its trace and
+    # its skew part (exact near 0 and 180°, where acos of the trace is not).
+    u, _, vh = torch.linalg.svd(a)
+    sign = torch.ones_like(a[:, 0])
+    sign[:, 2] = torch.sign(torch.linalg.det(u @ vh))
+    r = u @ (sign.unsqueeze(-1) * vh)
+    skew = torch.stack((r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]), 1)
+    rotation = torch.atan2(skew.norm(dim=1), r.diagonal(dim1=1, dim2=2).sum(1) - 1)
+    # Each pair of axes' images: how far from perpendicular, atan2(cᵢ · cⱼ, |cᵢ × cⱼ|); the largest.
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    shear = torch.stack(
+        [
+            torch.atan2((a[:, :, i] * a[:, :, j]).sum(1).abs(), torch.linalg.cross(a[:, :, i], a[:, :, j]).norm(dim=1))
+            for i, j in pairs
+        ],
+        1,
+    ).amax(1)
+    return torch.rad2deg(rotation), torch.rad2deg(shear)
 
 
 def per_sample(
@@ -200,7 +250,8 @@ def per_sample(
     input_size: Sequence[int],
     align_corners: bool = False,
 ) -> dict[str, Tensor]:
-    """Per-sample statistics of one transformer's parameters ``(N, P)``: ``(N,)`` float64 tensors.
+    """Per-sample statistics of one transformer's parameters ``(N, P)``: ``(N,)`` float64 tensors
+    (sizes ``(H, W)``, or ``(D, H, W)`` for a volume family).
 
     Keys: ``outside`` (share of the grid outside the input), ``displacement`` (mean distance from
     the identity grid), ``pinned`` (bounded families: share of bounded values at a bound);
@@ -218,10 +269,26 @@ def per_sample(
     """
     transform = T.get(transform)
     params = transform.check_params(params).detach().to("cpu", torch.float64)
-    output_size = T.check_size(tuple(output_size), "output size")
-    limit_x, limit_y = _outside_limits(input_size, align_corners)
+    output_size = T.check_size(tuple(output_size), "output size", transform.ndim)
+    input_size = T.check_size(tuple(input_size), "input size", transform.ndim)
+    chunk = max(1, _GRID_POINTS // math.prod(output_size))  # grids of volumes are large: a few at a time
+    if params.shape[0] > chunk:
+        parts = [_per_sample(transform, p, output_size, input_size, align_corners) for p in params.split(chunk)]
+        return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+    return _per_sample(transform, params, output_size, input_size, align_corners)
+
+
+# per_sample works on at most this many grid points at once (about 25 MB per float64 grid of volumes).
+_GRID_POINTS = 2**20
+
+
+def _per_sample(
+    transform: T.Transform, params: Tensor, output_size: T.Size, input_size: T.Size, align_corners: bool
+) -> dict[str, Tensor]:
+    """:func:`per_sample` of float64 parameters on the CPU, checked sizes, in one piece."""
+    limits = torch.tensor(_outside_limits(input_size, align_corners), dtype=torch.float64)
     grid = transform.grid(params, output_size, align_corners)
-    outside = (grid[..., 0].abs() > limit_x) | (grid[..., 1].abs() > limit_y)
+    outside = (grid.abs() > limits).any(-1)
     base = T.base_grid(output_size, align_corners, dtype=torch.float64)
     moved = (grid - base).norm(dim=-1).flatten(1)
     out = {"outside": outside.flatten(1).double().mean(1), "displacement": moved.mean(1)}
@@ -232,13 +299,13 @@ def per_sample(
         a, t = _linear_part(transform, params)
         det = torch.linalg.det(a)
         singular = torch.linalg.svdvals(a)
-        col0, col1 = a[:, :, 0], a[:, :, 1]
+        rotation, shear = _rotation_and_shear(a, det)
         out.update(
             det=det,
-            scale=det.abs().sqrt(),
-            anisotropy=singular[:, 0] / singular[:, 1].clamp_min(1e-12),
-            rotation=torch.rad2deg(torch.atan2(a[:, 1, 0] - a[:, 0, 1], a[:, 0, 0] + a[:, 1, 1])),
-            shear=torch.rad2deg(torch.atan2((col0 * col1).sum(1), det.abs())),
+            scale=det.abs() ** (1 / transform.ndim),
+            anisotropy=singular[:, 0] / singular[:, -1].clamp_min(1e-12),
+            rotation=rotation,
+            shear=shear,
             translation=t.norm(dim=1),
         )
     elif isinstance(transform, T.ThinPlateSpline):
@@ -248,7 +315,7 @@ def per_sample(
             offset_mean=lengths.mean(1),
             bending=transform.bending_energy(params),
         )
-    elif isinstance(transform, T.DisplacementField):
+    elif isinstance(transform, (T.DisplacementField, T.DisplacementField3d)):
         out.update(field_max=moved.max(1).values, folding=_folding(grid))
     elif isinstance(transform, T.Polar):
         out.update(origin=params.norm(dim=1))
@@ -273,8 +340,10 @@ def transformer_stats(
     Args:
         transform: the family (name or instance, with its options: bounds matter).
         params: ``(N, P)`` parameters as the transformer predicted them, ``N >= 1``.
-        output_size: ``(H, W)`` of the transformer's output (the sampling grid).
-        input_size: ``(H, W)`` of its input (where "outside" begins with ``align_corners=True``).
+        output_size: ``(H, W)`` of the transformer's output (the sampling grid); ``(D, H, W)``
+            for a volume family.
+        input_size: ``(H, W)`` (``(D, H, W)``) of its input (where "outside" begins with
+            ``align_corners=True``).
         align_corners: the transformer's setting.
         prefix: column prefix, e.g. ``stn`` or ``stn2``.
 
@@ -334,21 +403,21 @@ def measure(model: nn.Module, images: Tensor, batch_size: int = 500) -> dict[str
             runs in eval mode without gradients, and every submodule's mode is restored afterwards.
             The forward pass stops once every transformer has run (the classifier after it is not
             computed).
-        images: ``(N, C, H, W)`` images, **normalised** as the model expects them (a fixed set of
-            test images, so that epochs compare); sent to the model's device in batches of
-            ``batch_size``.
+        images: ``(N, C, H, W)`` images or ``(N, C, D, H, W)`` volumes, **normalised** as the
+            model expects them (a fixed set of test images, so that epochs compare); sent to the
+            model's device in batches of ``batch_size``.
+        batch_size: images per forward pass.
 
     Returns:
         ``{column: value}`` from :func:`transformer_stats` for each transformer that ran (prefix
         ``stn`` for a model with one, else ``stn1``, ``stn2``, ... in order, one per parameter
         set of a parallel layer); empty for a model without transformers.
-    Volumes ``(N, C, D, H, W)`` have no statistics yet: ``{}``.
     """
-    if isinstance(images, Tensor) and images.dim() == 5 and images.shape[0]:
-        return {}
-    if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[0] == 0:
+    if not isinstance(images, Tensor) or images.dim() not in (4, 5) or images.shape[0] == 0:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"measure expects a non-empty batch of images (N, C, H, W), got {shape}")
+        raise ValueError(
+            f"measure expects a non-empty batch of images (N, C, H, W) or volumes (N, C, D, H, W), got {shape}"
+        )
     found = _transformers(model)
     if not found:
         return {}
@@ -406,6 +475,11 @@ def prefixes(stats: Mapping[str, object]) -> list[str]:
 
 
 _HINT_BOUNDED = "a bounded family (attention scale_range, translation max_shift, tps max_offset)"
+# Families that cannot mirror, for images and for volumes.
+_HINT_NO_MIRROR = {
+    2: "a family that cannot mirror (similarity, attention)",
+    3: "a family that cannot mirror (rigid3d, similarity3d, diffeomorphic3d)",
+}
 
 
 def _try(*hints: str | None) -> str:
@@ -425,24 +499,33 @@ def _hints(fill: str | None, lr_scale: float | None) -> tuple[str | None, str]:
 
 
 def _conditions(
-    prefix: str, stats: Mapping[str, float], epochs_seen: int, fill: str | None, lr_scale: float | None
+    prefix: str,
+    stats: Mapping[str, float],
+    epochs_seen: int,
+    fill: str | None,
+    lr_scale: float | None,
+    ndim: int = 2,
 ) -> list[tuple[str, str]]:
-    """``(condition, message)`` for every warning condition that holds in one epoch's stats."""
+    """``(condition, message)`` for every warning condition that holds in one epoch's stats (of a
+    transformer on images, ``ndim`` 2, or on volumes, 3)."""
 
     def value(name: str) -> float | None:
         v = stats.get(f"{prefix}_{name}")
         return None if v is None or v != v else float(v)
 
     hint_fill, hint_lr = _hints(fill, lr_scale)
+    hint_bounded = _HINT_BOUNDED if ndim == 2 else None  # no volume family is bounded
+    what = "image" if ndim == 2 else "volume"
+    extent = "the image's area" if ndim == 2 else "the volume"
     found: list[tuple[str, str]] = []
     samples, share = value("outside_samples"), value("outside_share")
     if samples is not None and samples > ZOOM_OUT_SAMPLES:
         found.append(
             (
                 "zoom-out",
-                f"{prefix} reads outside the image (zooming out): {samples:.0%} of the samples read more than "
+                f"{prefix} reads outside the {what} (zooming out): {samples:.0%} of the samples read more than "
                 f"{OUTSIDE_LARGE:.0%} of their grid outside it ({share:.0%} of all grid points); "
-                + _try(hint_fill, hint_lr, _HINT_BOUNDED),
+                + _try(hint_fill, hint_lr, hint_bounded),
             )
         )
     collapse = value("collapse_share")
@@ -450,8 +533,8 @@ def _conditions(
         found.append(
             (
                 "collapse",
-                f"{prefix} is collapsing: {collapse:.0%} of the samples read less than {COLLAPSE_DET:.0%} of the "
-                f"image's area (|det| < {COLLAPSE_DET}); " + _try(hint_lr, _HINT_BOUNDED),
+                f"{prefix} is collapsing: {collapse:.0%} of the samples read less than {COLLAPSE_DET:.0%} of "
+                f"{extent} (|det| < {COLLAPSE_DET}); " + _try(hint_lr, hint_bounded),
             )
         )
     reflection = value("reflection_share")
@@ -459,8 +542,8 @@ def _conditions(
         found.append(
             (
                 "reflection",
-                f"{prefix} mirrors the image: {reflection:.0%} of the samples have det <= 0; "
-                + _try(hint_lr, "a family that cannot mirror (similarity, attention)"),
+                f"{prefix} mirrors the {what}: {reflection:.0%} of the samples have det <= 0; "
+                + _try(hint_lr, _HINT_NO_MIRROR[ndim]),
             )
         )
     pinned = value("pinned_share")
@@ -497,6 +580,7 @@ class Monitor:
     Args:
         fill: the run's ``stn_fill``; with ``black`` the hints do not suggest it again.
         lr_scale: the run's ``stn_lr_scale``, to suggest a value below it.
+        ndim: 2 for a model of images, 3 for one of volumes (the messages and hints name what fits).
 
     Examples:
         >>> monitor = Monitor(fill="black")
@@ -507,8 +591,10 @@ class Monitor:
         []
     """
 
-    def __init__(self, fill: str | None = None, lr_scale: float | None = None) -> None:
-        self.fill, self.lr_scale = fill, lr_scale
+    def __init__(self, fill: str | None = None, lr_scale: float | None = None, ndim: int = 2) -> None:
+        if ndim not in (2, 3):
+            raise ValueError(f"ndim must be 2 (images) or 3 (volumes), got {ndim!r}")
+        self.fill, self.lr_scale, self.ndim = fill, lr_scale, ndim
         self.raised: set[tuple[str, str]] = set()
         self.warnings: list[str] = []
         self.epochs_seen = 0
@@ -520,7 +606,7 @@ class Monitor:
         epoch = stats.get("epoch")
         new: list[str] = []
         for prefix in prefixes(stats):
-            for condition, message in _conditions(prefix, stats, self.epochs_seen, self.fill, self.lr_scale):
+            for condition, message in _conditions(prefix, stats, self.epochs_seen, self.fill, self.lr_scale, self.ndim):
                 if (prefix, condition) not in self.raised:
                     self.raised.add((prefix, condition))
                     new.append(message if epoch is None else f"epoch {int(epoch)}: {message}")
@@ -529,17 +615,18 @@ class Monitor:
 
 
 def warnings_for(
-    rows: Iterable[Mapping[str, float]], fill: str | None = None, lr_scale: float | None = None
+    rows: Iterable[Mapping[str, float]], fill: str | None = None, lr_scale: float | None = None, ndim: int = 2
 ) -> list[str]:
-    """All warnings a :class:`Monitor` raises over a run's per-epoch rows, in order (``fill``
-    and ``lr_scale`` as for :class:`Monitor`, e.g. from the run's config).
+    """All warnings a :class:`Monitor` raises over a run's per-epoch rows, in order (``fill``,
+    ``lr_scale`` and ``ndim`` as for :class:`Monitor`, e.g. from the run's config and
+    :func:`run_ndim`).
 
     Examples:
         >>> rows = [{"epoch": e, "stn_outside_share": 0.0, "stn_displacement_mean": 0.0} for e in (1, 2, 3)]
         >>> warnings_for(rows)
         ['epoch 3: stn has not moved from the identity after 3 epochs (mean grid displacement 0.0000 < 0.01): ...']
     """
-    monitor = Monitor(fill, lr_scale)
+    monitor = Monitor(fill, lr_scale, ndim)
     for row in rows:
         monitor.update(row)
     return monitor.warnings
@@ -617,19 +704,22 @@ def _index(key: str) -> int:
 def run_statistics(run: Run) -> tuple[list[dict[str, float]], str]:
     """The per-epoch transformer statistics of a run directory, and where they come from: the
     columns of its ``metrics.csv`` (measured on a fixed set of test images while it trained), or
-    for runs that predate them, its snapshots (the few test images kept every epoch)."""
+    for runs that predate them, its snapshots (the few test images kept every epoch). Without
+    statistics: ``[]`` and why, a phrase to follow "No transformer statistics: "."""
     rows = run.metrics()
     if any(prefixes(row) for row in rows):
         return rows, "metrics.csv (fixed test images, every epoch)"
     snapshots = run.snapshots()
     if snapshots is None or not snapshots["epochs"]:
-        return [], "nothing: the run has no statistics columns and no snapshots"
+        if not rows:
+            return [], "the run has no finished epoch yet"
+        return [], "its metrics.csv has no statistics columns and it kept no snapshots"
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in snapshots["transform_options"].items()}
     transform = T.get(snapshots["transform"], **options)
-    input_size = tuple(snapshots["images"].shape[-2:])
+    input_size = tuple(snapshots["images"].shape[2:])
     stats_rows = []
     for epoch, params, outputs in zip(snapshots["epochs"], snapshots["params"], snapshots["outputs"], strict=True):
-        output_size = tuple(outputs.shape[-2:]) if outputs.numel() else input_size
+        output_size = tuple(outputs.shape[-len(input_size) :]) if outputs.numel() else input_size
         sets = [params] if params.dim() == 2 else list(params.unbind(1))
         row: dict[str, float] = {"epoch": epoch}
         for i, p in enumerate(sets):
@@ -637,3 +727,16 @@ def run_statistics(run: Run) -> tuple[list[dict[str, float]], str]:
             row.update(transformer_stats(transform, p, output_size, input_size, prefix=prefix))
         stats_rows.append(row)
     return stats_rows, f"snapshots.pt ({len(snapshots['images'])} test images, every epoch)"
+
+
+def run_ndim(run: Run) -> int:
+    """2 when the run's model reads images, 3 when it reads volumes: from its snapshots, else the
+    input shape of its best (else last) checkpoint; 2 for a run without either."""
+    snapshots = run.snapshots()
+    if snapshots is not None:
+        return snapshots["images"].dim() - 2
+    for which in ("best", "last"):
+        if run.has_checkpoint(which):
+            shape = run.checkpoint(which).get("model_options", {}).get("input_shape", ())
+            return 3 if len(shape) == 4 else 2
+    return 2

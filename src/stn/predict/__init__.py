@@ -148,6 +148,7 @@ def predict_files(
     """
     if out is None and (boxes or save_transformed):
         raise ValueError("boxes and transformed images are written to files: give an output folder")
+    predictor.check_reads_images()
     writer = PredictionWriter(out, predictor, top_k, save_transformed) if out is not None else None
     count, skipped, width = 0, [], None
     try:

@@ -29,7 +29,8 @@ class Predictor:
         source: the run's checkpoint or the exported file.
         backend: ``"pytorch"``, ``"onnxruntime"`` or ``"torch.export"``.
         classes: class names, in output order.
-        input_shape: ``(C, H, W)`` of the images it reads.
+        input_shape: ``(C, H, W)`` of the images it reads (``(C, D, H, W)`` for a volume model,
+            which predicts no image files: :meth:`check_reads_images`).
         mean: per-channel means of the normalisation ``(x / 255 - mean) / std``.
         std: its per-channel standard deviations.
         tta: whether flip test-time augmentation is part of the prediction.
@@ -56,7 +57,7 @@ class Predictor:
     source: Path
     backend: str
     classes: list[str]
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
     tta: bool = False
@@ -74,6 +75,25 @@ class Predictor:
         names = ("output", "params", "transformed") if extras else ("output",)
         out = self._run(x, names)
         return (out[0], out[1], out[2]) if extras else (out[0], None, None)
+
+    def check_reads_images(self, name: str | os.PathLike | None = None) -> None:
+        """``ValueError`` (one line) unless the model reads images ``(C, H, W)``: a volume model
+        ``(C, D, H, W)`` cannot predict image files. ``name`` is how the message names the model
+        (default: :attr:`source`).
+
+        Examples:
+            >>> volumes = Predictor(Path("volumes.pt2"), "torch.export", ["a", "b"], (1, 24, 24, 24), (0.1,), (0.3,))
+            >>> volumes.check_reads_images()
+            Traceback (most recent call last):
+            ...
+            ValueError: stn predict reads images; volumes.pt2 is a volume model (1, 24, 24, 24): ...
+        """
+        if len(self.input_shape) != 3:
+            raise ValueError(
+                f"stn predict reads images; {name or self.source} is a volume model {tuple(self.input_shape)}: it "
+                "classifies volumes (N, C, D, H, W), not image files (stn evaluate tests it on its data set; in "
+                "Python, call the model of stn.engine.load_model on volumes)"
+            )
 
 
 def load_predictor(

@@ -182,6 +182,7 @@ def predict(
         >>> (record["width"], record["height"]), len(record["top_k"]), len(record["regions"][0])
         ((40, 30), 2, 4)
     """
+    predictor.check_reads_images()
     if not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be a positive int, got {top_k!r}")
     if not isinstance(batch_size, int) or batch_size < 1:

@@ -16,6 +16,7 @@ import torch
 
 from stn.registration.train import Registration, load_registration
 from stn.transforms import jacobian_determinant
+from stn.viz.slices import middle_slice
 
 __all__ = ["write_report"]
 
@@ -28,11 +29,6 @@ def _pairs(reg: Registration, count: int) -> tuple:
     reg.net.eval()
     warped, grid = reg.net(moving, fixed)
     return fixed, moving, warped, grid
-
-
-def _middle(x: torch.Tensor, axis: int) -> torch.Tensor:
-    """The middle slice of ``(*S,)`` along spatial ``axis``."""
-    return x.select(axis, x.shape[axis] // 2)
 
 
 def _slices_figure(reg: Registration, path: Path, count: int = 2) -> Path:
@@ -51,7 +47,7 @@ def _slices_figure(reg: Registration, path: Path, count: int = 2) -> Path:
     for r, (i, axis) in enumerate(rows):
 
         def cut(x: torch.Tensor, i: int = i, axis: int | None = axis) -> torch.Tensor:
-            return (_middle(x, axis) if axis is not None else x).cpu()
+            return (middle_slice(x, axis) if axis is not None else x).cpu()
 
         images = [fixed[i, 0], moving[i, 0], warped[i, 0], (warped[i, 0] - fixed[i, 0]).abs()]
         for c, image in enumerate(images):

@@ -3,6 +3,7 @@
 * :mod:`~stn.viz.views`: what a transformer did to a batch (:class:`TransformerView`), from a
   model, a run's best checkpoint or each epoch of its ``snapshots.pt``.
 * :mod:`~stn.viz.grids`: test images beside the transformer's outputs.
+* :mod:`~stn.viz.slices`: volumes as pictures, by their middle slices.
 * :mod:`~stn.viz.outlines`: the region each image's transformer samples, drawn on it.
 * :mod:`~stn.viz.learning`: one frame per epoch, as a GIF and a strip of stills.
 * :mod:`~stn.viz.samples`: a probabilistic transformer's sampled warps of each image.
@@ -31,6 +32,8 @@ _WHERE = {
     "image_grid": "images",
     "normalize": "images",
     "learning_frames": "learning",
+    "middle_slice": "slices",
+    "middle_slices": "slices",
     "save_gif": "learning",
     "write_learning": "learning",
     "draw_regions": "outlines",
@@ -65,6 +68,8 @@ __all__ = [
     "image_grid",
     "learning_frames",
     "load_snapshots",
+    "middle_slice",
+    "middle_slices",
     "normalize",
     "plot_curves",
     "plot_statistics",

@@ -20,8 +20,8 @@ __all__ = ["FILES", "write_figures"]
 
 FILES = {
     "curves": "curves.png",  # loss and accuracy per epoch
-    "before_after": "before_after.png",  # test images beside the transformer's outputs
-    "regions": "regions.png",  # the region each image's transformer samples
+    "before_after": "before_after.png",  # test images beside the transformer's outputs (volumes: middle slices)
+    "regions": "regions.png",  # the region each image's transformer samples (not drawn for volumes)
     "learning": "learning.gif",  # one frame per epoch
     "stills": "learning.png",  # a few of those frames
     "statistics": "statistics.png",  # the transformers' statistics per epoch (stn inspect's table)
@@ -42,7 +42,9 @@ def write_figures(
 
     Transformer pictures use the best checkpoint on ``count`` test images (default: the run's
     snapshot batch; more are read from the data set, under ``data_root`` if given). A model
-    without a transformer gets only its curves; ``curves=False`` skips those.
+    without a transformer gets only its curves; ``curves=False`` skips those. Volumes are drawn
+    as their middle slices (:func:`~stn.viz.slices.middle_slices`), and where their transformer
+    looks (``regions``) is not drawn.
 
     Args:
         run_dir: the run directory.
@@ -80,11 +82,13 @@ def write_figures(
         if view.outputs is not None:
             written["before_after"] = out / FILES["before_after"]
             save(before_after(view), written["before_after"])
-        written["regions"] = out / FILES["regions"]
-        regions = draw_regions(view.images, view.transform, view.params, view.align_corners)
-        save(titled(regions, regions_title(view.k)), written["regions"])
+        if not view.volumes:  # outlines on volumes are not drawn
+            written["regions"] = out / FILES["regions"]
+            regions = draw_regions(view.images, view.transform, view.params, view.align_corners)
+            save(titled(regions, regions_title(view.k)), written["regions"])
         written.update(_statistics(run, view, out))
-        written.update(_samples(run, view, out))
+        if not view.volumes:
+            written.update(_samples(run, view, out))
     return {key: written[key] for key in FILES if key in written}
 
 
@@ -105,16 +109,17 @@ def _statistics(run: Run, view: TransformerView, out: Path) -> dict[str, Path]:
     """The statistics plot over the epochs and the histograms of the best checkpoint's view."""
     written: dict[str, Path] = {}
     rows, _ = run_statistics(run)
+    ndim = view.images.dim() - 2
     if rows:
-        written["statistics"] = plot_statistics(rows, out / FILES["statistics"], title=run.dir.name)
-    size = tuple(view.outputs.shape[-2:]) if view.outputs is not None else tuple(view.images.shape[-2:])
+        written["statistics"] = plot_statistics(rows, out / FILES["statistics"], title=run.dir.name, ndim=ndim)
+    size = tuple(view.outputs.shape[-ndim:]) if view.outputs is not None else tuple(view.images.shape[2:])
     written["histograms"] = plot_histograms(
         view.transform,
         view.params if view.k > 1 else view.params[:, 0],
         out / FILES["histograms"],
         output_size=size,
-        input_size=tuple(view.images.shape[-2:]),
+        input_size=tuple(view.images.shape[2:]),
         align_corners=view.align_corners,
-        title=f"{run.dir.name}: per test image, best checkpoint",
+        title=f"{run.dir.name}: per test {'volume' if view.volumes else 'image'}, best checkpoint",
     )
     return written

@@ -1,5 +1,5 @@
 """How the transformer learned: every epoch captured in a run's ``snapshots.pt`` as one frame of
-an animated GIF, and a few of them as a strip of stills."""
+an animated GIF, and a few of them as a strip of stills (volumes: their middle slices)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from stn.viz.grids import transformed_panels
+from stn.viz.grids import input_panel, transformed_panels
 from stn.viz.images import cell_scale, hstack, save, titled, vstack
 from stn.viz.outlines import draw_regions, regions_title
 from stn.viz.views import TransformerView, snapshot_views
@@ -20,12 +20,16 @@ __all__ = ["frame", "learning_frames", "save_gif", "stills", "write_learning"]
 
 def frame(view: TransformerView, title: str, nrow: int | None = None, scale: int | None = None) -> Image.Image:
     """``title`` over the regions the transformer samples ("Where it looks") and, when it reads
-    the image itself, what it made of them."""
-    scale = scale or cell_scale(view.images.shape[-2:], target=64)
-    regions = draw_regions(view.images, view.transform, view.params, view.align_corners, nrow, scale)
-    panels = [titled(regions, regions_title(view.k))]
+    the image itself, what it made of them. Volumes: their middle slices, and what the
+    transformer made of them (where it looks is not drawn)."""
+    if view.volumes:
+        panels = [input_panel(view, nrow, scale, target=64)]
+    else:
+        scale = scale or cell_scale(view.images.shape[-2:], target=64)
+        regions = draw_regions(view.images, view.transform, view.params, view.align_corners, nrow, scale)
+        panels = [titled(regions, regions_title(view.k))]
     if view.outputs is not None:
-        panels += transformed_panels(view, nrow, scale)
+        panels += transformed_panels(view, nrow, scale, target=64)
     return titled(hstack(panels), title, size=16)
 
 

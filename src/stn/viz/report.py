@@ -12,11 +12,12 @@ from typing import Any
 
 from stn.data import DataError
 from stn.engine.run import Run
-from stn.engine.statistics import run_statistics, warnings_for
+from stn.engine.statistics import run_ndim, run_statistics, warnings_for
 from stn.files import write_text_atomic
 from stn.viz.curves import plot_curves, run_labels
 from stn.viz.document import Block, Heading, Paragraph, Picture, Table, to_html, to_markdown
 from stn.viz.figures import write_figures
+from stn.viz.slices import SLICES_TITLE
 from stn.viz.statistics import histogram_panels
 
 __all__ = ["run_summary", "write_report"]
@@ -140,7 +141,18 @@ def _run_section(run: Path, label: str, summary: dict[str, Any], figures: Path) 
     except DataError as err:  # no snapshot batch and no data set here: no pictures, the rest stands
         written = {}
         blocks.append(Paragraph(f"No transformer pictures: they need the test images ({err})."))
-    if "regions" in written:
+    volumes = run_ndim(Run.open(run)) == 3
+    if volumes and "before_after" in written:
+        blocks += [
+            Heading("What the transformer does", 3),
+            Picture(
+                written["before_after"],
+                f"Test volumes (left; of each, its {SLICES_TITLE}) and what the transformer of the best checkpoint "
+                "made of them (right).",
+            ),
+            Paragraph("Where the transformer looks (its outline on the input) is not drawn for volumes."),
+        ]
+    elif "regions" in written:
         blocks.append(Heading("What the transformer does", 3))
         if "before_after" in written:
             blocks.append(
@@ -175,11 +187,12 @@ def _run_section(run: Path, label: str, summary: dict[str, Any], figures: Path) 
             )
         )
     if "statistics" in written:
-        blocks += _statistics(run, summary, written)
+        blocks += _statistics(run, summary, written, volumes)
     if "learning" in written:
+        what = f"test volumes ({SLICES_TITLE})" if volumes else "test images"
         blocks += [
             Heading("How it learned", 3),
-            Picture(written["learning"], "The transformer on the same test images after each epoch."),
+            Picture(written["learning"], f"The transformer on the same {what} after each epoch."),
             Picture(written["stills"], "Stills of the animation, first to last epoch."),
         ]
     config = summary["config"]
@@ -189,17 +202,23 @@ def _run_section(run: Path, label: str, summary: dict[str, Any], figures: Path) 
     return blocks
 
 
-def _statistics(run: Path, summary: dict[str, Any], written: dict[str, Path]) -> list[Block]:
+def _statistics(run: Path, summary: dict[str, Any], written: dict[str, Path], volumes: bool) -> list[Block]:
     """The transformer's statistics over the epochs, its histograms, and the warnings it raised."""
+    opened = Run.open(run)
     warnings = summary.get("warnings")
     if warnings is None:  # a run from before the warnings: raised now from its statistics
-        rows, _ = run_statistics(Run.open(run))
-        warnings = warnings_for(rows, summary["config"].get("stn_fill"), summary["config"].get("stn_lr_scale"))
-    shown = [label for _, label, _ in histogram_panels(summary["config"].get("transform", "affine"))]
+        rows, _ = run_statistics(opened)
+        config = summary["config"]
+        warnings = warnings_for(rows, config.get("stn_fill"), config.get("stn_lr_scale"), 3 if volumes else 2)
+    snapshots = opened.snapshots()  # the family as the model built it (a volume model's affine is affine3d)
+    family = snapshots["transform"] if snapshots and snapshots["transform"] else summary["config"].get("transform")
+    shown = [label for _, label, _ in histogram_panels(family or "affine")]
     return [
         Heading("Transformer statistics", 3),
         Picture(written["statistics"], "What the transformer does, per epoch (stn inspect prints the numbers)."),
-        Picture(written["histograms"], f"Per test image, best checkpoint: {'; '.join(shown)}."),
+        Picture(
+            written["histograms"], f"Per test {'volume' if volumes else 'image'}, best checkpoint: {'; '.join(shown)}."
+        ),
         Paragraph("Warnings: " + ("; ".join(warnings) if warnings else "none: the transformer looks healthy.")),
     ]
 

@@ -18,7 +18,8 @@ from stn.files import write_atomic
 
 __all__ = ["histogram_panels", "plot_histograms", "plot_statistics"]
 
-# (title, y label, [(statistic, legend label, line style)], reference line, shown as a percentage)
+# (title, y label, [(statistic, legend label, line style)], reference line, shown as a percentage);
+# titles for images; _FOR_VOLUMES has those of volumes
 _PANELS = (
     ("Scale √|det|", "scale (>1 zooms out)", [("scale", "scale", "-")], 1.0, False),
     ("Rotation and shear", "degrees", [("rotation", "rotation", "-"), ("shear", "shear", ":")], 0.0, False),
@@ -71,6 +72,12 @@ _HISTOGRAMS = {
     "outside": ("share of the grid outside the image", D.OUTSIDE_LARGE),
 }
 _PERCENT = {"folding", "outside"}
+_FOR_VOLUMES = {  # titles and labels as they read for a transformer of volumes
+    "Scale √|det|": "Scale ∛|det|",
+    "scale √|det|": "scale ∛|det|",
+    "Reading outside the image": "Reading outside the volume",
+    "share of the grid outside the image": "share of the grid outside the volume",
+}
 
 
 def _series(rows: Sequence[Mapping[str, float]], key: str) -> tuple[list[float], list[float]]:
@@ -89,7 +96,9 @@ def _save(figure: Figure, path: str | os.PathLike) -> Path:
     return path
 
 
-def plot_statistics(rows: Sequence[Mapping[str, float]], path: str | os.PathLike, title: str | None = None) -> Path:
+def plot_statistics(
+    rows: Sequence[Mapping[str, float]], path: str | os.PathLike, title: str | None = None, ndim: int = 2
+) -> Path:
     """Plot a run's transformer statistics against the epoch into the PNG ``path``.
 
     Args:
@@ -97,6 +106,7 @@ def plot_statistics(rows: Sequence[Mapping[str, float]], path: str | os.PathLike
             results, with an ``epoch`` key, else numbered from 1); other keys are ignored.
         path: the PNG file to write.
         title: above the panels (e.g. the run's name).
+        ndim: 2 for a transformer of images, 3 for one of volumes (its scale is ``∛|det|``).
 
     One panel per group of statistics that some row holds (scale, rotation and shear, distance
     from the identity, reading outside, mirrored/collapsed/pinned/folded shares, TPS offsets,
@@ -134,6 +144,7 @@ def plot_statistics(rows: Sequence[Mapping[str, float]], path: str | os.PathLike
     for axes in grid.flat[len(present) :]:
         axes.set_axis_off()
     for axes, (heading, ylabel, stats, reference, percent) in zip(grid.flat, present, strict=False):
+        heading = _FOR_VOLUMES.get(heading, heading) if ndim == 3 else heading
         _panel(axes, rows, prefixes, stats, percent)
         axes.set(title=heading, xlabel="epoch", ylabel=ylabel)
         if reference is not None:
@@ -173,8 +184,12 @@ def histogram_panels(transform: str | T.Transform) -> list[tuple[str, str, float
     """The histograms :func:`plot_histograms` draws for ``transform``: ``(statistic, axis label,
     reference line)`` for each of the family's statistics that has a histogram
     (:func:`~stn.engine.statistics.family_keys`), then the share of the grid read outside."""
+    transform = T.get(transform)
     keys = [key for key in D.family_keys(transform) if key in _HISTOGRAMS and key != "outside"]
-    return [(key, *_HISTOGRAMS[key]) for key in [*keys, "outside"]]
+    panels = [(key, *_HISTOGRAMS[key]) for key in [*keys, "outside"]]
+    if transform.ndim == 3:
+        panels = [(key, _FOR_VOLUMES.get(label, label), reference) for key, label, reference in panels]
+    return panels
 
 
 def plot_histograms(
@@ -191,15 +206,16 @@ def plot_histograms(
     Args:
         transform: the family (with its options), as in the model.
         params: ``(N, P)`` parameters, or ``(N, k, P)`` from parallel transformers (one colour each).
-        output_size, input_size: the transformer's output and input sizes (``input_size`` defaults
-            to ``output_size``); they set the grid on which the share read outside is counted.
+        output_size, input_size: the transformer's output and input sizes, ``(H, W)`` or for a
+            volume family ``(D, H, W)`` (``input_size`` defaults to ``output_size``); they set the
+            grid on which the share read outside is counted.
 
-    One panel per entry of :func:`histogram_panels`. Matrix families: the scale ``√|det|`` (1 =
-    unchanged, > 1 zooms out) and the rotation in degrees; ``tps``: the largest control-point
-    offset and the bending energy; ``field``: the longest displacement and the share of the grid
-    folded; ``polar``: the origin's distance from the centre; every family: the share of each
-    sample's grid read outside the image. Dashed lines at the identity and at
-    :data:`~stn.engine.statistics.OUTSIDE_LARGE`.
+    One panel per entry of :func:`histogram_panels`. Matrix families: the scale ``√|det|``
+    (``∛|det|`` for volumes; 1 = unchanged, > 1 zooms out) and the rotation in degrees; ``tps``:
+    the largest control-point offset and the bending energy; ``field`` and ``field3d``: the
+    longest displacement and the share of the grid folded; ``polar``: the origin's distance from
+    the centre; every family: the share of each sample's grid read outside the image (volume).
+    Dashed lines at the identity and at :data:`~stn.engine.statistics.OUTSIDE_LARGE`.
     """
     transform = T.get(transform)
     if not isinstance(params, Tensor) or params.dim() not in (2, 3) or params.shape[0] == 0:

@@ -204,8 +204,9 @@ class TensorBoard:
         if view is not None:
             if view.outputs is not None:
                 self.logger.image("transformer/before_after", end.epoch, before_after(view))
-            regions = draw_regions(view.images, view.transform, view.params, view.align_corners)
-            self.logger.image("transformer/where_it_looks", end.epoch, titled(regions, regions_title(view.k)))
+            if not view.volumes:  # outlines on volumes are not drawn
+                regions = draw_regions(view.images, view.transform, view.params, view.align_corners)
+                self.logger.image("transformer/where_it_looks", end.epoch, titled(regions, regions_title(view.k)))
             self.logger.params(end.epoch, view.params if view.k > 1 else view.params[:, 0])
         self.logger.flush()
 

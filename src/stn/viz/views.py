@@ -52,7 +52,8 @@ def from_run(
 
 
 def test_images(run: Run, count: int | None = None, data_root: str | os.PathLike | None = None) -> Tensor:
-    """``count`` test images of ``run``, taking the classes in turn, uint8 ``(N, C, H, W)``.
+    """``count`` test images of ``run``, taking the classes in turn, uint8 ``(N, C, H, W)``
+    (volumes ``(N, C, D, H, W)``).
 
     They come from the run's snapshots when those hold enough (so no data set is needed), else
     from exactly the run's test set, read from ``data_root`` (default: the run's own).
@@ -100,7 +101,7 @@ def snapshot_views(snapshots: dict[str, Any]) -> list[tuple[int, TransformerView
     views = []
     for epoch, params, outputs in zip(snapshots["epochs"], snapshots["params"], snapshots["outputs"], strict=True):
         pictures = None
-        if outputs.numel():
-            pictures = outputs.unsqueeze(1) if outputs.dim() == 4 else outputs
+        if outputs.numel():  # one transformer's outputs have no k axis
+            pictures = outputs.unsqueeze(1) if outputs.dim() == snapshots["images"].dim() else outputs
         views.append((epoch, TransformerView(snapshots["images"], transform, params, pictures)))
     return views
