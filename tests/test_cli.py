@@ -252,3 +252,26 @@ def test_weights_from_the_tutorials_own_code_through_evaluate_predict_and_export
         assert code == 0 and "1 image (" in out, err
     code, _, err = run(["evaluate", tmp_path / "tutorial.pth"], capsys)  # without --model: what it is, and what to do
     assert code == 2 and "state_dict" in err
+
+
+def test_an_error_raised_by_an_interruption_is_the_interruption(monkeypatch, capsys):
+    # Ctrl-C while torch.save writes a checkpoint surfaces as a RuntimeError from its C++ writer.
+    import os
+    import signal
+    import time
+
+    from stn import cli
+
+    def interrupted_save(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4480 vs 4400") from None
+
+    monkeypatch.setattr(cli, "_train", interrupted_save)
+    assert main(["train"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "stn: interrupted", err
+    monkeypatch.setattr(cli, "_train", lambda args: 1 / 0)  # without an interruption it is a bug, as before
+    assert main(["train"]) == 1 and "internal error: ZeroDivisionError" in capsys.readouterr().err

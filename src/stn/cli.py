@@ -785,7 +785,12 @@ def _speaks_for_the_run() -> bool:
     return os.environ.get("RANK", "0") == "0" and not os.environ.get(LAUNCHER_ENV)
 
 
+_signalled = False  # set by a SIGINT or SIGTERM during a command
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    global _signalled
+    _signalled = True
     raise KeyboardInterrupt
 
 
@@ -814,11 +819,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     directories) is one line on stderr and exit 2; a failed write (disk full) or a diverged run
     is one line and exit 1; anything else is a bug: one line, the traceback in a file, exit 1.
     """
+    rank = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    try:
+        code = _main(argv)
+    except SystemExit as err:  # --help, a usage error, or a rank told of rank 0's error (rank 0 reports it)
+        if not rank:
+            raise
+        code = err.code if isinstance(err.code, int) else 1
+    if code and rank:
+        # A rank that failed leaves now: tearing a process group down after its peers have gone
+        # aborts in C++ ("terminate called ..."), a second message for one failure.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from stn.data import DataError
     from stn.engine import CheckpointError, RunError, TrainingDiverged
     from stn.files import WriteError
 
+    global _signalled
+    _signalled = False
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends a run as Ctrl-C does: saved, resumable
+    previous_int = signal.signal(signal.SIGINT, _interrupt)
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         args, extra = build_parser().parse_known_args(argv)
@@ -848,6 +873,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"stn: error: could not read or write{where}: {err.strerror or _one_line(err)}", file=sys.stderr)
         return 1
     except Exception as err:
+        if _signalled:  # what the interruption broke (a checkpoint being written, say): the last one is kept
+            if _speaks_for_the_run():
+                print("stn: interrupted", file=sys.stderr)
+            return 130
         if os.environ.get("STN_DEBUG"):
             raise
         from stn.engine.distributed import LAUNCHER_ENV, lost_peer
@@ -861,6 +890,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _internal_error(err)
     finally:
         signal.signal(signal.SIGTERM, previous)  # a SIGTERM while the interpreter exits is not an error
+        signal.signal(signal.SIGINT, previous_int)
 
 
 if __name__ == "__main__":

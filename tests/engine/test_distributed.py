@@ -238,3 +238,28 @@ def test_an_interrupted_launcher_says_so_once_and_the_run_resumes(bars, tmp_path
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "interrupted; the last finished epoch is saved" in lines[0], err
     assert Run.open(tmp_path / "run").can_resume
+
+
+class _Failure:
+    def __init__(self, exitcode: int, name: str = "") -> None:
+        self.exitcode, self.name = exitcode, name
+
+    def signal_name(self) -> str:
+        return self.name
+
+
+class _Failed:
+    def __init__(self, failures: dict[int, _Failure]) -> None:
+        self.failures = failures
+
+    def get_first_failure(self) -> tuple[int, _Failure]:
+        return min(self.failures.items())
+
+
+def test_the_failure_named_is_the_one_that_stopped_the_run():
+    from stn.engine.distributed import _root_failure
+
+    killed, said, aborted = _Failure(-9, "SIGKILL"), _Failure(2), _Failure(-6, "SIGABRT")
+    assert _root_failure(_Failed({0: said, 1: killed, 2: aborted})) == (1, killed)
+    assert _root_failure(_Failed({0: aborted, 1: said})) == (1, said)  # rank 1 reported; rank 0 collateral
+    assert _root_failure(_Failed({0: aborted, 1: _Failure(-15, "SIGTERM")})) == (0, aborted)

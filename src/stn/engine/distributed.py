@@ -217,11 +217,14 @@ def _close() -> None:
 
 
 def _root_failure(err: Any) -> tuple[int, Any]:
-    """The rank whose death stopped the run: one killed outright (SIGKILL, say) before one that
-    aborted after losing it (SIGABRT) or that torchrun stopped (SIGTERM); else the first seen."""
+    """The rank whose failure stopped the run: one killed outright (SIGKILL, say), then one that
+    exited with a status (it said what went wrong), before one that aborted after losing the others
+    (SIGABRT) or that torchrun stopped (SIGTERM); else the first seen."""
     collateral = ("SIGABRT", "SIGTERM")
-    killed = [(r, f) for r, f in sorted(err.failures.items()) if f.exitcode < 0 and f.signal_name() not in collateral]
-    return killed[0] if killed else err.get_first_failure()
+    failures = sorted(err.failures.items())
+    killed = [(r, f) for r, f in failures if f.exitcode < 0 and f.signal_name() not in collateral]
+    said = [(r, f) for r, f in failures if f.exitcode > 0]
+    return (killed or said or [err.get_first_failure()])[0]
 
 
 def launch(nproc_per_node: int, argv: Sequence[str], run_dir: str | None = None) -> int:
