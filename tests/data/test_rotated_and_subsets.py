@@ -140,3 +140,18 @@ def test_balanced_subset_draws_other_images_for_another_seed():
     assert picked(0) == picked(0) and picked(0) != picked(1)
     assert picked(0) == sorted(picked(0)) and len(set(picked(0))) == 30
     assert torch.bincount(pool_subset(1).train_labels).tolist() == [3] * 10
+
+
+def test_mnist_rot_fresh_rotations_turn_the_same_training_digits_anew(mnist_root):
+    fixed = data.load("mnist-rot", mnist_root, train_size=20, test_size=10)
+    fresh = data.load("mnist-rot", mnist_root, train_size=20, test_size=10, fresh_distortions=True)
+    assert fixed.draw_train is None and fresh.draw_train is not None
+    assert torch.equal(fresh.train_images, fixed.train_images) and torch.equal(fresh.test_images, fixed.test_images)
+    index = torch.arange(20)
+    one = fresh.draw_train(index, torch.Generator().manual_seed(1))
+    two = fresh.draw_train(index, torch.Generator().manual_seed(2))
+    assert one.shape == fixed.train_images.shape and one.dtype == torch.uint8 and not torch.equal(one, two)
+    ink = one.double().sum((1, 2, 3))  # each draw is its label's digit: disks stay disks, empty stays empty
+    assert ink[fresh.train_labels == 1].min() > 0 and ink[fresh.train_labels == 0].max() == 0
+    with pytest.raises(ValueError, match="fresh_distortions"):
+        data.load("mnist-rot", mnist_root, fresh_distortions="yes")
