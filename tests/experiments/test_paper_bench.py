@@ -11,6 +11,7 @@ import stn
 from stn.cli import main
 from stn.engine import Run
 from stn.experiments import paper
+from stn.experiments import runs as bench_runs
 from tests.data.test_distorted import fake_mnist
 
 
@@ -56,7 +57,7 @@ def test_smoke_bench_trains_writes_the_table_and_reuses_finished_runs(mnist_root
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(paper, "train", no_training)
+    monkeypatch.setattr(bench_runs, "train", no_training)  # the benches train through stn.experiments.runs
     again = paper.run("smoke", log=lambda line: None, **args).read_text()
     assert again.split("\nRun ")[0] == table.split("\nRun ")[0]
     with pytest.raises(ValueError, match="holds a run with another"):

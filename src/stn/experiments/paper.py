@@ -13,7 +13,6 @@ training step beside plain affine ST-CNN on the same input.
 
 from __future__ import annotations
 
-import io
 import json
 import multiprocessing
 import os
@@ -28,15 +27,12 @@ from typing import Any, NamedTuple
 
 from stn.engine import (
     RECIPES,
-    CheckpointError,
-    Run,
     TrainConfig,
-    configure_process,
     from_recipe,
     resolve_device,
-    train,
 )
 from stn.engine.machine import describe
+from stn.experiments.runs import check_seeds, train_or_reuse
 from stn.files import write_text_atomic
 
 __all__ = ["BUDGETS", "ENTRIES", "PAPER_ERRORS", "VARIANTS", "Budget", "Entry", "plan", "run"]
@@ -273,7 +269,7 @@ def run(
     """
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
-    default_seeds = _check_seeds([seed] if seeds is None else seeds)
+    default_seeds = check_seeds([seed] if seeds is None else seeds)
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     if amp not in PRECISIONS:
@@ -347,15 +343,6 @@ def _expected_cost(job: Job) -> float:
     return job.cfg.epochs * network * _CANVAS_COST.get(job.variant, 1.0)
 
 
-def _check_seeds(seeds: Sequence[int]) -> list[int]:
-    seeds = list(seeds)
-    if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in seeds):
-        raise ValueError(f"seeds must be one or more integers >= 0, got {seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must differ, got {seeds!r}")
-    return seeds
-
-
 def _run_name(variant: str, entry: Entry, seed: int) -> str:
     """Seed 1's run of a cell is ``<variant>-<model>``, another seed's ``<variant>-<model>-seed<N>``."""
     return f"{variant.lower()}-{entry.slug}" + ("" if seed == 1 else f"-seed{seed}")
@@ -386,7 +373,7 @@ def _train_all(jobs: list[Job], workers: int, log: Callable[[str], None]) -> dic
 
     if workers == 1:
         for job in jobs:
-            done(job, _train_or_reuse(job.cfg, job.run_dir))
+            done(job, train_or_reuse(job.cfg, job.run_dir))
         return summaries
     # Spawned, so that no OpenMP or autograd state is forked; leaving the block (an error, Ctrl-C)
     # terminates the workers, and their runs resume next time.
@@ -398,7 +385,7 @@ def _train_all(jobs: list[Job], workers: int, log: Callable[[str], None]) -> dic
 
 def _train_job(indexed: tuple[int, Job]) -> tuple[int, dict[str, Any]]:
     i, job = indexed
-    return i, _train_or_reuse(job.cfg, job.run_dir)
+    return i, train_or_reuse(job.cfg, job.run_dir)
 
 
 def _cell(
@@ -422,65 +409,6 @@ def _cell(
         run_dir=str(run_dirs[0]),
         run_dirs=[str(d) for d in run_dirs],
     )
-
-
-def _train_or_reuse(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
-    """The summary of ``cfg``'s run in ``run_dir``: read if finished, resumed if interrupted,
-    trained otherwise; with ``cpu_seconds``, the CPU time its training took (``None`` for a run
-    trained before the bench recorded it). A run directory holding another configuration is an error."""
-    configure_process(cfg)
-    if Run.holds_run(run_dir):
-        run = Run.open(run_dir)
-        refused = run.refused_changes(cfg)  # the one rule for resuming
-        if refused:
-            raise ValueError(
-                f"{run_dir} holds a run with another {refused[0].replace('_', '-')}; pick another --runs folder"
-            )
-        if run.is_finished:
-            return dict(run.summary(), cpu_seconds=_cpu_seconds(run_dir))
-    # Counted from the first epoch on, or not at all (a run begun before the bench recorded it).
-    counted = not Run.holds_run(run_dir) or _cpu_seconds(run_dir) is not None
-    start = time.process_time()
-    try:
-        summary = _train_or_resume(cfg, run_dir)
-    finally:
-        if counted:
-            _add_cpu_seconds(run_dir, time.process_time() - start)
-    return dict(summary, cpu_seconds=_cpu_seconds(run_dir))
-
-
-def _train_or_resume(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
-    if not Run.holds_run(run_dir):
-        return _train(cfg, run_dir)
-    try:
-        Run.open(run_dir).checkpoint("last")
-    except CheckpointError:
-        return _train(cfg, run_dir, overwrite=True)  # a damaged run starts again
-    return train(cfg, run_dir, resume=True, stream=io.StringIO(), progress=False)
-
-
-# In a run directory: the CPU seconds the bench's processes spent training it (an interrupted
-# epoch's included), on one thread about what it takes on a quiet machine.
-CPU_FILE = "bench-cpu.json"
-
-
-def _cpu_seconds(run_dir: Path) -> float | None:
-    try:
-        return float(json.loads((run_dir / CPU_FILE).read_text())["cpu_seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _add_cpu_seconds(run_dir: Path, seconds: float) -> None:
-    if run_dir.is_dir():
-        total = round((_cpu_seconds(run_dir) or 0.0) + seconds, 3)
-        write_text_atomic(run_dir / CPU_FILE, json.dumps({"cpu_seconds": total}) + "\n")
-
-
-def _train(cfg: TrainConfig, run_dir: Path, overwrite: bool = False) -> dict[str, Any]:
-    if overwrite:
-        Run.create(run_dir, cfg, overwrite=True)
-    return train(cfg, run_dir, stream=io.StringIO(), progress=False)  # train.log keeps the lines
 
 
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:

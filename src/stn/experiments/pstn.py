@@ -31,7 +31,7 @@ from torch import Tensor
 
 from stn.engine import RECIPES, Run, from_recipe, load_model, resolve_device
 from stn.engine.machine import describe
-from stn.experiments.paper import _check_seeds, _train_or_reuse
+from stn.experiments.runs import check_seeds, footer, train_or_reuse
 from stn.files import write_text_atomic
 from stn.normalization import Normalizer
 
@@ -176,7 +176,7 @@ def run(
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
     spec = BUDGETS[budget]
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     sizes = list(sizes)
     if not sizes or any(not isinstance(s, int) or isinstance(s, bool) or s < 10 for s in sizes):
         raise ValueError(f"sizes must be integers >= 10 (one image per digit), got {sizes!r}")
@@ -191,7 +191,7 @@ def run(
             for seed in seeds:
                 cfg = config_for(label, size, spec, data_root, seed, threads)
                 run_dir = runs / f"{size}-{label.lower().replace(' ', '-')}-seed{seed}"
-                summary = _train_or_reuse(cfg, run_dir)
+                summary = train_or_reuse(cfg, run_dir)
                 log_probs, labels = predict_test_set(run_dir)
                 metrics = dict(calibration(log_probs, labels), seed=seed, seconds=summary["seconds"])
                 log(
@@ -265,14 +265,4 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             cells.append(f"{r['confidence']:.2f}")
             cells.append(f"{100 - r['error'] - r['confidence']:+.2f}")
             lines.append(f"| {size:,} | {r['model']} | " + " | ".join(cells) + " |")
-    m = meta["machine"]
-    lines += [
-        "",
-        f"Run {meta['date']} on {m['cpu']} ({m['cpu_count']} cores, {m.get('threads', m['threads'])} torch threads), "
-        f"torch {m['torch']}, {meta['precision']}; {meta['seconds'] / 60:.1f} minutes of training and testing in "
-        f"all, the command took {meta['wall_seconds'] / 60:.1f} minutes (finished runs are reused).",
-        "",
-        f"Command: `{meta['command']}`",
-        "",
-    ]
-    return "\n".join(lines)
+    return "\n".join(lines + footer(meta))

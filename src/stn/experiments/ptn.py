@@ -24,7 +24,7 @@ from typing import Any
 
 from stn.engine import RECIPES, from_recipe, resolve_device
 from stn.engine.machine import describe
-from stn.experiments.paper import _check_seeds, _train_or_reuse
+from stn.experiments.runs import check_seeds, footer, train_or_reuse
 from stn.files import write_text_atomic
 
 __all__ = ["BUDGETS", "PUBLISHED", "ROWS", "VARIANTS", "Budget", "Row", "run"]
@@ -136,7 +136,7 @@ def run(
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
     spec = BUDGETS[budget]
-    seeds = _check_seeds(seeds)
+    seeds = check_seeds(seeds)
     chosen_variants = list(VARIANTS) if variants is None else list(variants)
     for v in chosen_variants:
         if v not in VARIANTS:
@@ -156,7 +156,7 @@ def run(
         errors, seconds, dirs = [], 0.0, []
         for seed in seeds:
             run_dir = runs / f"{variant.lower()}-{row.slug}-seed{seed}"
-            summary = _train_or_reuse(config_for(variant, row, spec, data_root, seed, threads), run_dir)
+            summary = train_or_reuse(config_for(variant, row, spec, data_root, seed, threads), run_dir)
             error = round(100.0 - summary["final_accuracy"], 2)
             log(f"{variant:<4} {row.label:<11} seed {seed}: test error {error:6.2f}%  ({summary['seconds']:.0f} s)")
             errors.append(error)
@@ -239,14 +239,4 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             for v in variants
         ]
         lines.append(f"| {label} | " + " | ".join(texts) + " |")
-    m = meta["machine"]
-    lines += [
-        "",
-        f"Run {meta['date']} on {m['cpu']} ({m['cpu_count']} cores, {m.get('threads', m['threads'])} torch threads), "
-        f"torch {m['torch']}, {meta['precision']}; {meta['seconds'] / 60:.1f} minutes of training and testing in "
-        f"all, the command took {meta['wall_seconds'] / 60:.1f} minutes (finished runs are reused).",
-        "",
-        f"Command: `{meta['command']}`",
-        "",
-    ]
-    return "\n".join(lines)
+    return "\n".join(lines + footer(meta))
