@@ -150,6 +150,8 @@ def test_report_holds_the_pictures_and_the_statistics(root, family):
     for link in links:
         assert varied(report.parent / link), link
     assert "### What the transformer does" in text and "### Transformer statistics" in text
+    (row,) = [line for line in text.splitlines() if line.startswith(f"| {family} |")]
+    assert f"| volume-mnist | mnist3d-rts | {family.removesuffix('3d')}3d |" in row, row  # the family it used
     assert "middle slices across D, H, W" in text and "not drawn for volumes" in text
     (caption,) = [line for line in text.splitlines() if line.startswith("*Per test volume, best checkpoint: ")]
     assert FAMILIES[family][2] in caption and "share of the grid outside the volume" in caption

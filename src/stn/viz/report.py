@@ -72,7 +72,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike |
     out.mkdir(parents=True, exist_ok=True)
     figures = out / "figures"
 
-    blocks: list[Block] = [Heading(TITLE, 1), *_overview(labels, summaries)]
+    blocks: list[Block] = [Heading(TITLE, 1), *_overview(runs, labels, summaries)]
     curves = plot_curves(runs, figures / "curves.png", labels)
     blocks += [
         Heading("Learning curves"),
@@ -87,13 +87,13 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike |
     return out / "report.md"
 
 
-def _overview(labels: Sequence[str], summaries: Sequence[dict[str, Any]]) -> list[Block]:
+def _overview(runs: Sequence[Path], labels: Sequence[str], summaries: Sequence[dict[str, Any]]) -> list[Block]:
     rows = []
-    for label, s in zip(labels, summaries, strict=True):
+    for run, label, s in zip(runs, labels, summaries, strict=True):
         config = s["config"]
         planned = config.get("epochs", s["epochs_done"])
         epochs = s["epochs_done"] if planned == s["epochs_done"] else f"{s['epochs_done']} of {planned}"
-        transformer = config.get("transform", "?") if config.get("stn", True) else "none"
+        transformer = _family(run, config)
         seconds = s.get("seconds")
         rows.append(
             [
@@ -126,6 +126,15 @@ def _overview(labels: Sequence[str], summaries: Sequence[dict[str, Any]]) -> lis
         per_class = [[name, *(_percent(s["per_class_accuracy"].get(name)) for s in summaries)] for name in classes]
         blocks += [Heading("Per-class accuracy (%), final epoch", 3), Table(["class", *labels], per_class)]
     return blocks
+
+
+def _family(run: Path, config: dict[str, Any]) -> str:
+    """The transform family the run's transformer used: its snapshots say (a volume model reads
+    ``affine`` as ``affine3d``), else its configuration; ``none`` without a transformer."""
+    if not config.get("stn", True):
+        return "none"
+    snapshots = Run.open(run).snapshots()
+    return snapshots["transform"] if snapshots is not None else config.get("transform", "?")
 
 
 def _run_section(run: Path, label: str, summary: dict[str, Any], figures: Path) -> list[Block]:
