@@ -199,3 +199,11 @@ def test_the_api_page_documents_spatial_transformer(site):
     html = (site / "api" / "layers" / "index.html").read_text()
     assert 'id="stn.layers.SpatialTransformer"' in html
     assert "Examples" in html and "identity" in html
+
+
+def test_the_viz_page_documents_every_name_stn_viz_offers(site):
+    import stn.viz
+
+    html = (site / "api" / "viz" / "index.html").read_text()
+    missing = [name for name, module in stn.viz._WHERE.items() if f'id="stn.viz.{module}.{name}"' not in html]
+    assert missing == [], f"not on the stn.viz page: {missing}"

@@ -206,9 +206,13 @@ def plot_histograms(
     Args:
         transform: the family (with its options), as in the model.
         params: ``(N, P)`` parameters, or ``(N, k, P)`` from parallel transformers (one colour each).
-        output_size, input_size: the transformer's output and input sizes, ``(H, W)`` or for a
-            volume family ``(D, H, W)`` (``input_size`` defaults to ``output_size``); they set the
-            grid on which the share read outside is counted.
+        path: the PNG file to write.
+        output_size: the transformer's output size, ``(H, W)`` or for a volume family
+            ``(D, H, W)``; with ``input_size`` it sets the grid on which the share read outside
+            is counted.
+        input_size: the transformer's input size (default ``output_size``).
+        align_corners: the transformer's sampling convention (see the conventions page).
+        title: the figure's title.
 
     One panel per entry of :func:`histogram_panels`. Matrix families: the scale ``√|det|``
     (``∛|det|`` for volumes; 1 = unchanged, > 1 zooms out) and the rotation in degrees; ``tps``:
