@@ -3,6 +3,7 @@ end (volumes, images and congealing to a template) and ``stn register``."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -173,3 +174,61 @@ def test_stn_register_command(tmp_path, capsys):
     assert main(["register", "--window", "4", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
     assert err.count("stn: error:") == 3 and "window must be odd" in err
+
+
+@pytest.mark.parametrize("template", [False, True], ids=["pairs", "template"])
+def test_a_resumed_registration_is_the_uninterrupted_one(tmp_path, template):
+    cfg = RegisterConfig(data="shapes2d", data_options=dict(size=12, train=8, test=5), template=template, **TINY)
+    register(cfg, tmp_path / "whole", stream=io.StringIO())
+    register(dataclasses.replace(cfg, epochs=1), tmp_path / "part", stream=io.StringIO())
+    log = io.StringIO()
+    register(cfg, tmp_path / "part", resume=True, stream=log)
+    assert "Resuming" in log.getvalue() and "after epoch 1 of 2" in log.getvalue()
+
+    def metrics(run):
+        rows = (tmp_path / run / "metrics.csv").read_text().splitlines()
+        return [",".join(row.split(",")[:7]) for row in rows]  # all but the seconds
+
+    assert metrics("part") == metrics("whole") and len(metrics("whole")) == 3
+    whole, part = (torch.load(tmp_path / run / "last.pt", weights_only=True) for run in ("whole", "part"))
+    for name, value in whole["model_state"].items():
+        torch.testing.assert_close(part["model_state"][name], value, rtol=0, atol=0, msg=name)
+    if template:
+        torch.testing.assert_close(part["template"], whole["template"], rtol=0, atol=0)
+
+
+def test_stn_register_resumes_and_refuses_what_it_cannot(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    flags = ["register", "--data", "shapes2d", "--data-option", "size=12", "--data-option", "train=6"]
+    flags += ["--data-option", "test=3", "--epochs", "1", "--features", "4,8", "--threads", "1", "--no-report"]
+    assert main([*flags, "--out", str(out)]) == 0
+    assert main([*flags, "--out", str(out)]) == 2
+    assert f"pick another --out, or go on with it (--resume {out})" in capsys.readouterr().err
+    assert main(["register", "--resume", str(out), "--lr", "0.1"]) == 2
+    assert main(["register", "--resume", str(out), "--out", str(out), "--epochs", "2"]) == 2
+    assert main(["register", "--resume", str(out)]) == 2  # its 1 epoch are done
+    assert main(["register", "--resume", str(tmp_path / "nothing"), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 4 and all(line.startswith("stn: error: ") for line in err), err
+    assert "these would change: --lr" in err[0] and "drop --out" in err[1] and "trained 1 of 1 epochs" in err[2]
+    assert "no registration run to resume" in err[3]
+
+    from stn.registration import train as registration
+
+    real = registration._train_epoch
+
+    def interrupted(reg, optimizer, generator, epoch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return real(reg, optimizer, generator, epoch)
+
+    monkeypatch.setattr(registration, "_train_epoch", interrupted)
+    assert main(["register", "--resume", str(out), "--epochs", "4", "--no-report"]) == 130
+    assert f"interrupted; the last finished epoch is saved. Resume with: stn register --resume {out}" in (
+        capsys.readouterr().err
+    )
+    monkeypatch.setattr(registration, "_train_epoch", real)
+    assert main(["register", "--resume", str(out), "--epochs", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "after epoch 2 of 4" in printed and "Epoch 3:" in printed and "Epoch 4:" in printed and "Report:" in printed
+    assert len((out / "metrics.csv").read_text().splitlines()) == 5

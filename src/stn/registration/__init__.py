@@ -11,7 +11,7 @@ from stn.registration.config import RegisterConfig
 from stn.registration.data import RegistrationData, load_data
 from stn.registration.losses import dice_loss, dice_score, folding, local_ncc, mse, smoothness
 from stn.registration.network import RegistrationNet, UNet
-from stn.registration.train import Registration, evaluate, load_registration, register
+from stn.registration.train import Registration, evaluate, load_registration, register, resume_config
 
 __all__ = [
     "RegisterConfig",
@@ -28,5 +28,6 @@ __all__ = [
     "local_ncc",
     "mse",
     "register",
+    "resume_config",
     "smoothness",
 ]

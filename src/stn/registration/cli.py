@@ -59,6 +59,11 @@ def add_register(sub) -> None:
         else:
             p.add_argument(flag, type=_TYPES[kind], choices=f.metadata.get("choices"), default=None, help=help)
     p.add_argument("--out", help="run directory (default runs/register-<data>-<time>)")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR where it stopped (may change --epochs, --threads, --device, --data-root)",
+    )
     p.add_argument("--no-report", dest="report", action="store_false", help="skip report.md and its pictures")
     p.set_defaults(run=_register)
 
@@ -69,12 +74,26 @@ def _register(args: argparse.Namespace) -> int:
         value = getattr(args, f.name, None)
         if value is not None:
             given[f.name] = dict(value) if f.name == "data_options" else value
-    cfg = RegisterConfig(**given).validate()
-    out = Path(args.out or f"runs/register-{cfg.data}-{datetime.now():%Y%m%d-%H%M%S}")
+    from stn.registration.train import register, resume_config
 
-    from stn.registration.train import register
-
-    summary = register(cfg, out, stream=sys.stdout)
+    if args.resume:
+        if args.out:
+            raise ValueError("--resume continues a run in its own directory; drop --out")
+        cfg, out = resume_config(args.resume, given), Path(args.resume)
+    else:
+        cfg = RegisterConfig(**given).validate()
+        out = Path(args.out or f"runs/register-{cfg.data}-{datetime.now():%Y%m%d-%H%M%S}")
+    try:
+        summary = register(cfg, out, resume=bool(args.resume), stream=sys.stdout)
+    except KeyboardInterrupt:
+        done = (out / "last.pt").is_file()
+        saved = (
+            f"the last finished epoch is saved. Resume with: stn register --resume {out}"
+            if done
+            else ("nothing was saved to resume")
+        )
+        print(f"\nstn: interrupted; {saved}", file=sys.stderr)
+        return 130
     print(
         f"Run directory: {out}  (Dice {summary['dice_before']:.4f} -> {summary['dice']:.4f}, "
         f"folding {summary['folding_percent']:.3f}%, {summary['seconds']:.0f} s)"

@@ -10,9 +10,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SIMILARITIES", "RegisterConfig"]
+__all__ = ["RESUMABLE_CHANGES", "SIMILARITIES", "RegisterConfig"]
 
 SIMILARITIES = ("ncc", "mse")
+
+
+# What a resumed run may change: how long it trains, and where; not what it is.
+RESUMABLE_CHANGES = ("epochs", "device", "threads", "data_root")
 
 
 def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -133,3 +137,12 @@ class RegisterConfig:
             if name in values:
                 values[name] = tuple(values[name])
         return cls(**values).validate()
+
+    def refused_changes(self, other: RegisterConfig) -> list[str]:
+        """The fields where ``other`` differs from this config and a resumed run may not
+        (all but :data:`RESUMABLE_CHANGES`)."""
+        return [
+            f.name
+            for f in dataclasses.fields(self)
+            if f.name not in RESUMABLE_CHANGES and getattr(self, f.name) != getattr(other, f.name)
+        ]

@@ -10,6 +10,7 @@ writes and the checkpoint format are the engine's (:mod:`stn.engine`).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -26,12 +27,12 @@ from stn.engine import checkpoint
 from stn.engine.device import resolve_device
 from stn.engine.log import RunLog
 from stn.files import write_text_atomic
-from stn.registration.config import RegisterConfig
+from stn.registration.config import RESUMABLE_CHANGES, RegisterConfig
 from stn.registration.data import RegistrationData, load_data
 from stn.registration.losses import dice_loss, dice_score, folding, local_ncc, mse, one_hot, smoothness
 from stn.registration.network import RegistrationNet
 
-__all__ = ["Evaluation", "Registration", "evaluate", "load_registration", "register"]
+__all__ = ["Evaluation", "Registration", "evaluate", "load_registration", "register", "resume_config"]
 
 TEST_PAIRS = 32  # fixed test pairs (image i onto image i + 1) measured every epoch
 
@@ -186,6 +187,7 @@ def register(
     cfg: RegisterConfig,
     run_dir: str | os.PathLike,
     *,
+    resume: bool = False,
     net: nn.Module | None = None,
     stream: Any = None,
     progress: bool | None = False,
@@ -193,7 +195,10 @@ def register(
     """Train the registration ``cfg`` describes into ``run_dir`` and return its summary.
 
     Everything is checked (config, data, device) before anything is written; ``run_dir`` must not
-    already hold a registration run. ``net`` trains another network in the same loop, on the same
+    already hold a registration run, unless ``resume``: then training goes on after the last epoch
+    saved in its ``last.pt`` (weights, template, optimiser and the order of the pairs), as if it
+    had not stopped; ``cfg`` may differ from the run's only in :data:`RESUMABLE_CHANGES` (see
+    :func:`resume_config`). ``net`` trains another network in the same loop, on the same
     pairs, losses and metrics (a baseline, say): it takes ``(moving, fixed)`` and returns the warped
     image and the sampling grid, with :class:`RegistrationNet`'s ``sample``, ``displacement``,
     ``dense`` and ``family`` (only :class:`RegistrationNet` runs reload with
@@ -202,6 +207,7 @@ def register(
     Args:
         cfg: the registration.
         run_dir: the run directory to write.
+        resume: go on with the run in ``run_dir``.
         net: another network to train (default: :class:`RegistrationNet` as ``cfg`` describes it).
         stream: where the log goes (default standard output).
         progress: a progress bar.
@@ -226,26 +232,34 @@ def register(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run = Path(run_dir)
-    if (run / "last.pt").exists():
-        raise ValueError(f"{run} already holds a run; pick another --out")
+    saved = _saved_for_resume(run, cfg, net) if resume else None
+    if saved is None and (run / "last.pt").exists():
+        raise ValueError(f"{run} already holds a run; pick another --out, or go on with it (--resume {run})")
     reg = build(cfg, device, net)
     params = list(reg.net.parameters()) + ([reg.template] if reg.template is not None else [])
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
+    rows: list[dict[str, Any]] = []
+    elapsed, done = 0.0, 0
+    if saved is not None:
+        _restore(reg, optimizer, generator, saved)
+        rows = _read_metrics(run / "metrics.csv")[: saved["epoch"]]
+        elapsed, done = saved["seconds"], saved["epoch"]
     run.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     log = RunLog(run / "train.log", stream, progress)
-    rows: list[dict[str, Any]] = []
-    elapsed = 0.0
     try:
         log(
             f"stn register: {cfg.transform}{' (diffeomorphic)' if cfg.diffeomorphic and reg.net.dense else ''} "
             f"on {reg.data.source}; {'template' if reg.template is not None else 'pairs'}, "
             f"{sum(p.numel() for p in reg.net.parameters()):,} parameters, device {device}, float32"
         )
-        start = evaluate(reg)
-        log(f"Before: Dice {start.dice_initial:.4f} (per label {_round(start.dice_before)})")
-        for epoch in range(1, cfg.epochs + 1):
+        if done:
+            log(f"Resuming {run} after epoch {done} of {cfg.epochs}")
+        else:
+            start = evaluate(reg)
+            log(f"Before: Dice {start.dice_initial:.4f} (per label {_round(start.dice_before)})")
+        for epoch in range(done + 1, cfg.epochs + 1):
             tic = time.perf_counter()
             train_loss, terms = _train_epoch(reg, optimizer, generator, epoch)
             seconds = time.perf_counter() - tic
@@ -259,7 +273,7 @@ def register(
                 f"(max {result.folding_max:.3f}%), {seconds:.1f} s"
             )
             _write_metrics(run / "metrics.csv", rows)
-            checkpoint.save(_payload(reg, epoch), run / "last.pt")
+            checkpoint.save(_payload(reg, epoch, optimizer, generator, elapsed), run / "last.pt")
     finally:
         log.close()
     summary = _summary(cfg, reg, device, rows, result, elapsed)
@@ -347,7 +361,14 @@ def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     write_text_atomic(path, text.getvalue())
 
 
-def _payload(reg: Registration, epoch: int) -> dict[str, Any]:
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    with open(path, newline="") as file:
+        return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in csv.DictReader(file)]
+
+
+def _payload(
+    reg: Registration, epoch: int, optimizer: torch.optim.Optimizer, generator: torch.Generator, seconds: float
+) -> dict[str, Any]:
     return dict(
         kind="registration",
         config=reg.cfg.to_dict(),
@@ -355,7 +376,77 @@ def _payload(reg: Registration, epoch: int) -> dict[str, Any]:
         model_state=reg.net.state_dict(),
         network=type(reg.net).__name__,
         template=None if reg.template is None else reg.template.detach().cpu(),
+        optimizer_state=optimizer.state_dict(),
+        generator_state=generator.get_state(),
+        seconds=seconds,
     )
+
+
+def resume_config(run_dir: str | os.PathLike, changes: dict[str, Any] | None = None) -> RegisterConfig:
+    """The config that goes on with the registration run in ``run_dir``: its own, with
+    ``changes`` (field -> value) made; only :data:`RESUMABLE_CHANGES` may differ.
+
+    Args:
+        run_dir: a run directory of :func:`register`.
+        changes: the fields to change (``{"epochs": 20}``).
+
+    Examples:
+        >>> import io
+        >>> cfg = RegisterConfig(data="shapes2d", data_options=dict(size=8, train=4, test=2),
+        ...                      features=(4,), final=(4,), epochs=1)  # tiny: 8x8 pixels, one epoch
+        >>> run_dir = getfixture("tmp_path") / "run"
+        >>> _ = register(cfg, run_dir, stream=io.StringIO())
+        >>> more = resume_config(run_dir, {"epochs": 2})
+        >>> summary = register(more, run_dir, resume=True, stream=io.StringIO())
+        >>> summary["epochs"], (run_dir / "metrics.csv").read_text().count("\\n")  # a header and two epochs
+        (2, 3)
+        >>> resume_config(run_dir, {"lr": 0.1})
+        Traceback (most recent call last):
+        ...
+        ValueError: --resume keeps the run's config; these would change: --lr (only --epochs, ...)
+    """
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ValueError(f"{run_dir} holds no registration run to resume (no config.json)")
+    saved = RegisterConfig.from_dict(json.loads(path.read_text()))
+    cfg = dataclasses.replace(saved, **(changes or {})).validate()
+    _check_changes(saved, cfg)
+    return cfg
+
+
+def _check_changes(saved: RegisterConfig, cfg: RegisterConfig) -> None:
+    refused = saved.refused_changes(cfg)
+    if refused:
+        flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+        allowed = ", ".join("--" + name.replace("_", "-") for name in RESUMABLE_CHANGES)
+        raise ValueError(f"--resume keeps the run's config; these would change: {flags} (only {allowed} may)")
+
+
+def _saved_for_resume(run: Path, cfg: RegisterConfig, net: nn.Module | None) -> dict[str, Any]:
+    """The checkpoint to go on from, once it is known that ``cfg`` may go on with it."""
+    if not (run / "last.pt").is_file():
+        raise ValueError(f"{run} holds no finished epoch to resume (no last.pt)")
+    saved = checkpoint.load(run / "last.pt", map_location="cpu")
+    if saved.get("kind") != "registration" or "optimizer_state" not in saved:
+        raise ValueError(f"{run}/last.pt is not a resumable registration checkpoint")
+    network = type(net).__name__ if net is not None else "RegistrationNet"
+    if saved.get("network") != network:
+        raise ValueError(f"{run} trained a {saved.get('network')}, not a {network}")
+    _check_changes(RegisterConfig.from_dict(saved["config"]), cfg)
+    if saved["epoch"] >= cfg.epochs:
+        raise ValueError(f"{run} has trained {saved['epoch']} of {cfg.epochs} epochs; give more --epochs to go on")
+    return saved
+
+
+def _restore(
+    reg: Registration, optimizer: torch.optim.Optimizer, generator: torch.Generator, saved: dict[str, Any]
+) -> None:
+    reg.net.load_state_dict(saved["model_state"])
+    if reg.template is not None:
+        with torch.no_grad():
+            reg.template.copy_(saved["template"])
+    optimizer.load_state_dict(saved["optimizer_state"])
+    generator.set_state(saved["generator_state"])
 
 
 def load_registration(run_dir: str | os.PathLike, device: str = "cpu") -> Registration:
