@@ -15,10 +15,15 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _doctest_names(doctest_namespace):
-    """Every example may use ``torch`` and ``stn`` without importing them."""
+def _doctest_names(doctest_namespace, request):
+    """Every example may use ``torch`` and ``stn`` without importing them. The folders an example
+    makes with ``tempfile.mkdtemp()`` (as a reader would) are made in the test's ``tmp_path``."""
+    import tempfile
+
     import torch
 
     import stn
 
     doctest_namespace.update(torch=torch, stn=stn)
+    if isinstance(request.node, pytest.DoctestItem):
+        request.getfixturevalue("monkeypatch").setattr(tempfile, "tempdir", str(request.getfixturevalue("tmp_path")))

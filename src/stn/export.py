@@ -285,7 +285,9 @@ def load_pt2(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     Examples:
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3), nn.LogSoftmax(1))
-        >>> path = export_pt2(model, (1, 8, 8), getfixture("tmp_path") / "tiny.pt2")
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> path = export_pt2(model, (1, 8, 8), folder / "tiny.pt2")
         >>> program, meta = load_pt2(path)
         >>> program.module()(torch.zeros(5, 1, 8, 8))[0].shape, meta["input_shape"]
         (torch.Size([5, 3]), [1, 8, 8])
@@ -310,7 +312,9 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     Examples:
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2), nn.LogSoftmax(1))
-        >>> path = getfixture("tmp_path") / "tiny.pt2"
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> path = folder / "tiny.pt2"
         >>> _ = export(model, (1, 8, 8), path, metadata={"classes": ["cat", "dog"], "mean": [0.5]})
         >>> meta = read_metadata(path)
         >>> meta["classes"], meta["mean"], meta["input_shape"], meta["outputs"]
@@ -357,7 +361,9 @@ def onnx_difference(path: str | os.PathLike, model: nn.Module, inputs: Tensor) -
         >>> _ = pytest.importorskip("onnxruntime")  # the export extra
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3), nn.LogSoftmax(1))
-        >>> path = export_onnx(model, (1, 8, 8), getfixture("tmp_path") / "tiny.onnx")
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> path = export_onnx(model, (1, 8, 8), folder / "tiny.onnx")
         >>> onnx_difference(path, model, torch.rand(4, 1, 8, 8)) < 1e-5
         True
     """
@@ -381,7 +387,9 @@ def pt2_difference(path: str | os.PathLike, model: nn.Module, inputs: Tensor) ->
     Examples:
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3), nn.LogSoftmax(1))
-        >>> path = export_pt2(model, (1, 8, 8), getfixture("tmp_path") / "tiny.pt2")
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> path = export_pt2(model, (1, 8, 8), folder / "tiny.pt2")
         >>> pt2_difference(path, model, torch.rand(4, 1, 8, 8)) < 1e-5
         True
     """
@@ -405,7 +413,9 @@ def check(path: str | os.PathLike, model: nn.Module, inputs: Tensor) -> dict[str
     Examples:
         >>> from torch import nn
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 3), nn.LogSoftmax(1))
-        >>> path = export(model, (1, 8, 8), getfixture("tmp_path") / "tiny.pt2")
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> path = export(model, (1, 8, 8), folder / "tiny.pt2")
         >>> report = check(path, model, torch.rand(4, 1, 8, 8))
         >>> report["max_abs_difference"] < 1e-5, report["inputs"]
         (True, '4 random images (1, 8, 8)')

@@ -32,7 +32,9 @@ class CheckpointError(ValueError):
     """A file is missing, corrupt, or not an stn checkpoint.
 
     Examples:
-        >>> path = getfixture("tmp_path") / "empty.pt"
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> path = folder / "empty.pt"
         >>> _ = path.write_bytes(b"")
         >>> load(path)
         Traceback (most recent call last):

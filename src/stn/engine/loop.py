@@ -66,7 +66,9 @@ class TrainingDiverged(RuntimeError):
         >>> opt = torch.optim.SGD(model.parameters(), lr=0.01)
         >>> state = TrainState(model, opt, torch.optim.lr_scheduler.ConstantLR(opt, 1.0), torch.Generator())
         >>> cfg = TrainConfig(batch_size=8)
-        >>> run = Run.create(getfixture("tmp_path") / "run", cfg)
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> run = Run.create(folder / "run", cfg)
         >>> train_one_epoch(model, state, data, cfg, 1, RunLog(None, io.StringIO(), False), run)
         Traceback (most recent call last):
         ...
@@ -206,7 +208,9 @@ def train_one_epoch(
         >>> opt = torch.optim.SGD(model.parameters(), lr=0.01)
         >>> state = TrainState(model, opt, torch.optim.lr_scheduler.ConstantLR(opt, 1.0), torch.Generator())
         >>> cfg = TrainConfig(batch_size=16)
-        >>> run, log = Run.create(getfixture("tmp_path") / "run", cfg), RunLog(None, io.StringIO(), False)
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> run, log = Run.create(folder / "run", cfg), RunLog(None, io.StringIO(), False)
         >>> loss = train_one_epoch(model, state, data, cfg, 1, log, run)
         >>> loss > 0, log.stream.getvalue().startswith("Train Epoch: 1 [0/32 (0%)]")
         (True, True)

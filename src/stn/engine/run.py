@@ -411,7 +411,9 @@ def load_model(
 
     Examples:
         >>> from stn.engine import checkpoint
-        >>> path = getfixture("tmp_path") / "mnist.pt"
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> path = folder / "mnist.pt"
         >>> net = stn.models.create("tutorial-mnist")
         >>> checkpoint.save(dict(model="tutorial-mnist", model_options={}, state_dict=net.state_dict()), path)
         >>> model, payload, where = load_model(path)

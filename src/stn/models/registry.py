@@ -191,7 +191,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
             ``state_dict`` is loaded).
 
     Examples:
-        >>> path = getfixture("tmp_path") / "weights.pt"  # a temporary folder
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> path = folder / "weights.pt"
         >>> torch.save(create("tutorial-mnist").state_dict(), path)
         >>> model = create("tutorial-mnist")
         >>> load_weights(model, path)

@@ -81,7 +81,8 @@ class PredictedFiles:
         >>> from PIL import Image
         >>> from torch import nn
         >>> from stn.export import export
-        >>> folder = getfixture("tmp_path")
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2), nn.LogSoftmax(1))
         >>> meta = {"classes": ["cat", "dog"], "mean": [0.5], "std": [0.25]}
         >>> path = export(model, (1, 8, 8), folder / "m.pt2", metadata=meta)

@@ -17,7 +17,9 @@ class ImageError(ValueError):
     """An image file cannot be read or converted; the message names the file and the reason.
 
     Examples:
-        >>> path = getfixture("tmp_path") / "notes.png"
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> path = folder / "notes.png"
         >>> _ = path.write_text("not an image")
         >>> read_image(path, (1, 28, 28))
         Traceback (most recent call last):

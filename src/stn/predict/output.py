@@ -69,7 +69,9 @@ class PredictionWriter:
         >>> import json, torch
         >>> from stn.predict import Predictor
         >>> predictor = Predictor(Path("m.pt2"), "torch.export", ["cat", "dog"], (1, 8, 8), (0.5,), (0.5,))
-        >>> out = getfixture("tmp_path") / "out"
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> out = folder / "out"
         >>> writer = PredictionWriter(out, predictor, top_k=2)
         >>> images = torch.zeros(1, 1, 8, 8, dtype=torch.uint8)
         >>> writer.write(PredictionBatch([Prediction("a.png", 8, 8, [("dog", 1, 0.75), ("cat", 0, 0.25)])], [], images))

@@ -220,7 +220,9 @@ def register(
         >>> import io
         >>> cfg = RegisterConfig(data="shapes3d", data_options=dict(size=8, train=4, test=2),
         ...                      features=(4, 8), final=(4,), epochs=1)  # tiny: 8^3 voxels, one epoch
-        >>> run_dir = getfixture("tmp_path") / "run"
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> run_dir = folder / "run"
         >>> summary = register(cfg, run_dir, stream=io.StringIO())
         >>> summary["transform"], summary["diffeomorphic"], list(summary["dice_per_label"])
         ('field3d', True, ['body', 'left', 'right', 'core'])
@@ -394,7 +396,9 @@ def resume_config(run_dir: str | os.PathLike, changes: dict[str, Any] | None = N
         >>> import io
         >>> cfg = RegisterConfig(data="shapes2d", data_options=dict(size=8, train=4, test=2),
         ...                      features=(4,), final=(4,), epochs=1)  # tiny: 8x8 pixels, one epoch
-        >>> run_dir = getfixture("tmp_path") / "run"
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> run_dir = folder / "run"
         >>> _ = register(cfg, run_dir, stream=io.StringIO())
         >>> more = resume_config(run_dir, {"epochs": 2})
         >>> summary = register(more, run_dir, resume=True, stream=io.StringIO())
@@ -460,8 +464,10 @@ def load_registration(run_dir: str | os.PathLike, device: str = "cpu") -> Regist
         >>> import io
         >>> cfg = RegisterConfig(data="shapes3d", data_options=dict(size=8, train=4, test=2),
         ...                      features=(4, 8), final=(4,), epochs=1)  # tiny: 8^3 voxels, one epoch
-        >>> _ = register(cfg, getfixture("tmp_path") / "run", stream=io.StringIO())
-        >>> reg = load_registration(getfixture("tmp_path") / "run")
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> _ = register(cfg, folder / "run", stream=io.StringIO())
+        >>> reg = load_registration(folder / "run")
         >>> type(reg.net).__name__, reg.cfg == cfg, reg.data.size
         ('RegistrationNet', True, (8, 8, 8))
     """

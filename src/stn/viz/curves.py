@@ -27,7 +27,9 @@ def read_metrics(run_dir: str | os.PathLike) -> dict[str, list[float]]:
 
     Examples:
         >>> from stn.engine import Run, TrainConfig
-        >>> run = Run.create(getfixture("tmp_path") / "run", TrainConfig(epochs=2))
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> run = Run.create(folder / "run", TrainConfig(epochs=2))
         >>> run.write_metrics([dict(epoch=1, train_loss=1.5, test_loss=1.25, test_accuracy=60.0, seconds=1.0),
         ...                    dict(epoch=2, train_loss=1.0, test_loss=0.75, test_accuracy=75.0, seconds=2.0)])
         >>> metrics = read_metrics(run.dir)
@@ -66,7 +68,8 @@ def plot_curves(
     Examples:
         >>> from PIL import Image
         >>> from stn.engine import Run, TrainConfig
-        >>> folder = getfixture("tmp_path")
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
         >>> for name, accuracy in (("stn", 75.0), ("cnn", 70.0)):
         ...     rows = [dict(epoch=1, train_loss=1.5, test_loss=1.25, test_accuracy=60.0, seconds=1.0),
         ...             dict(epoch=2, train_loss=1.0, test_loss=0.75, test_accuracy=accuracy, seconds=2.0)]

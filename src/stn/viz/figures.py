@@ -60,7 +60,8 @@ def write_figures(
         >>> from stn.engine import from_recipe, train
         >>> cfg = from_recipe("demo", model="tutorial-mnist", epochs=2, device="cpu", amp="off",
         ...                   dataset_options=dict(train_size=32, test_size=16, canvas=28))  # a tiny run
-        >>> folder = getfixture("tmp_path")
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
         >>> with mock.patch.dict(os.environ, {"STN_CACHE": str(folder)}):  # the drawn glyphs are cached there
         ...     _ = train(cfg, folder / "run", stream=io.StringIO(), progress=False)
         >>> written = write_figures(folder / "run")

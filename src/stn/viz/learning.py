@@ -49,7 +49,8 @@ def learning_frames(snapshots: dict[str, Any]) -> list[tuple[int, Image.Image]]:
         >>> from stn.engine import from_recipe, train
         >>> cfg = from_recipe("demo", model="tutorial-mnist", epochs=2, device="cpu", amp="off",
         ...                   dataset_options=dict(train_size=32, test_size=16, canvas=28))  # a tiny run
-        >>> folder = getfixture("tmp_path")
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
         >>> with mock.patch.dict(os.environ, {"STN_CACHE": str(folder)}):  # the drawn glyphs are cached there
         ...     _ = train(cfg, folder / "run", stream=io.StringIO(), progress=False)
         >>> from stn.viz import load_snapshots
@@ -73,7 +74,9 @@ def save_gif(frames: list[Image.Image], path: str | os.PathLike, seconds: float 
     Examples:
         >>> from PIL import Image
         >>> frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "green", "blue")]
-        >>> path = save_gif(frames, getfixture("tmp_path") / "colours.gif")
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> path = save_gif(frames, folder / "colours.gif")
         >>> Image.open(path).n_frames
         3
     """
@@ -110,7 +113,8 @@ def write_learning(snapshots: dict[str, Any], gif: str | os.PathLike, strip: str
         >>> from stn.engine import from_recipe, train
         >>> cfg = from_recipe("demo", model="tutorial-mnist", epochs=2, device="cpu", amp="off",
         ...                   dataset_options=dict(train_size=32, test_size=16, canvas=28))  # a tiny run
-        >>> folder = getfixture("tmp_path")
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
         >>> with mock.patch.dict(os.environ, {"STN_CACHE": str(folder)}):  # the drawn glyphs are cached there
         ...     _ = train(cfg, folder / "run", stream=io.StringIO(), progress=False)
         >>> from stn.viz import load_snapshots

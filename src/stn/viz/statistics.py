@@ -120,7 +120,9 @@ def plot_statistics(
         >>> model = stn.models.create("tutorial-mnist")
         >>> images = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
         >>> rows = [{"epoch": epoch, **measure(model, images)} for epoch in (1, 2)]
-        >>> path = plot_statistics(rows, getfixture("tmp_path") / "statistics.png", title="tiny")
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
+        >>> path = plot_statistics(rows, folder / "statistics.png", title="tiny")
         >>> path.name, Image.open(path).format
         ('statistics.png', 'PNG')
     """

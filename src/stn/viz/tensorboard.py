@@ -178,7 +178,8 @@ class TensorBoard:
         >>> from stn.engine import from_recipe, train
         >>> cfg = from_recipe("demo", model="tutorial-mnist", epochs=1, device="cpu", amp="off",
         ...                   dataset_options=dict(train_size=32, test_size=16, canvas=28))  # a tiny run
-        >>> folder = getfixture("tmp_path")
+        >>> import pathlib, tempfile
+        >>> folder = pathlib.Path(tempfile.mkdtemp())  # a new, empty folder
         >>> with mock.patch.dict(os.environ, {"STN_CACHE": str(folder)}):  # the drawn glyphs are cached there
         ...     _ = train(cfg, folder / "run", stream=io.StringIO(), progress=False, callbacks=[TensorBoard()])
         >>> [p.name.startswith("events.out.tfevents") for p in (folder / "run" / "tensorboard").iterdir()]
