@@ -104,20 +104,25 @@ def paper_errors(path: Path) -> str:
             cell = cells.get((model, variant))
             if cell is None:
                 row.append("")
-            elif cell.get("paper_error") is None:
-                row.append(f"{cell['error']:.2f}")
             else:
-                row.append(f"{cell['error']:.2f} / {cell['paper_error']}")
+                ours = f"{cell['error']:.2f}"
+                if len(cell.get("errors", ())) > 1:
+                    ours += f" ± {cell['spread']:.2f}"
+                row.append(ours if cell.get("paper_error") is None else f"{ours} / {cell['paper_error']}")
         rows.append(row)
     return _table(["model", *VARIANTS], rows) + "\n" + _paper_source(meta, path)
 
 
-def paper_against(path: Path, within: float = 0.3) -> str:
-    """Our error minus the paper's, in points; bold where within ``within`` of the paper or below it."""
+def paper_against(path: Path, within: float = 0.3, goals: dict[str, float] | None = None) -> str:
+    """Our error minus the paper's, in points; bold where within ``within`` of the paper or below
+    it, or for the row families in ``goals`` (``{"ST-CNN": 0.3}``), within their own goal."""
     meta = json.loads(path.read_text())
     models, cells = _cells(meta["results"])
     rows, close, total = [], 0, 0
+    met: dict[str, list[bool]] = {family: [] for family in goals or {}}
     for model in models:
+        family = next((f for f in goals or {} if model.startswith(f + " ")), None)
+        limit = goals[family] if family else within
         row = [model]
         for variant in VARIANTS:
             cell = cells.get((model, variant))
@@ -127,16 +132,21 @@ def paper_against(path: Path, within: float = 0.3) -> str:
             total += 1
             diff = cell["error"] - cell["paper_error"]
             text = f"{diff:+.2f}"
-            if diff <= within:
+            if family:
+                met[family].append(diff <= limit + 1e-9)
+            if diff <= limit + 1e-9:
                 close += 1
                 text = f"**{text}**"
             row.append(text)
         if any(row[1:]):
             rows.append(row)
-    return (
-        _table(["model", *VARIANTS], rows)
-        + f"\n{close} of {total} cells within {within} points of the paper or below it.\n"
-    )
+    if not goals:
+        return (
+            _table(["model", *VARIANTS], rows)
+            + f"\n{close} of {total} cells within {within} points of the paper or below it.\n"
+        )
+    reached = "; ".join(f"{f}: {sum(m)} of {len(m)} cells within {goals[f]} points" for f, m in met.items())
+    return _table(["model", *VARIANTS], rows) + f"\nGoals reached: {reached}.\n"
 
 
 def paper_seeds(path: Path) -> str:
@@ -558,6 +568,9 @@ def runs_diagnostics() -> str:
 
 PAPER = RESULTS / "paper"
 TABLES: dict[str, Callable[[], str]] = {
+    "paper-match.md": lambda: paper_errors(PAPER / "table-match.json"),
+    "paper-match-against.md": lambda: paper_against(PAPER / "table-match.json", goals={"ST-CNN": 0.3, "ST-FCN": 0.5}),
+    "paper-match-against-cnn.md": lambda: paper_against_cnn(PAPER / "table-match.json"),
     "paper-long.md": lambda: paper_errors(PAPER / "table-long.json"),
     "paper-long-against.md": lambda: paper_against(PAPER / "table-long.json"),
     "paper-long-seeds.md": lambda: paper_seeds(PAPER / "long-seeds" / "table-long.json"),

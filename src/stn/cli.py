@@ -554,7 +554,13 @@ def _add_experiments(sub) -> None:
     q.add_argument("--runs", help="folder for the run directories (default runs/paper-<budget>)")
     q.add_argument("--data-root", help="folder holding MNIST (default $STN_DATA, else ~/.cache/stn)")
     q.add_argument("--variants", nargs="+", metavar="V", help=f"subset of {' '.join(VARIANTS)}")
-    q.add_argument("--models", nargs="+", metavar="M", help=f"subset of {' '.join(e.slug for e in ENTRIES)}")
+    q.add_argument(
+        "--models",
+        nargs="+",
+        metavar="M",
+        help=f"subset of {' '.join(e.slug for e in ENTRIES)} (default: every one for the smoke and cpu budgets, "
+        "the paper's eight for long, match and full)",
+    )
     q.add_argument(
         "--seeds",
         "--seed",

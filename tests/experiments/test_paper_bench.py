@@ -327,3 +327,21 @@ def test_the_match_budget_trains_two_seeds_of_every_st_cnn_and_the_wider_cnn():
     assert [cfg[v, "ST-FCN Aff"].epochs for v in paper.VARIANTS] == [48, 48, 15, 15, 72]
     assert cfg["R", "ST-CNN TPS"].stn_lr_scale == 3.0 and cfg["RTS", "ST-CNN TPS"].stn_lr_scale == 1.0
     assert all(c.dataset_options.get("fresh_distortions") and c.amp == "off" for c in cfg.values())
+
+
+def test_the_long_budgets_train_the_papers_eight_models_unless_told(tmp_path, monkeypatch):
+    planned = []
+
+    def stop(jobs, workers, log):
+        planned.append({(job.variant, job.entry.label) for job in jobs})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(paper, "_train_all", stop)
+    for budget in ("cpu", "long", "match", "full", "match"):
+        models = ["cnn"] if len(planned) == 4 else None  # named models win over the budget's
+        with pytest.raises(KeyboardInterrupt):
+            paper.run(budget, tmp_path / "out", tmp_path / "runs", models=models, device="cpu", log=lambda line: None)
+    every, long, match, full, named = planned
+    assert len(every) == len(paper.plan()) == 50 and long == match == full
+    assert len(match) == 36 and {label for _, label in match} == set(paper.PAPER_ERRORS)
+    assert named == {(v, "CNN") for v in paper.VARIANTS}

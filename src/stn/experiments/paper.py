@@ -90,6 +90,7 @@ PAPER_ERRORS: dict[str, dict[str, float]] = {
     "ST-CNN Proj": {"R": 0.8, "RTS": 0.6, "P": 0.8, "E": 1.3},
     "ST-CNN TPS": {"R": 0.7, "RTS": 0.5, "P": 0.8, "E": 1.1},
 }
+PAPER_MODELS = tuple(PAPER_ERRORS)  # the paper's eight rows: what the long budgets train unless told
 
 
 class CellOptions(NamedTuple):
@@ -116,12 +117,14 @@ class Budget:
 
     ``cells`` change the recipe for some cells (later ones win where they overlap); ``row_seeds``
     gives rows (labels or families, ``{"ST-CNN": (1, 2)}``) their own seeds when the command
-    names none (``--seeds``)."""
+    names none (``--seeds``); ``models`` are the rows trained when the command names none
+    (``--models``; empty: every row, the paper's and :data:`NEW_ROWS`)."""
 
     name: str
     description: str
     cells: tuple[CellOptions, ...] = ()
     row_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    models: tuple[str, ...] = ()
 
     @property
     def recipe(self) -> str:
@@ -160,6 +163,7 @@ BUDGETS: dict[str, Budget] = {
         "(fresh distortions), Adam lr 1e-3 with cosine decay: the table of the paper's eight models took 1.2 hours "
         "with --jobs 2 --threads 1 on a quiet 2-core CPU (2.2 hours of training); still 36 times fewer images "
         "seen than the paper's 150,000 steps of 256",
+        models=PAPER_MODELS,
     ),
     "match": Budget(
         "match",
@@ -179,11 +183,13 @@ BUDGETS: dict[str, Budget] = {
             CellOptions({"stn_lr_scale": 3.0}, rows=("ST-CNN",), variants=("R",)),
         ),
         row_seeds={"ST-CNN": (1, 2)},
+        models=PAPER_MODELS,
     ),
     "full": Budget(
         "full",
         "the paper's budget: 150,000 steps of 256 images (640 epochs), fresh distortions, SGD lr 0.01 with "
         "momentum 0.9 and cosine decay (the paper's schedule is not reproduced exactly); a GPU job",
+        models=PAPER_MODELS,
     ),
 }
 
@@ -258,7 +264,8 @@ def run(
         runs: where the run directories go (default ``runs/paper-<budget>``); finished runs there
             are reused, interrupted ones resumed. Seed 1's run of a cell is ``<variant>-<model>``,
             another seed's ``<variant>-<model>-seed<N>``.
-        variants, models: subsets of :data:`VARIANTS` and of the labels of :data:`ENTRIES`.
+        variants, models: subsets of :data:`VARIANTS` and of the labels of :data:`ENTRIES`
+            (default for ``models``: the budget's, :attr:`Budget.models`).
         seeds: train every cell once per seed (default: the budget's seeds for its row, see
             :attr:`Budget.row_seeds`, else ``[seed]``); the table shows the mean and spread (half
             the range), the JSON every seed's error.
@@ -275,7 +282,7 @@ def run(
     if amp not in PRECISIONS:
         raise ValueError(f"amp must be one of {', '.join(PRECISIONS)} (the table's precision), got {amp!r}")
     spec = BUDGETS[budget]
-    cells = plan(variants, models)
+    cells = plan(variants, models if models is not None else spec.models or None)
     cell_seeds = [default_seeds if seeds is not None else spec.seeds_for(entry, default_seeds) for _, entry in cells]
     out = Path(out)
     runs = Path(runs) if runs is not None else Path("runs") / f"paper-{budget}"
