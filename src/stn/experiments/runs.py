@@ -31,7 +31,8 @@ def train_or_reuse(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     trained otherwise; with ``cpu_seconds``, the CPU time its training took (``None`` for a run
     trained before the bench recorded it). A run directory holding another configuration is an error."""
     configure_process(cfg)
-    if Run.holds_run(run_dir):
+    held = Run.holds_run(run_dir)
+    if held:
         run = Run.open(run_dir)
         refused = run.refused_changes(cfg)  # the one rule for resuming
         if refused:
@@ -41,18 +42,18 @@ def train_or_reuse(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
         if run.is_finished:
             return dict(run.summary(), cpu_seconds=cpu_seconds(run_dir))
     # Counted from the first epoch on, or not at all (a run begun before the bench recorded it).
-    counted = not Run.holds_run(run_dir) or cpu_seconds(run_dir) is not None
+    counted = not held or cpu_seconds(run_dir) is not None
     start = time.process_time()
     try:
-        summary = _train_or_resume(cfg, run_dir)
+        summary = _train_or_resume(cfg, run_dir, held)
     finally:
         if counted:
-            _addcpu_seconds(run_dir, time.process_time() - start)
+            _add_cpu_seconds(run_dir, time.process_time() - start)
     return dict(summary, cpu_seconds=cpu_seconds(run_dir))
 
 
-def _train_or_resume(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
-    if not Run.holds_run(run_dir):
+def _train_or_resume(cfg: TrainConfig, run_dir: Path, held: bool) -> dict[str, Any]:
+    if not held:
         return _train(cfg, run_dir)
     try:
         Run.open(run_dir).checkpoint("last")
@@ -74,7 +75,7 @@ def cpu_seconds(run_dir: Path) -> float | None:
         return None
 
 
-def _addcpu_seconds(run_dir: Path, seconds: float) -> None:
+def _add_cpu_seconds(run_dir: Path, seconds: float) -> None:
     if run_dir.is_dir():
         total = round((cpu_seconds(run_dir) or 0.0) + seconds, 3)
         write_text_atomic(run_dir / CPU_FILE, json.dumps({"cpu_seconds": total}) + "\n")

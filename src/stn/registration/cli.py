@@ -86,12 +86,9 @@ def _register(args: argparse.Namespace) -> int:
     try:
         summary = register(cfg, out, resume=bool(args.resume), stream=sys.stdout)
     except KeyboardInterrupt:
-        done = (out / "last.pt").is_file()
-        saved = (
-            f"the last finished epoch is saved. Resume with: stn register --resume {out}"
-            if done
-            else ("nothing was saved to resume")
-        )
+        saved = "nothing was saved to resume"
+        if (out / "last.pt").is_file():
+            saved = f"the last finished epoch is saved. Resume with: stn register --resume {out}"
         print(f"\nstn: interrupted; {saved}", file=sys.stderr)
         return 130
     print(

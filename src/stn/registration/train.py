@@ -246,7 +246,7 @@ def register(
     if saved is not None:
         _restore(reg, optimizer, generator, saved)
         rows = _read_metrics(run / "metrics.csv")[: saved["epoch"]]
-        elapsed, done = saved["seconds"], saved["epoch"]
+        elapsed, done = rows[-1]["seconds"], saved["epoch"]
     run.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     log = RunLog(run / "train.log", stream, progress)
@@ -275,7 +275,7 @@ def register(
                 f"(max {result.folding_max:.3f}%), {seconds:.1f} s"
             )
             _write_metrics(run / "metrics.csv", rows)
-            checkpoint.save(_payload(reg, epoch, optimizer, generator, elapsed), run / "last.pt")
+            checkpoint.save(_payload(reg, epoch, optimizer, generator), run / "last.pt")
     finally:
         log.close()
     summary = _summary(cfg, reg, device, rows, result, elapsed)
@@ -369,7 +369,7 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def _payload(
-    reg: Registration, epoch: int, optimizer: torch.optim.Optimizer, generator: torch.Generator, seconds: float
+    reg: Registration, epoch: int, optimizer: torch.optim.Optimizer, generator: torch.Generator
 ) -> dict[str, Any]:
     return dict(
         kind="registration",
@@ -380,7 +380,6 @@ def _payload(
         template=None if reg.template is None else reg.template.detach().cpu(),
         optimizer_state=optimizer.state_dict(),
         generator_state=generator.get_state(),
-        seconds=seconds,
     )
 
 
