@@ -67,6 +67,7 @@ def test_an_unfinished_run_is_summarised_from_its_metrics_and_checkpoint(trained
     (run / "summary.json").unlink()
     summary = run_summary(run)
     assert summary["epochs_done"] == 3 and set(summary["per_class_accuracy"]) == {"horizontal", "vertical"}
+    assert summary["transformer"] == "tps"
     assert "Per-class accuracy" in write_report([run]).read_text()
 
 

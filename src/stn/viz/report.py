@@ -27,14 +27,16 @@ TITLE = "Spatial transformer report"
 
 def run_summary(run_dir: str | os.PathLike) -> dict[str, Any]:
     """What a run achieved: ``final_accuracy``, ``best_accuracy``, ``best_epoch``, ``seconds``,
-    ``per_class_accuracy`` (final epoch, ``{class: %}``), ``epochs_done`` and its ``config``
-    (see :meth:`stn.engine.run.Run.summary`).
+    ``per_class_accuracy`` (final epoch, ``{class: %}``), ``epochs_done``, its ``config`` (see
+    :meth:`stn.engine.run.Run.summary`) and ``transformer``, the transform family its transformer
+    used (a volume model reads ``affine`` as ``affine3d``; ``none`` without a transformer).
 
     Args:
         run_dir: the run directory.
     """
     run = Run.open(run_dir)
-    return {**run.summary(), "epochs_done": run.epochs_done, "config": run.config.to_dict()}
+    config = run.config.to_dict()
+    return {**run.summary(), "epochs_done": run.epochs_done, "config": config, "transformer": _family(run, config)}
 
 
 def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None) -> Path:
@@ -73,7 +75,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike |
     out.mkdir(parents=True, exist_ok=True)
     figures = out / "figures"
 
-    blocks: list[Block] = [Heading(TITLE, 1), *_overview(runs, labels, summaries)]
+    blocks: list[Block] = [Heading(TITLE, 1), *_overview(labels, summaries)]
     curves = plot_curves(runs, figures / "curves.png", labels)
     blocks += [
         Heading("Learning curves"),
@@ -88,20 +90,19 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike |
     return out / "report.md"
 
 
-def _overview(runs: Sequence[Path], labels: Sequence[str], summaries: Sequence[dict[str, Any]]) -> list[Block]:
+def _overview(labels: Sequence[str], summaries: Sequence[dict[str, Any]]) -> list[Block]:
     rows = []
-    for run, label, s in zip(runs, labels, summaries, strict=True):
+    for label, s in zip(labels, summaries, strict=True):
         config = s["config"]
         planned = config.get("epochs", s["epochs_done"])
         epochs = s["epochs_done"] if planned == s["epochs_done"] else f"{s['epochs_done']} of {planned}"
-        transformer = _family(run, config)
         seconds = s.get("seconds")
         rows.append(
             [
                 label,
                 config.get("model", "?"),
                 config.get("dataset", "?"),
-                transformer,
+                s["transformer"],
                 epochs,
                 f"{s['final_accuracy']:.2f}",
                 f"{s['best_accuracy']:.2f} (epoch {s['best_epoch']})",
@@ -129,13 +130,13 @@ def _overview(runs: Sequence[Path], labels: Sequence[str], summaries: Sequence[d
     return blocks
 
 
-def _family(run: Path, config: dict[str, Any]) -> str:
+def _family(run: Run, config: dict[str, Any]) -> str:
     """The transform family the run's transformer used: its snapshots say (a volume model reads
     ``affine`` as ``affine3d``), else its configuration; ``none`` without a transformer."""
     if not config.get("stn", True):
         return "none"
-    snapshots = Run.open(run).snapshots()
-    return snapshots["transform"] if snapshots is not None else config.get("transform", "?")
+    snapshots = run.snapshots()
+    return snapshots["transform"] if snapshots and snapshots["transform"] else config["transform"]
 
 
 def _run_section(run: Path, label: str, summary: dict[str, Any], figures: Path) -> list[Block]:
@@ -220,9 +221,7 @@ def _statistics(run: Path, summary: dict[str, Any], written: dict[str, Path], vo
         rows, _ = run_statistics(opened)
         config = summary["config"]
         warnings = warnings_for(rows, config.get("stn_fill"), config.get("stn_lr_scale"), 3 if volumes else 2)
-    snapshots = opened.snapshots()  # the family as the model built it (a volume model's affine is affine3d)
-    family = snapshots["transform"] if snapshots and snapshots["transform"] else summary["config"].get("transform")
-    shown = [label for _, label, _ in histogram_panels(family or "affine")]
+    shown = [label for _, label, _ in histogram_panels(summary["transformer"])]
     return [
         Heading("Transformer statistics", 3),
         Picture(written["statistics"], "What the transformer does, per epoch (stn inspect prints the numbers)."),
