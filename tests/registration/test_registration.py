@@ -232,3 +232,8 @@ def test_stn_register_resumes_and_refuses_what_it_cannot(tmp_path, capsys, monke
     printed = capsys.readouterr().out
     assert "after epoch 2 of 4" in printed and "Epoch 3:" in printed and "Epoch 4:" in printed and "Report:" in printed
     assert len((out / "metrics.csv").read_text().splitlines()) == 5
+
+    header = (out / "metrics.csv").read_text().splitlines()[0]
+    (out / "metrics.csv").write_text(header + "\n")  # the history lost: one line, not a traceback
+    assert main(["register", "--resume", str(out), "--epochs", "5"]) == 2
+    assert "metrics.csv does not hold the 4 epochs of its last.pt" in capsys.readouterr().err

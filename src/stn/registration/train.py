@@ -245,7 +245,7 @@ def register(
     elapsed, done = 0.0, 0
     if saved is not None:
         _restore(reg, optimizer, generator, saved)
-        rows = _read_metrics(run / "metrics.csv")[: saved["epoch"]]
+        rows = _metrics_until(run, saved["epoch"])
         elapsed, done = rows[-1]["seconds"], saved["epoch"]
     run.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
@@ -366,6 +366,17 @@ def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
     with open(path, newline="") as file:
         return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in csv.DictReader(file)]
+
+
+def _metrics_until(run: Path, epoch: int) -> list[dict[str, Any]]:
+    """The first ``epoch`` rows of the run's ``metrics.csv``: its history up to ``last.pt``."""
+    try:
+        rows = _read_metrics(run / "metrics.csv")[:epoch]
+    except (OSError, ValueError, TypeError):  # missing, or not the table this module writes
+        rows = []
+    if len(rows) < epoch:
+        raise ValueError(f"{run}/metrics.csv does not hold the {epoch} epochs of its last.pt: cannot resume")
+    return rows
 
 
 def _payload(
