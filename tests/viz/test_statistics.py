@@ -8,7 +8,7 @@ from PIL import Image
 
 from stn import transforms as T
 from stn.engine.statistics import family_keys, transformer_stats
-from stn.viz.statistics import histogram_panels, plot_histograms, plot_statistics
+from stn.viz.statistics import histogram_figure, histogram_panels, plot_histograms, plot_statistics
 
 
 def rows(prefix="stn", family="affine", epochs=3):
@@ -81,3 +81,15 @@ def test_histograms_of_parallel_transformers_and_of_the_identity(tmp_path):
     assert drawn(plot_histograms("attention", params, tmp_path / "p.png", (16, 16))) > 50
     with pytest.raises(ValueError, match="params"):
         plot_histograms("affine", torch.zeros(0, 6), tmp_path / "x.png")
+
+
+def test_histograms_of_shares_start_at_zero():
+    """The identity reads nothing outside: the share panel runs from 0%, not from matplotlib's -50%."""
+    figure = histogram_figure("affine", T.get("affine").identity(8))
+    outside = figure.axes[-1]
+    assert outside.get_xlabel() == histogram_panels("affine")[-1][1]
+    left, right = outside.get_xlim()
+    assert left == 0 and 0 < right <= 1
+    params = T.get("affine").identity(8)
+    params[:, 0] = params[:, 4] = 4.0  # zoomed out by 4: about 94% of every grid outside
+    assert histogram_figure("affine", params).axes[-1].get_xlim()[1] > 0.9

@@ -16,7 +16,7 @@ from stn import transforms as T
 from stn.engine import statistics as D
 from stn.files import write_atomic
 
-__all__ = ["histogram_panels", "plot_histograms", "plot_statistics"]
+__all__ = ["histogram_figure", "histogram_panels", "plot_histograms", "plot_statistics"]
 
 # (title, y label, [(statistic, legend label, line style)], reference line, shown as a percentage);
 # titles for images; _FOR_VOLUMES has those of volumes
@@ -203,12 +203,23 @@ def plot_histograms(
     align_corners: bool = False,
     title: str | None = None,
 ) -> Path:
-    """Histograms of one epoch's per-sample statistics into the PNG ``path``.
+    """Draw :func:`histogram_figure` into the PNG ``path`` (the arguments are that function's)."""
+    return _save(histogram_figure(transform, params, output_size, input_size, align_corners, title), path)
+
+
+def histogram_figure(
+    transform: str | T.Transform,
+    params: Tensor,
+    output_size: Sequence[int] = (32, 32),
+    input_size: Sequence[int] | None = None,
+    align_corners: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """Histograms of one epoch's per-sample statistics, one panel each.
 
     Args:
         transform: the family (with its options), as in the model.
         params: ``(N, P)`` parameters, or ``(N, k, P)`` from parallel transformers (one colour each).
-        path: the PNG file to write.
         output_size: the transformer's output size, ``(H, W)`` or for a volume family
             ``(D, H, W)``; with ``input_size`` it sets the grid on which the share read outside
             is counted.
@@ -234,15 +245,20 @@ def plot_histograms(
     if title:
         figure.suptitle(title)
     for axes, (key, label, reference) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
+        span = None
+        if key in _PERCENT:  # shares run from 0 (to 10% at least), also when every sample's is 0
+            span = (0.0, max(*(float(v[key].max()) for v in values), 2 * reference, 0.1))
         for i, v in enumerate(values):
             name = None if len(values) == 1 else f"stn{i + 1}"
-            axes.hist(v[key].numpy(), bins=30, color=f"C{i % 10}", alpha=0.6 if len(values) > 1 else 0.9, label=name)
+            alpha = 0.6 if len(values) > 1 else 0.9
+            axes.hist(v[key].numpy(), bins=30, range=span, color=f"C{i % 10}", alpha=alpha, label=name)
         axes.axvline(reference, color="grey", linestyle="--", linewidth=0.8)
         axes.set(xlabel=label, ylabel="samples")
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-        if key in _PERCENT:
+        if span:
+            axes.set_xlim(0, 1.02 * span[1])
             axes.xaxis.set_major_formatter(PercentFormatter(1.0))
         if len(values) > 1:
             axes.legend(fontsize="x-small")
         axes.grid(alpha=0.3)
-    return _save(figure, path)
+    return figure
