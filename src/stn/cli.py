@@ -15,9 +15,10 @@ import signal
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main"]
 
@@ -541,18 +542,15 @@ def _add_experiments(sub) -> None:
 
     p = sub.add_parser("bench", help="benchmarks (stn bench paper: the paper's distorted-MNIST table; ptn; pstn)")
     bench = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", parser_class=_Parser, required=True)
-    q = bench.add_parser(
+    q = _bench_parser(
+        bench,
         "paper",
+        BUDGETS,
         help="train the paper's Table 1 models on distorted MNIST and write the table",
         description="Train FCN, CNN, ST-FCN and ST-CNN (affine, projective, TPS) on MNIST R, RTS, P, E and TC, "
         "and write table-<budget>.md and .json (test error beside the paper's) into --out. Finished runs in --runs "
-        "are reused, so an interrupted bench continues when run again. Budgets: "
-        + "; ".join(f"{b.name}: {b.description}" for b in BUDGETS.values()),
+        "are reused, so an interrupted bench continues when run again.",
     )
-    q.add_argument("--budget", choices=list(BUDGETS), default="cpu", help="how long each model trains (default cpu)")
-    q.add_argument("--out", default="results/paper", help="folder for the table (default results/paper)")
-    q.add_argument("--runs", help="folder for the run directories (default runs/paper-<budget>)")
-    q.add_argument("--data-root", help="folder holding MNIST (default $STN_DATA, else ~/.cache/stn)")
     q.add_argument("--variants", nargs="+", metavar="V", help=f"subset of {' '.join(VARIANTS)}")
     q.add_argument(
         "--models",
@@ -589,21 +587,30 @@ def _add_experiments(sub) -> None:
     _add_bench_pstn(bench)
 
 
+def _bench_parser(bench, name: str, budgets: Mapping[str, Any], help: str, description: str) -> argparse.ArgumentParser:
+    """The parser of ``stn bench <name>`` with what every benchmark takes: --budget (one of
+    ``budgets``, each described in the help), --out, --runs and --data-root."""
+    budget_list = "; ".join(f"{b.name}: {b.description}" for b in budgets.values())
+    q = bench.add_parser(name, help=help, description=f"{description} Budgets: {budget_list}")
+    q.add_argument("--budget", choices=list(budgets), default="cpu", help="how long each model trains (default cpu)")
+    q.add_argument("--out", default=f"results/{name}", help=f"folder for the table (default results/{name})")
+    q.add_argument("--runs", help=f"folder for the run directories (default runs/{name}-<budget>)")
+    q.add_argument("--data-root", help="folder holding MNIST (default $STN_DATA, else ~/.cache/stn)")
+    return q
+
+
 def _add_bench_ptn(bench) -> None:
     from stn.experiments.ptn import BUDGETS, ROWS, VARIANTS
 
-    q = bench.add_parser(
+    q = _bench_parser(
+        bench,
         "ptn",
+        BUDGETS,
         help="polar transformer network against CNN and ST-CNN on rotated MNIST, R and RTS",
         description="Train the paper's CNN, ST-CNN (affine) and the polar transformer network (ptn-cnn) on rotated "
         "MNIST (mnist-rot), R and RTS, in float32, and write table.md and table.json (test error beside the "
-        "published one) into --out. Finished runs in --runs are reused. Budgets: "
-        + "; ".join(f"{b.name}: {b.description}" for b in BUDGETS.values()),
+        "published one) into --out. Finished runs in --runs are reused.",
     )
-    q.add_argument("--budget", choices=list(BUDGETS), default="cpu", help="epochs per data set (default cpu)")
-    q.add_argument("--out", default="results/ptn", help="folder for the table (default results/ptn)")
-    q.add_argument("--runs", help="folder for the run directories (default runs/ptn-<budget>)")
-    q.add_argument("--data-root", help="folder holding MNIST (default $STN_DATA, else ~/.cache/stn)")
     q.add_argument("--variants", nargs="+", metavar="V", choices=list(VARIANTS), help=f"subset of {' '.join(VARIANTS)}")
     q.add_argument("--models", nargs="+", metavar="M", help=f"subset of {' '.join(r.slug for r in ROWS)}")
     q.add_argument("--seeds", nargs="+", type=int, default=[1], metavar="N", help="training seeds (default 1)")
@@ -614,18 +621,15 @@ def _add_bench_ptn(bench) -> None:
 def _add_bench_pstn(bench) -> None:
     from stn.experiments.pstn import BUDGETS, SIZES
 
-    q = bench.add_parser(
+    q = _bench_parser(
+        bench,
         "pstn",
+        BUDGETS,
         help="probabilistic against plain spatial transformer: accuracy and calibration on small MNIST subsets",
         description="Train ST-CNN (affine) and the P-STN CNN (pstn-cnn) on MNIST subsets of --sizes training images "
         "with each seed, in float32, and write table.md and table.json (test error, NLL and 15-bin ECE on the "
-        "10,000 test images) into --out. Finished runs in --runs are reused. Budgets: "
-        + "; ".join(f"{b.name}: {b.description}" for b in BUDGETS.values()),
+        "10,000 test images) into --out. Finished runs in --runs are reused.",
     )
-    q.add_argument("--budget", choices=list(BUDGETS), default="cpu", help="training length (default cpu)")
-    q.add_argument("--out", default="results/pstn", help="folder for the table (default results/pstn)")
-    q.add_argument("--runs", help="folder for the run directories (default runs/pstn-<budget>)")
-    q.add_argument("--data-root", help="folder holding MNIST (default $STN_DATA, else ~/.cache/stn)")
     q.add_argument(
         "--sizes", nargs="+", type=_positive_int, default=list(SIZES), metavar="N", help="training subset sizes"
     )
