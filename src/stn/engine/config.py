@@ -25,6 +25,14 @@ COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 RESUMABLE_CHANGES = ("epochs", "threads", "device", "data_root", "tensorboard")
 
 
+def resume_refusal(refused: list[str], allowed: tuple[str, ...] = RESUMABLE_CHANGES) -> str:
+    """The one line that refuses a ``--resume`` whose config would change the fields ``refused``,
+    naming them and the ``allowed`` ones as flags."""
+    flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+    may = ", ".join("--" + name.replace("_", "-") for name in allowed)
+    return f"--resume keeps the run's config; these would change: {flags} (only {may} may)"
+
+
 def option(default: Any, help: str, group: str = "recipe", choices: tuple[str, ...] | None = None, **extra: Any):
     """A config field with its command-line help, flag group and choices (see :mod:`stn.cli`)."""
     return field(default=default, metadata=dict(help=help, group=group, choices=choices, **extra))

@@ -36,7 +36,7 @@ from torch import nn
 
 from stn import data as stn_data
 from stn.engine import checkpoint
-from stn.engine.config import RESUMABLE_CHANGES, TrainConfig
+from stn.engine.config import RESUMABLE_CHANGES, TrainConfig, resume_refusal
 from stn.files import write_text_atomic
 
 __all__ = ["FORMAT", "Run", "RunError", "load_model", "per_class_accuracy"]
@@ -277,9 +277,7 @@ class Run:
         differ; ``RunError`` names the others."""
         refused = self.refused_changes(changes)
         if refused:
-            flags = ", ".join("--" + name.replace("_", "-") for name in refused)
-            allowed = ", ".join("--" + name.replace("_", "-") for name in RESUMABLE_CHANGES)
-            raise RunError(f"--resume keeps the run's config; these would change: {flags} (only {allowed} may)")
+            raise RunError(resume_refusal(refused))
         return dataclasses.replace(self.config, **changes).validate()
 
     # ---------------------------------------------------------------------------------- writing

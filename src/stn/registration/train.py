@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from stn.engine import checkpoint
+from stn.engine.config import resume_refusal
 from stn.engine.device import resolve_device
 from stn.engine.log import RunLog
 from stn.files import write_text_atomic
@@ -431,9 +432,7 @@ def resume_config(run_dir: str | os.PathLike, changes: dict[str, Any] | None = N
 def _check_changes(saved: RegisterConfig, cfg: RegisterConfig) -> None:
     refused = saved.refused_changes(cfg)
     if refused:
-        flags = ", ".join("--" + name.replace("_", "-") for name in refused)
-        allowed = ", ".join("--" + name.replace("_", "-") for name in RESUMABLE_CHANGES)
-        raise ValueError(f"--resume keeps the run's config; these would change: {flags} (only {allowed} may)")
+        raise ValueError(resume_refusal(refused, RESUMABLE_CHANGES))
 
 
 def _saved_for_resume(run: Path, cfg: RegisterConfig, net: nn.Module | None) -> dict[str, Any]:
