@@ -244,13 +244,13 @@ def histogram_figure(
     figure = Figure(figsize=(4.2 * len(panels), 3.3 + (0.4 if title else 0)), layout="constrained")
     if title:
         figure.suptitle(title)
+    alpha = 0.6 if len(values) > 1 else 0.9
     for axes, (key, label, reference) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
         span = None
         if key in _PERCENT:  # shares run from 0 (to 10% at least), also when every sample's is 0
             span = (0.0, max(*(float(v[key].max()) for v in values), 2 * reference, 0.1))
         for i, v in enumerate(values):
             name = None if len(values) == 1 else f"stn{i + 1}"
-            alpha = 0.6 if len(values) > 1 else 0.9
             axes.hist(v[key].numpy(), bins=30, range=span, color=f"C{i % 10}", alpha=alpha, label=name)
         axes.axvline(reference, color="grey", linestyle="--", linewidth=0.8)
         axes.set(xlabel=label, ylabel="samples")
